@@ -1,0 +1,413 @@
+//! Streaming writer and reader of the output star catalogue (`catalog.hdf5`).
+
+use std::path::{Path, PathBuf};
+
+use hdf5::types::VarLenUnicode;
+use hdf5::{Extent, SimpleExtents};
+
+use crate::error::{h5err, Result, SnapError};
+
+/// Rows per HDF5 chunk of every catalogue dataset.
+pub const CATALOG_CHUNK_ROWS: usize = 65536;
+/// Deflate (gzip) level of the catalogue datasets (with the shuffle filter); 1 = fast.
+pub const CATALOG_DEFLATE_LEVEL: u8 = 1;
+
+/// A batch of output stars (galaxy frame): kpc, km/s, Msun, Gyr.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StarBatch {
+    /// Positions in kpc (galaxy frame).
+    pub position: Vec<[f64; 3]>,
+    /// Velocities in km/s (galaxy frame).
+    pub velocity: Vec<[f64; 3]>,
+    /// Current stellar masses in Msun.
+    pub mass: Vec<f64>,
+    /// Initial stellar masses in Msun.
+    pub initial_mass: Vec<f64>,
+    /// Ages in Gyr.
+    pub age: Vec<f64>,
+    /// Total metal mass fraction (dimensionless).
+    pub metallicity: Vec<f64>,
+    /// `ParticleIDs` of the parent snapshot particle.
+    pub parent_id: Vec<u64>,
+    /// Cluster index the star was sampled in.
+    pub cluster: Vec<u32>,
+}
+
+impl StarBatch {
+    /// Number of stars.
+    pub fn len(&self) -> usize {
+        self.mass.len()
+    }
+
+    /// Whether the batch is empty.
+    pub fn is_empty(&self) -> bool {
+        self.mass.is_empty()
+    }
+
+    /// Checks all arrays have the same length; returns it.
+    pub fn check_lengths(&self) -> Result<usize> {
+        let n = self.mass.len();
+        let lens = [
+            ("position", self.position.len()),
+            ("velocity", self.velocity.len()),
+            ("initial_mass", self.initial_mass.len()),
+            ("age", self.age.len()),
+            ("metallicity", self.metallicity.len()),
+            ("parent_id", self.parent_id.len()),
+            ("cluster", self.cluster.len()),
+        ];
+        for (name, l) in lens {
+            if l != n {
+                return Err(SnapError::InvalidInput(format!(
+                    "StarBatch: `{name}` has {l} entries but `mass` has {n}"
+                )));
+            }
+        }
+        Ok(n)
+    }
+
+    /// Appends the rows of `o` (same units) to this batch.
+    pub fn extend(&mut self, o: &StarBatch) {
+        self.position.extend_from_slice(&o.position);
+        self.velocity.extend_from_slice(&o.velocity);
+        self.mass.extend_from_slice(&o.mass);
+        self.initial_mass.extend_from_slice(&o.initial_mass);
+        self.age.extend_from_slice(&o.age);
+        self.metallicity.extend_from_slice(&o.metallicity);
+        self.parent_id.extend_from_slice(&o.parent_id);
+        self.cluster.extend_from_slice(&o.cluster);
+    }
+
+    /// Removes and returns the first `k` rows.
+    fn split_front(&mut self, k: usize) -> StarBatch {
+        let rest = StarBatch {
+            position: self.position.split_off(k),
+            velocity: self.velocity.split_off(k),
+            mass: self.mass.split_off(k),
+            initial_mass: self.initial_mass.split_off(k),
+            age: self.age.split_off(k),
+            metallicity: self.metallicity.split_off(k),
+            parent_id: self.parent_id.split_off(k),
+            cluster: self.cluster.split_off(k),
+        };
+        std::mem::replace(self, rest)
+    }
+}
+
+/// Value of a root attribute of the catalogue.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttrValue {
+    /// UTF-8 string (variable length; h5py reads it as `str`).
+    Str(String),
+    /// 64-bit signed integer.
+    Int(i64),
+    /// 64-bit float.
+    Float(f64),
+    /// 1-D array of 64-bit floats.
+    FloatArray(Vec<f64>),
+}
+
+/// Root attributes of the catalogue (frame, snapshot path, seed, configuration, version), filled by the caller.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CatalogMeta {
+    /// (name, value) pairs written as root attributes.
+    pub attributes: Vec<(String, AttrValue)>,
+}
+
+/// Writes one attribute on `loc`.
+pub fn write_attr(path: &Path, loc: &hdf5::Location, name: &str, value: &AttrValue) -> Result<()> {
+    let err = |e| h5err(path, &format!("attribute {name}"), "writing attribute")(e);
+    match value {
+        AttrValue::Str(s) => {
+            let v: VarLenUnicode = s.parse().map_err(|e| {
+                SnapError::InvalidInput(format!(
+                    "attribute `{name}`: string not storable in HDF5: {e}"
+                ))
+            })?;
+            loc.new_attr::<VarLenUnicode>()
+                .create(name)
+                .and_then(|a| a.write_scalar(&v))
+                .map_err(err)
+        }
+        AttrValue::Int(i) => loc
+            .new_attr::<i64>()
+            .create(name)
+            .and_then(|a| a.write_scalar(i))
+            .map_err(err),
+        AttrValue::Float(x) => loc
+            .new_attr::<f64>()
+            .create(name)
+            .and_then(|a| a.write_scalar(x))
+            .map_err(err),
+        AttrValue::FloatArray(v) => loc
+            .new_attr::<f64>()
+            .shape(v.len())
+            .create(name)
+            .and_then(|a| a.write_raw(v))
+            .map_err(err),
+    }
+}
+
+struct Datasets {
+    position: hdf5::Dataset,
+    velocity: hdf5::Dataset,
+    mass: hdf5::Dataset,
+    initial_mass: hdf5::Dataset,
+    age: hdf5::Dataset,
+    metallicity: hdf5::Dataset,
+    parent_id: hdf5::Dataset,
+    cluster: hdf5::Dataset,
+}
+
+/// Streaming catalogue writer: writes `<path>.tmp`, renamed to `path` by [`CatalogWriter::finish`].
+///
+/// Dropping a writer that was not finished removes the temporary file.
+pub struct CatalogWriter {
+    path: PathBuf,
+    tmp: PathBuf,
+    file: Option<hdf5::File>,
+    ds: Option<Datasets>,
+    rows: u64,
+    buf: StarBatch,
+}
+
+fn create_ds<T: hdf5::H5Type>(
+    path: &Path,
+    file: &hdf5::File,
+    name: &str,
+    width: Option<usize>,
+    units: &str,
+) -> Result<hdf5::Dataset> {
+    let b = file
+        .new_dataset::<T>()
+        .shuffle()
+        .deflate(CATALOG_DEFLATE_LEVEL);
+    let ds = match width {
+        Some(w) => b
+            .chunk((CATALOG_CHUNK_ROWS, w))
+            .shape(SimpleExtents::from(vec![
+                Extent::from(0..),
+                Extent::from(w),
+            ]))
+            .create(name),
+        None => b.chunk(CATALOG_CHUNK_ROWS).shape(0..).create(name),
+    }
+    .map_err(h5err(path, name, "creating dataset"))?;
+    write_attr(path, &ds, "units", &AttrValue::Str(units.into()))?;
+    Ok(ds)
+}
+
+impl CatalogWriter {
+    /// Temporary file name used while writing (`<path>.tmp`).
+    pub fn temp_path(path: &Path) -> PathBuf {
+        let mut s = path.as_os_str().to_os_string();
+        s.push(".tmp");
+        PathBuf::from(s)
+    }
+
+    /// Creates `<path>.tmp` with empty, chunked (65536 rows), deflated datasets and the root attributes.
+    pub fn create(path: &Path, meta: &CatalogMeta) -> Result<Self> {
+        let tmp = Self::temp_path(path);
+        let file = hdf5::File::create(&tmp).map_err(h5err(&tmp, "/", "creating catalogue file"))?;
+        let mut w = CatalogWriter {
+            path: path.to_path_buf(),
+            tmp: tmp.clone(),
+            file: None,
+            ds: None,
+            rows: 0,
+            buf: StarBatch::default(),
+        };
+        let ds = Datasets {
+            position: create_ds::<f64>(&tmp, &file, "position", Some(3), "kpc")?,
+            velocity: create_ds::<f64>(&tmp, &file, "velocity", Some(3), "km/s")?,
+            mass: create_ds::<f64>(&tmp, &file, "mass", None, "Msun")?,
+            initial_mass: create_ds::<f64>(&tmp, &file, "initial_mass", None, "Msun")?,
+            age: create_ds::<f64>(&tmp, &file, "age", None, "Gyr")?,
+            metallicity: create_ds::<f64>(
+                &tmp,
+                &file,
+                "metallicity",
+                None,
+                "dimensionless (metal mass fraction)",
+            )?,
+            parent_id: create_ds::<u64>(
+                &tmp,
+                &file,
+                "parent_id",
+                None,
+                "dimensionless (snapshot ParticleIDs)",
+            )?,
+            cluster: create_ds::<u32>(
+                &tmp,
+                &file,
+                "cluster",
+                None,
+                "dimensionless (cluster index)",
+            )?,
+        };
+        for (name, value) in &meta.attributes {
+            write_attr(&tmp, &file, name, value)?;
+        }
+        w.file = Some(file);
+        w.ds = Some(ds);
+        Ok(w)
+    }
+
+    /// Rows written or buffered so far.
+    pub fn rows(&self) -> u64 {
+        self.rows + self.buf.len() as u64
+    }
+
+    /// Appends a batch; full chunks are written, the remainder is buffered (at most one chunk).
+    pub fn append(&mut self, batch: &StarBatch) -> Result<()> {
+        batch.check_lengths()?;
+        self.buf.extend(batch);
+        let full = self.buf.len() / CATALOG_CHUNK_ROWS * CATALOG_CHUNK_ROWS;
+        if full > 0 {
+            let head = self.buf.split_front(full);
+            self.write_rows(&head)?;
+        }
+        Ok(())
+    }
+
+    fn write_rows(&mut self, b: &StarBatch) -> Result<()> {
+        let n = b.len();
+        if n == 0 {
+            return Ok(());
+        }
+        let tmp = self.tmp.clone();
+        let ds = self
+            .ds
+            .as_ref()
+            .ok_or_else(|| SnapError::InvalidInput("CatalogWriter used after finish".into()))?;
+        let s = self.rows as usize;
+        let e = s + n;
+        let flat = |v: &[[f64; 3]]| -> Vec<f64> { v.iter().flatten().copied().collect() };
+        fn put2(
+            tmp: &Path,
+            d: &hdf5::Dataset,
+            name: &str,
+            v: Vec<f64>,
+            s: usize,
+            e: usize,
+        ) -> Result<()> {
+            d.resize((e, 3)).map_err(h5err(tmp, name, "resizing"))?;
+            let a = ndarray::Array2::from_shape_vec((e - s, 3), v)
+                .map_err(|err| SnapError::InvalidInput(format!("{name}: {err}")))?;
+            d.write_slice(&a, (s..e, 0..3))
+                .map_err(h5err(tmp, name, "writing rows"))
+        }
+        fn put1<T: hdf5::H5Type>(
+            tmp: &Path,
+            d: &hdf5::Dataset,
+            name: &str,
+            v: &[T],
+            s: usize,
+            e: usize,
+        ) -> Result<()> {
+            d.resize(e).map_err(h5err(tmp, name, "resizing"))?;
+            d.write_slice(v, s..e)
+                .map_err(h5err(tmp, name, "writing rows"))
+        }
+        put2(&tmp, &ds.position, "position", flat(&b.position), s, e)?;
+        put2(&tmp, &ds.velocity, "velocity", flat(&b.velocity), s, e)?;
+        put1(&tmp, &ds.mass, "mass", &b.mass, s, e)?;
+        put1(
+            &tmp,
+            &ds.initial_mass,
+            "initial_mass",
+            &b.initial_mass,
+            s,
+            e,
+        )?;
+        put1(&tmp, &ds.age, "age", &b.age, s, e)?;
+        put1(&tmp, &ds.metallicity, "metallicity", &b.metallicity, s, e)?;
+        put1(&tmp, &ds.parent_id, "parent_id", &b.parent_id, s, e)?;
+        put1(&tmp, &ds.cluster, "cluster", &b.cluster, s, e)?;
+        self.rows = e as u64;
+        Ok(())
+    }
+
+    /// Writes buffered rows, closes the file and renames it to the final path; returns the row count.
+    pub fn finish(mut self) -> Result<u64> {
+        let rest = std::mem::take(&mut self.buf);
+        self.write_rows(&rest)?;
+        self.ds = None;
+        if let Some(f) = self.file.take() {
+            f.flush().map_err(h5err(&self.tmp, "/", "flushing"))?;
+            f.close().map_err(h5err(&self.tmp, "/", "closing"))?;
+        }
+        std::fs::rename(&self.tmp, &self.path).map_err(|source| SnapError::Io {
+            path: self.path.clone(),
+            context: format!("renaming {} to the final name", self.tmp.display()),
+            source,
+        })?;
+        Ok(self.rows)
+    }
+}
+
+impl Drop for CatalogWriter {
+    fn drop(&mut self) {
+        // Unfinished (finish() takes `file` before renaming): remove the temporary file.
+        if self.file.is_some() {
+            self.ds = None;
+            if let Some(f) = self.file.take() {
+                let _ = f.close();
+            }
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Reads a whole catalogue into memory (for tests and small files).
+pub fn read_catalog(path: impl AsRef<Path>) -> Result<StarBatch> {
+    let path = path.as_ref();
+    let file = crate::snapshot::open_h5(path)?;
+    let get = |name: &str| -> Result<hdf5::Dataset> {
+        if !file.link_exists(name) {
+            return Err(SnapError::MissingDataset {
+                path: path.to_path_buf(),
+                dataset: name.into(),
+                expected: "catalogue dataset".into(),
+            });
+        }
+        file.dataset(name)
+            .map_err(h5err(path, name, "opening dataset"))
+    };
+    let vec3 = |name: &str| -> Result<Vec<[f64; 3]>> {
+        let d = get(name)?;
+        let a = d.read_2d::<f64>().map_err(h5err(path, name, "reading"))?;
+        if a.ncols() != 3 {
+            return Err(SnapError::BadShape {
+                path: path.to_path_buf(),
+                dataset: name.into(),
+                expected: "(N, 3)".into(),
+                found: a.shape().to_vec(),
+            });
+        }
+        Ok(a.rows().into_iter().map(|r| [r[0], r[1], r[2]]).collect())
+    };
+    let f64s = |name: &str| -> Result<Vec<f64>> {
+        get(name)?
+            .read_raw::<f64>()
+            .map_err(h5err(path, name, "reading"))
+    };
+    let b = StarBatch {
+        position: vec3("position")?,
+        velocity: vec3("velocity")?,
+        mass: f64s("mass")?,
+        initial_mass: f64s("initial_mass")?,
+        age: f64s("age")?,
+        metallicity: f64s("metallicity")?,
+        parent_id: get("parent_id")?.read_raw::<u64>().map_err(h5err(
+            path,
+            "parent_id",
+            "reading",
+        ))?,
+        cluster: get("cluster")?
+            .read_raw::<u32>()
+            .map_err(h5err(path, "cluster", "reading"))?,
+    };
+    b.check_lengths()?;
+    Ok(b)
+}

@@ -1,0 +1,112 @@
+//! Streaming catalogue writer: appends, read back, units attributes, temp-file handling.
+
+use snapio::{read_catalog, AttrValue, CatalogMeta, CatalogWriter, StarBatch};
+
+fn batch(n: usize, offset: usize) -> StarBatch {
+    let mut b = StarBatch::default();
+    for j in 0..n {
+        let i = (offset + j) as f64;
+        b.position.push([i, -i, 0.5 * i]);
+        b.velocity.push([10.0 + i, 0.0, -i]);
+        b.mass.push(0.1 + i * 1e-6);
+        b.initial_mass.push(0.2 + i * 1e-6);
+        b.age.push(i * 1e-5);
+        b.metallicity.push(0.02);
+        b.parent_id.push(1_000_000_000_000 + (offset + j) as u64);
+        b.cluster.push(((offset + j) % 7) as u32);
+    }
+    b
+}
+
+#[test]
+fn appends_stream_and_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalog.hdf5");
+    let meta = CatalogMeta {
+        attributes: vec![
+            (
+                "snapshot".into(),
+                AttrValue::Str("/data/snap_099.hdf5".into()),
+            ),
+            ("seed".into(), AttrValue::Int(42)),
+            ("star_fraction".into(), AttrValue::Float(0.5)),
+            (
+                "frame_rotation".into(),
+                AttrValue::FloatArray(vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]),
+            ),
+            (
+                "configuration".into(),
+                AttrValue::Str("[run]\nepochs = 3 # ünïcode\n".into()),
+            ),
+        ],
+    };
+    let mut w = CatalogWriter::create(&path, &meta).unwrap();
+    let tmp = CatalogWriter::temp_path(&path);
+    assert!(tmp.exists());
+    assert!(!path.exists());
+    let sizes = [10usize, 70_000, 0, 65_536, 3];
+    let mut off = 0;
+    for n in sizes {
+        w.append(&batch(n, off)).unwrap();
+        off += n;
+    }
+    assert_eq!(w.rows(), off as u64);
+    let rows = w.finish().unwrap();
+    assert_eq!(rows, off as u64);
+    assert!(path.exists());
+    assert!(!tmp.exists(), "temp file must be gone after finish");
+
+    let got = read_catalog(&path).unwrap();
+    assert_eq!(got, batch(off, 0));
+
+    let f = hdf5::File::open(&path).unwrap();
+    for (name, unit) in [
+        ("position", "kpc"),
+        ("velocity", "km/s"),
+        ("mass", "Msun"),
+        ("initial_mass", "Msun"),
+        ("age", "Gyr"),
+        ("metallicity", "dimensionless"),
+        ("parent_id", "dimensionless"),
+        ("cluster", "dimensionless"),
+    ] {
+        let ds = f.dataset(name).unwrap();
+        let u: hdf5::types::VarLenUnicode = ds.attr("units").unwrap().read_scalar().unwrap();
+        assert!(u.as_str().starts_with(unit), "{name}: {u}");
+        assert_eq!(ds.shape()[0], off);
+        assert_eq!(ds.chunk().unwrap()[0], snapio::CATALOG_CHUNK_ROWS);
+    }
+    let seed: i64 = f.attr("seed").unwrap().read_scalar().unwrap();
+    assert_eq!(seed, 42);
+    let cfg: hdf5::types::VarLenUnicode = f.attr("configuration").unwrap().read_scalar().unwrap();
+    assert!(cfg.as_str().contains("ünïcode"));
+    let rot: Vec<f64> = f.attr("frame_rotation").unwrap().read_raw().unwrap();
+    assert_eq!(rot.len(), 9);
+}
+
+#[test]
+fn dropping_an_unfinished_writer_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalog.hdf5");
+    {
+        let mut w = CatalogWriter::create(&path, &CatalogMeta::default()).unwrap();
+        w.append(&batch(100_000, 0)).unwrap();
+    }
+    assert!(!path.exists());
+    assert!(!CatalogWriter::temp_path(&path).exists());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn mismatched_batch_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalog.hdf5");
+    let mut w = CatalogWriter::create(&path, &CatalogMeta::default()).unwrap();
+    let mut b = batch(5, 0);
+    b.cluster.pop();
+    let e = w.append(&b).unwrap_err();
+    assert!(e.to_string().contains("cluster"), "{e}");
+    // Empty catalogue is still a valid file.
+    assert_eq!(w.finish().unwrap(), 0);
+    assert_eq!(read_catalog(&path).unwrap().len(), 0);
+}
