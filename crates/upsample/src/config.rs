@@ -1,0 +1,272 @@
+//! Run configuration: a TOML file (every knob, with defaults) that command-line flags override.
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+use crate::cli::RunArgs;
+use crate::imf::ImfConfig;
+use crate::kernel::KernelConfig;
+
+/// How stars are placed in phase space.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// Ananke-style 6D Epanechnikov kernels around each parent particle (the baseline).
+    Kernel,
+    /// Continuous normalizing flows per cluster (arrives with the pipeline issue).
+    Flow,
+}
+
+/// The whole configuration of a run; serialised into every output.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Random seed of the whole job.
+    pub seed: u64,
+    /// Compute device: "flex", "libtorch" or "cuda:N".
+    pub device: String,
+    /// How stars are placed: "kernel" (today's baseline) or "flow".
+    pub method: Method,
+    /// Region kept for the job, in the galaxy frame.
+    pub region: Option<RegionConfig>,
+    /// Galaxy-frame finding.
+    pub frame: FrameConfig,
+    /// Decomposition into clusters.
+    pub clusters: ClusterConfig,
+    /// Flow training.
+    pub training: TrainingConfig,
+    /// Star drawing.
+    pub stars: StarConfig,
+    /// Initial mass function (Kroupa 2001 by default).
+    pub imf: ImfConfig,
+    /// Kernel method knobs.
+    pub kernel: KernelConfig,
+}
+
+/// A sphere in the galaxy frame.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RegionConfig {
+    /// Centre, kpc (galaxy frame).
+    #[serde(default)]
+    pub center: [f64; 3],
+    /// Radius, kpc.
+    pub radius: f64,
+}
+
+/// How the galaxy frame is found.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct FrameConfig {
+    /// Find centre, bulk velocity and spin axis (true) or keep the snapshot's frame (false).
+    pub enabled: bool,
+}
+
+/// Decomposition knobs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Target number of clusters.
+    pub n: usize,
+}
+
+/// Training knobs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainingConfig {
+    /// Epochs per flow.
+    pub epochs: usize,
+}
+
+/// Star-drawing knobs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StarConfig {
+    /// Fraction of the stars drawn (0 < f <= 1).
+    pub fraction: f64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            seed: 1,
+            device: "flex".into(),
+            method: Method::Kernel,
+            region: None,
+            frame: FrameConfig::default(),
+            clusters: ClusterConfig::default(),
+            training: TrainingConfig::default(),
+            stars: StarConfig::default(),
+            imf: ImfConfig::default(),
+            kernel: KernelConfig::default(),
+        }
+    }
+}
+
+impl Default for FrameConfig {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self { n: 8 }
+    }
+}
+
+impl Default for TrainingConfig {
+    fn default() -> Self {
+        Self { epochs: 40 }
+    }
+}
+
+impl Default for StarConfig {
+    fn default() -> Self {
+        Self { fraction: 1.0 }
+    }
+}
+
+impl Config {
+    /// Reads a TOML configuration file.
+    pub fn from_file(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read configuration file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| {
+            format!("configuration file {} is not valid (expected the keys documented in pipelines/default.toml)", path.display())
+        })
+    }
+
+    /// The configuration of a run: the file (if any), then the command-line overrides, validated.
+    pub fn resolve(args: &RunArgs) -> Result<Config> {
+        let mut cfg = match &args.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        if let Some(seed) = args.seed {
+            cfg.seed = seed;
+        }
+        if let Some(device) = &args.device {
+            cfg.device = device.clone();
+        }
+        if let Some(radius) = args.region_radius {
+            let center = match args.region_center.as_deref() {
+                Some([x, y, z]) => [*x, *y, *z],
+                Some(other) => bail!(
+                    "--region-center needs 3 values X,Y,Z in kpc, got {}",
+                    other.len()
+                ),
+                None => [0.0; 3],
+            };
+            cfg.region = Some(RegionConfig { center, radius });
+        }
+        if let Some(n) = args.clusters {
+            cfg.clusters.n = n;
+        }
+        if let Some(e) = args.epochs {
+            cfg.training.epochs = e;
+        }
+        if let Some(f) = args.star_fraction {
+            cfg.stars.fraction = f;
+        }
+        if let Some(m) = args.method {
+            cfg.method = m;
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks every value's range, naming the knob and what was expected.
+    pub fn validate(&self) -> Result<()> {
+        if !(self.stars.fraction > 0.0 && self.stars.fraction <= 1.0) {
+            bail!(
+                "star fraction must be in (0, 1], got {}",
+                self.stars.fraction
+            );
+        }
+        if let Some(r) = &self.region {
+            if !(r.radius.is_finite() && r.radius > 0.0) {
+                bail!(
+                    "region radius must be a positive number of kpc, got {}",
+                    r.radius
+                );
+            }
+            if r.center.iter().any(|c| !c.is_finite()) {
+                bail!("region centre must be finite (kpc), got {:?}", r.center);
+            }
+        }
+        crate::imf::Imf::new(&self.imf)?;
+        if self.kernel.k == 0 {
+            bail!("kernel.k (neighbours) must be at least 1");
+        }
+        if self.clusters.n == 0 {
+            bail!("number of clusters must be at least 1");
+        }
+        if self.training.epochs == 0 {
+            bail!("epochs must be at least 1");
+        }
+        let d = self.device.as_str();
+        let cuda_ok = d
+            .strip_prefix("cuda:")
+            .is_some_and(|n| n.parse::<usize>().is_ok());
+        if !(d == "flex" || d == "libtorch" || cuda_ok) {
+            bail!("device must be flex, libtorch or cuda:N, got {d:?}");
+        }
+        Ok(())
+    }
+
+    /// The configuration as TOML text (written into outputs).
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("# configuration not serialisable: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file_and_bad_values_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "seed = 5\ndevice = \"flex\"\n[stars]\nfraction = 0.5\n",
+        )
+        .unwrap();
+        let args = RunArgs {
+            config: Some(path.clone()),
+            seed: Some(7),
+            region_radius: Some(3.0),
+            ..Default::default()
+        };
+        let cfg = Config::resolve(&args).unwrap();
+        assert_eq!(cfg.seed, 7);
+        assert_eq!(cfg.stars.fraction, 0.5);
+        assert_eq!(cfg.region.as_ref().unwrap().radius, 3.0);
+        let back: Config = toml::from_str(&cfg.to_toml()).unwrap();
+        assert_eq!(back, cfg);
+
+        let bad = RunArgs {
+            star_fraction: Some(1.5),
+            ..Default::default()
+        };
+        assert!(Config::resolve(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("star fraction"));
+        std::fs::write(&path, "sed = 5\n").unwrap();
+        let err = Config::resolve(&RunArgs {
+            config: Some(path),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("c.toml"));
+        let bad_dev = RunArgs {
+            device: Some("gpu".into()),
+            ..Default::default()
+        };
+        assert!(Config::resolve(&bad_dev).is_err());
+    }
+}

@@ -1,0 +1,21 @@
+//! The `upsample` command: see `upsample --help`.
+
+use clap::Parser;
+use std::process::ExitCode;
+use upsample::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    upsample::logging::init(cli.verbose);
+    let result = match cli.command {
+        Some(Command::Inspect(args)) => upsample::inspect::run(&args),
+        None => upsample::job::run(&cli.run),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

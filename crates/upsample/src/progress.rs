@@ -1,0 +1,69 @@
+//! Progress of long work: a bar on a terminal, plain `tracing` lines in batch logs.
+
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::time::Instant;
+
+/// Reports progress of a counted task (bar on a TTY; otherwise a log line every ~10%).
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    label: String,
+    total: u64,
+    next_log: u64,
+    start: Instant,
+}
+
+impl Progress {
+    /// Starts a task of `total` units named `label`.
+    pub fn new(total: u64, label: &str) -> Progress {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let b = ProgressBar::new(total);
+            let style =
+                ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} (ETA {eta})")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar());
+            b.set_style(style.progress_chars("=> "));
+            b.set_prefix(label.to_string());
+            b
+        });
+        Progress {
+            bar,
+            label: label.to_string(),
+            total,
+            next_log: 0,
+            start: Instant::now(),
+        }
+    }
+
+    /// Sets the units done and a short message (e.g. stars written).
+    pub fn set(&mut self, done: u64, msg: &str) {
+        match &self.bar {
+            Some(b) => {
+                b.set_position(done);
+                b.set_message(msg.to_string());
+            }
+            None => {
+                if done >= self.next_log || done == self.total {
+                    let elapsed = self.start.elapsed().as_secs_f64();
+                    let eta = if done > 0 {
+                        elapsed * (self.total - done.min(self.total)) as f64 / done as f64
+                    } else {
+                        f64::NAN
+                    };
+                    tracing::info!(
+                        "{}: {done}/{} {msg} (elapsed {elapsed:.0} s, ETA {eta:.0} s)",
+                        self.label,
+                        self.total
+                    );
+                    self.next_log = done + (self.total / 10).max(1);
+                }
+            }
+        }
+    }
+
+    /// Ends the task.
+    pub fn finish(self) {
+        if let Some(b) = self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
