@@ -958,6 +958,16 @@ fn attrs_printable(
     Ok(())
 }
 
+/// A float for people: plain between 1e-4 and 1e7, scientific outside.
+fn format_float(x: f64) -> String {
+    let a = x.abs();
+    if a == 0.0 || (1e-4..1e7).contains(&a) {
+        format!("{x}")
+    } else {
+        format!("{x:e}")
+    }
+}
+
 fn printable(a: &hdf5::Attribute) -> String {
     let desc = match a.dtype().and_then(|d| d.to_descriptor()) {
         Ok(d) => d,
@@ -972,7 +982,7 @@ fn printable(a: &hdf5::Attribute) -> String {
     };
     match desc {
         TypeDescriptor::Float(_) => match a.read_raw::<f64>() {
-            Ok(v) => join(v.iter().map(|x| format!("{x}")).collect()),
+            Ok(v) => join(v.iter().map(|x| format_float(*x)).collect()),
             Err(e) => format!("<{e}>"),
         },
         TypeDescriptor::Integer(_) | TypeDescriptor::Boolean => match a.read_raw::<i64>() {
@@ -991,18 +1001,13 @@ fn printable(a: &hdf5::Attribute) -> String {
             Ok(v) => join(v.iter().map(|x| x.as_str().to_string()).collect()),
             Err(e) => format!("<{e}>"),
         },
-        TypeDescriptor::FixedAscii(_) | TypeDescriptor::FixedUnicode(_) => match a.as_byte_reader()
-        {
-            Ok(mut r) => {
-                let mut buf = Vec::new();
-                match r.read_to_end(&mut buf) {
-                    Ok(_) => String::from_utf8_lossy(&buf)
-                        .trim_end_matches('\0')
-                        .trim()
-                        .to_string(),
-                    Err(e) => format!("<{e}>"),
-                }
-            }
+        // HDF5 converts fixed-length strings between lengths; 1024 bytes hold any header text.
+        TypeDescriptor::FixedAscii(_) => match a.read_raw::<hdf5::types::FixedAscii<1024>>() {
+            Ok(v) => join(v.iter().map(|x| x.as_str().trim().to_string()).collect()),
+            Err(e) => format!("<{e}>"),
+        },
+        TypeDescriptor::FixedUnicode(_) => match a.read_raw::<hdf5::types::FixedUnicode<1024>>() {
+            Ok(v) => join(v.iter().map(|x| x.as_str().trim().to_string()).collect()),
             Err(e) => format!("<{e}>"),
         },
         other => format!("<{}>", dtype_name(&other)),

@@ -269,4 +269,17 @@ mod tests {
         };
         assert!(Config::resolve(&bad_dev).is_err());
     }
+
+    #[test]
+    fn shipped_presets_are_valid_and_default_toml_states_the_defaults() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines");
+        for name in ["default.toml", "quick.toml"] {
+            let cfg = Config::from_file(&dir.join(name)).unwrap();
+            cfg.validate().unwrap();
+        }
+        assert_eq!(
+            Config::from_file(&dir.join("default.toml")).unwrap(),
+            Config::default()
+        );
+    }
 }
