@@ -1,0 +1,125 @@
+//! Throughput of training, log-density and sampling: width 64, depth 3, RK4 with 10 steps,
+//! batch 4096, on every backend this build has. One line per backend.
+//!
+//! `CNF_BENCH_ITERS` sets the timed iterations (default 5), `CNF_BENCH_BACKENDS` a comma list
+//! of device strings (default: flex, plus libtorch with the `tch` feature, plus cuda:0 when
+//! usable).
+
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::{Tensor, TensorData};
+use cnf::flow::{download, log_prob_whitened, transport_whitened, Solver};
+use cnf::{parse_device, FlowConfig, VectorField};
+use std::time::Instant;
+
+const BATCH: usize = 4096;
+
+fn batch(device: &cnf::Device, seed: u64) -> Tensor<2> {
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+    let v: Vec<f32> = (0..BATCH * 3)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 3.0
+        })
+        .collect();
+    Tensor::from_data(TensorData::new(v, [BATCH, 3]), device)
+}
+
+fn bench(spec: &str, iters: usize) -> Result<String, cnf::CnfError> {
+    let device = parse_device(spec)?;
+    let cfg = FlowConfig {
+        width: 64,
+        depth: 3,
+        rk4_steps: 10,
+        final_init_scale: 0.3,
+        ..FlowConfig::default()
+    };
+    let ad = device.clone().autodiff();
+    let mut field = VectorField::new(&cfg.layer_sizes(), cfg.final_init_scale, 1, &ad);
+    let mut optim = AdamConfig::new().init();
+    let mut train_step = |i: u64| -> Result<(), cnf::CnfError> {
+        let x = batch(&ad, i);
+        let loss = log_prob_whitened(&field, &cfg, x, None, Solver::Rk4(cfg.rk4_steps))?
+            .mean()
+            .neg();
+        let grads = GradientsParams::from_grads(loss.backward(), &field);
+        field = optim.step(1e-3, field.clone(), grads);
+        let _ = download(field.weights[0].val().sum())?;
+        Ok(())
+    };
+    train_step(0)?; // warm-up
+    let t = Instant::now();
+    for i in 0..iters {
+        train_step(i as u64 + 1)?;
+    }
+    let train = (iters * BATCH) as f64 / t.elapsed().as_secs_f64();
+
+    let plain = field.valid();
+    let pdev = device.clone().without_autodiff();
+    let eval = |i: u64| -> Result<(), cnf::CnfError> {
+        let lp = log_prob_whitened(&plain, &cfg, batch(&pdev, i), None, Solver::Rk4(10))?;
+        download(lp.sum()).map(|_| ())
+    };
+    eval(0)?;
+    let t = Instant::now();
+    for i in 0..iters {
+        eval(i as u64)?;
+    }
+    let logp = (iters * BATCH) as f64 / t.elapsed().as_secs_f64();
+
+    let samp = |i: u64| -> Result<(), cnf::CnfError> {
+        let x = transport_whitened(
+            &plain,
+            &cfg,
+            batch(&pdev, i),
+            None,
+            1.0,
+            0.0,
+            Solver::Rk4(10),
+        )?;
+        download(x.sum()).map(|_| ())
+    };
+    samp(0)?;
+    let t = Instant::now();
+    for i in 0..iters {
+        samp(i as u64)?;
+    }
+    let sample = (iters * BATCH) as f64 / t.elapsed().as_secs_f64();
+    Ok(format!(
+        "cnf bench backend={spec}: {train:.0} train samples/s, {logp:.0} log_prob evals/s, \
+         {sample:.0} samples/s (width 64, depth 3, RK4 10 steps, batch {BATCH}, {iters} iters)"
+    ))
+}
+
+fn main() {
+    let iters: usize = std::env::var("CNF_BENCH_ITERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let backends: Vec<String> = match std::env::var("CNF_BENCH_BACKENDS") {
+        Ok(s) => s.split(',').map(|s| s.trim().to_string()).collect(),
+        Err(_) => {
+            let mut v = vec!["flex".to_string()];
+            if cfg!(feature = "tch") {
+                v.push("libtorch".into());
+                match cnf::backend::cuda_available(0) {
+                    Ok(_) => v.push("cuda:0".into()),
+                    Err(reason) => println!("cnf bench backend=cuda:0 skipped: {reason}"),
+                }
+            }
+            v
+        }
+    };
+    if std::env::var("CNF_BENCH_STACKED").is_ok_and(|v| v == "1") {
+        cnf::trace::set_stacked_matmul(true);
+        println!("cnf bench: stacked single-matmul tangent layout");
+    }
+    for b in backends {
+        match bench(&b, iters) {
+            Ok(line) => println!("{line}"),
+            Err(e) => println!("cnf bench backend={b}: failed: {e}"),
+        }
+    }
+}

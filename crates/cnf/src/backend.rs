@@ -1,0 +1,96 @@
+//! Run-time backend selection from a device string.
+
+use crate::error::CnfError;
+use burn::tensor::Device;
+
+/// A parsed device string: which backend and which device index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceSpec {
+    /// burn's pure-Rust CPU backend (always available).
+    Flex,
+    /// libtorch on the CPU (`tch` feature).
+    LibTorch,
+    /// libtorch on CUDA device N (`tch` feature).
+    Cuda(usize),
+}
+
+impl DeviceSpec {
+    /// Parses "flex" | "libtorch" | "cuda:N" (also "cuda" for device 0); case-insensitive.
+    pub fn parse(s: &str) -> Result<Self, CnfError> {
+        let t = s.trim().to_ascii_lowercase();
+        let err = |reason: &str| CnfError::Device {
+            spec: s.to_string(),
+            reason: reason.to_string(),
+        };
+        match t.as_str() {
+            "flex" | "cpu" | "" => Ok(Self::Flex),
+            "libtorch" | "tch" | "libtorch-cpu" => Ok(Self::LibTorch),
+            "cuda" => Ok(Self::Cuda(0)),
+            _ => {
+                if let Some(idx) = t.strip_prefix("cuda:") {
+                    idx.parse::<usize>()
+                        .map(Self::Cuda)
+                        .map_err(|_| err("expected cuda:N with N a device index"))
+                } else {
+                    Err(err("expected one of flex, libtorch, cuda:N"))
+                }
+            }
+        }
+    }
+
+    /// Short name of the backend for reports ("flex", "libtorch", "cuda:N").
+    pub fn name(&self) -> String {
+        match self {
+            Self::Flex => "flex".into(),
+            Self::LibTorch => "libtorch".into(),
+            Self::Cuda(i) => format!("cuda:{i}"),
+        }
+    }
+
+    /// Builds the burn device; fails when the backend is not compiled in.
+    pub fn device(&self) -> Result<Device, CnfError> {
+        match self {
+            Self::Flex => Ok(Device::flex()),
+            #[cfg(feature = "tch")]
+            #[allow(deprecated)]
+            Self::LibTorch => Ok(Device::libtorch()),
+            #[cfg(feature = "tch")]
+            #[allow(deprecated)]
+            Self::Cuda(i) => Ok(Device::libtorch_cuda(*i)),
+            #[cfg(not(feature = "tch"))]
+            _ => Err(CnfError::Device {
+                spec: self.name(),
+                reason: "this build has no libtorch backend (enable the `tch` feature)".into(),
+            }),
+        }
+    }
+}
+
+/// Parses a device string ("flex" | "libtorch" | "cuda:N") into a burn [`Device`].
+pub fn parse_device(s: &str) -> Result<Device, CnfError> {
+    DeviceSpec::parse(s)?.device()
+}
+
+/// Whether a CUDA device with this index can be used through libtorch; `Err` holds the reason.
+pub fn cuda_available(index: usize) -> Result<Device, String> {
+    #[cfg(feature = "tch")]
+    {
+        let probe = std::panic::catch_unwind(|| {
+            #[allow(deprecated)]
+            let dev = Device::libtorch_cuda(index);
+            let t = burn::tensor::Tensor::<1>::from_floats([1.0f32, 2.0], &dev);
+            let v: f32 = t.sum().into_scalar();
+            (dev, v)
+        });
+        match probe {
+            Ok((dev, v)) if (v - 3.0).abs() < 1e-6 => Ok(dev),
+            Ok(_) => Err("CUDA probe returned a wrong value".into()),
+            Err(_) => Err(format!("libtorch could not use CUDA device {index}")),
+        }
+    }
+    #[cfg(not(feature = "tch"))]
+    {
+        let _ = index;
+        Err("built without the `tch` feature".into())
+    }
+}

@@ -1,0 +1,155 @@
+//! The vector-field network F(y, t; c): an MLP with smooth activations.
+
+use burn::module::{Module, Param};
+use burn::tensor::activation;
+use burn::tensor::{DType, Device, Tensor, TensorData};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+/// Smooth activation functions (the trace must be differentiable, so no ReLU).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    /// Hyperbolic tangent.
+    #[default]
+    Tanh,
+    /// softplus(x) = log(1 + e^x).
+    Softplus,
+    /// SiLU / swish: x · sigmoid(x).
+    Silu,
+}
+
+impl Activation {
+    /// Returns σ(z) and σ'(z) for a pre-activation tensor.
+    pub fn value_and_derivative<const D: usize>(&self, z: Tensor<D>) -> (Tensor<D>, Tensor<D>) {
+        match self {
+            Activation::Tanh => {
+                let a = z.tanh();
+                let d = a.clone().square().neg().add_scalar(1.0);
+                (a, d)
+            }
+            Activation::Softplus => {
+                let s = activation::sigmoid(z.clone());
+                (activation::softplus(z, 1.0), s)
+            }
+            Activation::Silu => {
+                let s = activation::sigmoid(z.clone());
+                let a = z.clone() * s.clone();
+                // σ' = s + z s (1 - s) = s + a (1 - s)
+                let d = s.clone() + a.clone() * s.neg().add_scalar(1.0);
+                (a, d)
+            }
+        }
+    }
+
+    /// Returns σ(z) only.
+    pub fn value<const D: usize>(&self, z: Tensor<D>) -> Tensor<D> {
+        match self {
+            Activation::Tanh => z.tanh(),
+            Activation::Softplus => activation::softplus(z, 1.0),
+            Activation::Silu => activation::silu(z),
+        }
+    }
+}
+
+/// MLP weights of the vector field: input [y (dim), t, c (context_dim)], `depth` hidden layers of
+/// `width` units, output `dim`. Weights are stored `[in, out]` (rows multiply from the right).
+#[derive(Module, Debug)]
+pub struct VectorField {
+    /// Layer weight matrices, `[in, out]`.
+    pub weights: Vec<Param<Tensor<2>>>,
+    /// Layer biases, `[out]`.
+    pub biases: Vec<Param<Tensor<1>>>,
+}
+
+/// Layer sizes of the field: `[dim + 1 + context_dim, width × depth, dim]`.
+pub fn layer_sizes(dim: usize, context_dim: usize, width: usize, depth: usize) -> Vec<usize> {
+    let mut sizes = vec![dim + 1 + context_dim];
+    sizes.extend(std::iter::repeat_n(width, depth));
+    sizes.push(dim);
+    sizes
+}
+
+impl VectorField {
+    /// Glorot-uniform hidden layers and a last layer scaled by `final_scale`, from a seeded RNG
+    /// (so the same seed gives the same weights on every backend). `final_scale = 0` makes the
+    /// initial flow the identity.
+    pub fn new(sizes: &[usize], final_scale: f64, seed: u64, device: &Device) -> Self {
+        Self::new_with_dtype(sizes, final_scale, seed, device, DType::F32)
+    }
+
+    /// As [`VectorField::new`] with an explicit float dtype (e.g. `DType::F64` for accuracy
+    /// tests on backends that support it).
+    pub fn new_with_dtype(
+        sizes: &[usize],
+        final_scale: f64,
+        seed: u64,
+        device: &Device,
+        dtype: DType,
+    ) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let n = sizes.len() - 1;
+        let mut weights = Vec::with_capacity(n);
+        let mut biases = Vec::with_capacity(n);
+        for k in 0..n {
+            let (fi, fo) = (sizes[k], sizes[k + 1]);
+            let limit = (6.0 / (fi + fo) as f64).sqrt();
+            let scale = if k + 1 == n { final_scale } else { 1.0 };
+            let w: Vec<f64> = (0..fi * fo)
+                .map(|_| rng.random_range(-limit..limit) * scale)
+                .collect();
+            // Round through f32 so that f32 and f64 fields of one seed hold the same values.
+            let w: Vec<f64> = w.into_iter().map(|v| v as f32 as f64).collect();
+            let w = Tensor::<2>::from_data(TensorData::new(w, [fi, fo]), (device, dtype));
+            let b = Tensor::<1>::zeros([fo], (device, dtype));
+            weights.push(Param::from_tensor(w));
+            biases.push(Param::from_tensor(b));
+        }
+        Self { weights, biases }
+    }
+
+    /// An all-zero field of the given sizes (a skeleton to load a checkpoint into).
+    pub fn zeros(sizes: &[usize], device: &Device) -> Self {
+        let n = sizes.len() - 1;
+        let weights = (0..n)
+            .map(|k| Param::from_tensor(Tensor::<2>::zeros([sizes[k], sizes[k + 1]], device)))
+            .collect();
+        let biases = (0..n)
+            .map(|k| Param::from_tensor(Tensor::<1>::zeros([sizes[k + 1]], device)))
+            .collect();
+        Self { weights, biases }
+    }
+
+    /// Number of layers (hidden + output).
+    pub fn n_layers(&self) -> usize {
+        self.weights.len()
+    }
+
+    /// F(y, t; c) without derivatives. `y`: [B, dim], `ctx`: [B, context_dim] or None.
+    pub fn forward(
+        &self,
+        y: Tensor<2>,
+        t: f64,
+        ctx: Option<&Tensor<2>>,
+        act: Activation,
+    ) -> Tensor<2> {
+        let mut h = input_layer(y, t, ctx);
+        let n = self.n_layers();
+        for k in 0..n {
+            let z = h.matmul(self.weights[k].val()) + self.biases[k].val().unsqueeze_dim(0);
+            h = if k + 1 == n { z } else { act.value(z) };
+        }
+        h
+    }
+}
+
+/// Concatenates [y, t, c] into the network input.
+pub(crate) fn input_layer(y: Tensor<2>, t: f64, ctx: Option<&Tensor<2>>) -> Tensor<2> {
+    let [b, _] = y.dims();
+    let tcol = Tensor::<2>::full([b, 1], t, (&y.device(), y.dtype()));
+    match ctx {
+        Some(c) => Tensor::cat(vec![y, tcol, c.clone()], 1),
+        None => Tensor::cat(vec![y, tcol], 1),
+    }
+}

@@ -1,0 +1,269 @@
+//! Fitting known 3D densities from 20k samples; held-out NLL against the true cross-entropy.
+#![allow(clippy::needless_range_loop)]
+mod common;
+
+use cnf::{Activation, Flow, FlowConfig, LrSchedule, TrainConfig};
+use rand::rngs::StdRng;
+use std::f64::consts::PI;
+
+const N_TRAIN: usize = 20_000;
+const N_TEST: usize = 5_000;
+const TOLERANCE_NATS: f64 = 0.05;
+
+fn flow_cfg(context_dim: usize) -> FlowConfig {
+    FlowConfig {
+        context_dim,
+        width: 48,
+        depth: 2,
+        activation: Activation::Tanh,
+        rk4_steps: 6,
+        rtol: 1e-4,
+        atol: 1e-4,
+        ..FlowConfig::default()
+    }
+}
+
+fn train_cfg(epochs: usize, seed: u64) -> TrainConfig {
+    TrainConfig {
+        epochs,
+        batch_size: 512,
+        learning_rate: 5e-3,
+        schedule: LrSchedule::Cosine { min_factor: 0.02 },
+        val_fraction: 0.1,
+        patience: epochs,
+        seed,
+        ..TrainConfig::default()
+    }
+}
+
+/// Draws one sample and its context.
+type Sampler<'a> = &'a mut dyn FnMut(&mut StdRng) -> ([f64; 3], Vec<f64>);
+
+/// Fits, then returns (model NLL, true NLL) on held-out samples.
+fn fit_and_score(
+    sample: Sampler<'_>,
+    log_p_true: &dyn Fn(&[f64; 3], &[f64]) -> f64,
+    context_dim: usize,
+    epochs: usize,
+    name: &str,
+) -> (f64, f64) {
+    let device = common::device();
+    let mut rng = common::rng(1234);
+    let mut draw = |n: usize| {
+        let mut xs = Vec::with_capacity(n);
+        let mut cs = Vec::with_capacity(n * context_dim);
+        for _ in 0..n {
+            let (x, c) = sample(&mut rng);
+            xs.push(x);
+            cs.extend(c);
+        }
+        (xs, cs)
+    };
+    let (x_train, c_train) = draw(N_TRAIN);
+    let (x_test, c_test) = draw(N_TEST);
+    let ctx_train = (context_dim > 0).then_some(c_train.as_slice());
+    let ctx_test = (context_dim > 0).then_some(c_test.as_slice());
+    let t0 = std::time::Instant::now();
+    let (flow, report) = Flow::fit(
+        &x_train,
+        ctx_train,
+        &flow_cfg(context_dim),
+        &train_cfg(epochs, 7),
+        &device,
+        |r| {
+            eprintln!(
+                "{name} epoch {:3} train {:.4} val {:.4} lr {:.2e} {:.0} samples/s",
+                r.epoch, r.train_nll, r.val_nll, r.learning_rate, r.samples_per_s
+            )
+        },
+    )
+    .unwrap();
+    let model: f64 = -flow
+        .log_prob(&x_test, ctx_test)
+        .unwrap()
+        .iter()
+        .sum::<f64>()
+        / N_TEST as f64;
+    let truth: f64 = -x_test
+        .iter()
+        .enumerate()
+        .map(|(i, x)| log_p_true(x, &c_test[i * context_dim..(i + 1) * context_dim]))
+        .sum::<f64>()
+        / N_TEST as f64;
+    eprintln!(
+        "{name}: held-out NLL {model:.4} vs true {truth:.4} (gap {:.4} nats), best epoch {}, {:.1}s",
+        model - truth,
+        report.best_epoch,
+        t0.elapsed().as_secs_f64()
+    );
+    (model, truth)
+}
+
+fn log_gauss_diag(x: &[f64; 3], mean: &[f64; 3], sd: &[f64; 3]) -> f64 {
+    (0..3)
+        .map(|k| {
+            let u = (x[k] - mean[k]) / sd[k];
+            -0.5 * u * u - sd[k].ln() - 0.5 * (2.0 * PI).ln()
+        })
+        .sum()
+}
+
+#[test]
+fn fits_anisotropic_gaussian_mixture() {
+    // Two anisotropic components, one of them rotated by 45° in the x-y plane.
+    let w = [0.4, 0.6];
+    let m = [[-1.2, 0.0, 0.3], [1.0, 0.5, -0.2]];
+    let sd = [[0.5, 1.0, 0.3], [1.0, 0.35, 0.7]];
+    let (cr, sr) = ((PI / 4.0).cos(), (PI / 4.0).sin());
+    let rot = move |v: [f64; 3]| [cr * v[0] - sr * v[1], sr * v[0] + cr * v[1], v[2]];
+    let unrot = move |v: [f64; 3]| [cr * v[0] + sr * v[1], -sr * v[0] + cr * v[1], v[2]];
+    let mut sample = |rng: &mut StdRng| {
+        let k = if common::uniform(rng, 0.0, 1.0) < w[0] {
+            0
+        } else {
+            1
+        };
+        let z = common::normal3(rng);
+        let local = [z[0] * sd[k][0], z[1] * sd[k][1], z[2] * sd[k][2]];
+        let v = if k == 1 { rot(local) } else { local };
+        ([v[0] + m[k][0], v[1] + m[k][1], v[2] + m[k][2]], Vec::new())
+    };
+    let logp = |x: &[f64; 3], _c: &[f64]| {
+        let l0 = w[0].ln() + log_gauss_diag(x, &m[0], &sd[0]);
+        let d = unrot([x[0] - m[1][0], x[1] - m[1][1], x[2] - m[1][2]]);
+        let l1 = w[1].ln() + log_gauss_diag(&d, &[0.0; 3], &sd[1]);
+        let mx = l0.max(l1);
+        mx + ((l0 - mx).exp() + (l1 - mx).exp()).ln()
+    };
+    let (model, truth) = fit_and_score(&mut sample, &logp, 0, 10, "mixture");
+    assert!(
+        (model - truth).abs() < TOLERANCE_NATS,
+        "gap {}",
+        model - truth
+    );
+}
+
+/// Plummer sphere (scale radius 1) truncated at r = 10 (98.5% of the mass), as N-body initial
+/// conditions usually are: p(x) = 3 / (4π M(10)) (1 + r²)^(-5/2), M(R) = R³ / (1 + R²)^(3/2).
+#[test]
+fn fits_truncated_plummer_sphere() {
+    let r_max: f64 = 10.0;
+    let m_max = r_max.powi(3) / (1.0 + r_max * r_max).powf(1.5);
+    let mut sample = move |rng: &mut StdRng| {
+        // invert M(r) = u m_max  →  r = 1 / sqrt((u m_max)^(-2/3) - 1)
+        let u = common::uniform(rng, 1e-12, 1.0) * m_max;
+        let r = 1.0 / (u.powf(-2.0 / 3.0) - 1.0).sqrt();
+        let n = common::normal3(rng);
+        let norm = (n[0] * n[0] + n[1] * n[1] + n[2] * n[2]).sqrt();
+        (
+            [r * n[0] / norm, r * n[1] / norm, r * n[2] / norm],
+            Vec::new(),
+        )
+    };
+    let logp = move |x: &[f64; 3], _c: &[f64]| {
+        let r2 = x[0] * x[0] + x[1] * x[1] + x[2] * x[2];
+        (3.0 / (4.0 * PI * m_max)).ln() - 2.5 * (1.0 + r2).ln()
+    };
+    let (model, truth) = fit_and_score(&mut sample, &logp, 0, 16, "plummer");
+    assert!(
+        (model - truth).abs() < TOLERANCE_NATS,
+        "gap {}",
+        model - truth
+    );
+}
+
+/// x | c ~ N(μ(c), Σ(c)) with c ∈ [-1, 1]², μ = (c₁, 0.5 c₂, c₁ c₂) and Σ = L Lᵀ,
+/// L = [[e^{0.4 c₁}, 0, 0], [0.3 c₂, 0.6, 0], [0, 0.2, e^{-0.3 c₂}]].
+#[test]
+fn fits_conditional_gaussian() {
+    let chol = |c: &[f64]| {
+        [
+            [(0.4 * c[0]).exp(), 0.0, 0.0],
+            [0.3 * c[1], 0.6, 0.0],
+            [0.0, 0.2, (-0.3 * c[1]).exp()],
+        ]
+    };
+    let mean = |c: &[f64]| [c[0], 0.5 * c[1], c[0] * c[1]];
+    let mut sample = move |rng: &mut StdRng| {
+        let c = vec![
+            common::uniform(rng, -1.0, 1.0),
+            common::uniform(rng, -1.0, 1.0),
+        ];
+        let l = chol(&c);
+        let mu = mean(&c);
+        let z = common::normal3(rng);
+        let mut x = [0.0; 3];
+        for i in 0..3 {
+            x[i] = mu[i] + (0..3).map(|j| l[i][j] * z[j]).sum::<f64>();
+        }
+        (x, c)
+    };
+    let logp = move |x: &[f64; 3], c: &[f64]| {
+        let l = chol(c);
+        let mu = mean(c);
+        let mut w = [0.0; 3];
+        for i in 0..3 {
+            let mut s = x[i] - mu[i];
+            for j in 0..i {
+                s -= l[i][j] * w[j];
+            }
+            w[i] = s / l[i][i];
+        }
+        -0.5 * (w[0] * w[0] + w[1] * w[1] + w[2] * w[2])
+            - (0..3).map(|i| l[i][i].ln()).sum::<f64>()
+            - 1.5 * (2.0 * PI).ln()
+    };
+    let (model, truth) = fit_and_score(&mut sample, &logp, 2, 12, "conditional");
+    assert!(
+        (model - truth).abs() < TOLERANCE_NATS,
+        "gap {}",
+        model - truth
+    );
+}
+
+/// A non-finite loss restores the best weights, halves the learning rate and carries on.
+#[test]
+fn recovers_from_non_finite_loss() {
+    let mut rng = common::rng(3);
+    let x: Vec<[f64; 3]> = (0..2000).map(|_| common::normal3(&mut rng)).collect();
+    let cfg = FlowConfig {
+        width: 16,
+        depth: 1,
+        rk4_steps: 2,
+        ..FlowConfig::default()
+    };
+    let train = TrainConfig {
+        epochs: 3,
+        batch_size: 256,
+        learning_rate: 1e-3,
+        schedule: LrSchedule::Constant,
+        inject_nan_at_step: Some(3),
+        max_recoveries: 2,
+        ..TrainConfig::default()
+    };
+    let mut seen = Vec::new();
+    let (flow, report) = Flow::fit(&x, None, &cfg, &train, &common::device(), |r| {
+        seen.push(r.clone())
+    })
+    .unwrap();
+    assert_eq!(report.recoveries, 1);
+    assert_eq!(report.epochs_run, 3);
+    assert!(
+        (seen[0].learning_rate - 5e-4).abs() < 1e-12,
+        "lr halved after recovery"
+    );
+    assert!(report.best_val_nll.is_finite());
+    assert!(flow
+        .log_prob(&x[..10], None)
+        .unwrap()
+        .iter()
+        .all(|v| v.is_finite()));
+    // Out of recoveries: an error, not a panic.
+    let train = TrainConfig {
+        inject_nan_at_step: Some(0),
+        max_recoveries: 0,
+        ..train
+    };
+    let err = Flow::fit(&x, None, &cfg, &train, &common::device(), |_| {}).unwrap_err();
+    assert!(matches!(err, cnf::CnfError::Training(_)), "{err}");
+}
