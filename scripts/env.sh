@@ -27,7 +27,7 @@ if ! "$_up_venv/bin/cmake" --version >/dev/null 2>&1; then
 fi
 if [ "$_up_tch" = 1 ] && ! "$_up_venv/bin/python" -c 'import torch' >/dev/null 2>&1; then
     _up_log "installing torch==2.9.0 (PyPI, ~6.7 GB with its CUDA libraries) into $_up_venv"
-    "$_up_venv/bin/pip" install --disable-pip-version-check -q "torch==2.9.0" || return 1
+    "$_up_venv/bin/pip" install --disable-pip-version-check -q "torch==2.9.0" numpy || return 1
 fi
 
 export PATH="$_up_venv/bin:$PATH"

@@ -21,9 +21,9 @@ cargo test --workspace --features "$FEATURES" --no-run
 stamp "built"
 
 echo "=== tests on the flex backend ==="
-UPSAMPLE_TEST_DEVICE=flex cargo test --workspace --features "$FEATURES"
+CNF_TEST_DEVICE=flex cargo test --workspace --features "$FEATURES"
 stamp "flex tests done"
 
 echo "=== tests on the libtorch (CPU) backend ==="
-UPSAMPLE_TEST_DEVICE=libtorch cargo test --workspace --features "$FEATURES"
+CNF_TEST_DEVICE=libtorch cargo test --workspace --features "$FEATURES"
 stamp "libtorch tests done"
