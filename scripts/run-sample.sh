@@ -14,5 +14,6 @@ else
     source scripts/env.sh
     features=()
 fi
-cargo build --release -p upsample "${features[@]}"
-exec target/release/upsample --snapshot data/snap_099.hdf5 --config pipelines/quick.toml --out out/sample "$@"
+# cargo run (not target/release/...) so that a CARGO_TARGET_DIR set by the user is honoured.
+exec cargo run --release -q -p upsample "${features[@]}" -- \
+    --snapshot data/snap_099.hdf5 --config pipelines/quick.toml --out out/sample "$@"
