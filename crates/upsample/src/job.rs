@@ -11,7 +11,7 @@ use crate::imf::Imf;
 use crate::kernel::KernelSizes;
 use crate::progress::Progress;
 use crate::report::write_json;
-use crate::stars::{draw_stars, StarTotals};
+use crate::stars::{draw_stars, StarDraw, StarTotals};
 use snapio::{
     AttrValue, CatalogMeta, CatalogWriter, FrameOptions, GalaxyFrame, ReadOptions, ReadReport,
     Snapshot, Sphere, StarParticles,
@@ -172,11 +172,14 @@ pub fn write_kernel_catalog(
             [v[0] + dv[0], v[1] + dv[1], v[2] + dv[2]],
         )
     };
+    let draw = StarDraw {
+        imf: &imf,
+        fraction: cfg.stars.fraction,
+        seed: cfg.seed,
+    };
     let totals = draw_stars(
         stars,
-        &imf,
-        cfg.stars.fraction,
-        cfg.seed,
+        &draw,
         place,
         |_| 0,
         &mut writer,

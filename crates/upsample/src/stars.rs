@@ -29,6 +29,17 @@ pub struct StarTotals {
     pub particle_initial_mass_msun: f64,
 }
 
+/// What the stars are drawn from: the IMF, the fraction of stars wanted and the job's seed.
+#[derive(Debug, Clone)]
+pub struct StarDraw<'a> {
+    /// Initial mass function sampler.
+    pub imf: &'a Imf,
+    /// Fraction of the stars drawn (0 < f <= 1).
+    pub fraction: f64,
+    /// Random seed of the job.
+    pub seed: u64,
+}
+
 /// A random stream for one parent particle, independent of processing order and threads.
 pub fn particle_rng(seed: u64, particle_id: u64) -> Xoshiro256PlusPlus {
     // SplitMix64 finaliser over (seed, id) for well-mixed, distinct seeds.
@@ -39,13 +50,12 @@ pub fn particle_rng(seed: u64, particle_id: u64) -> Xoshiro256PlusPlus {
 }
 
 /// Draws the stars of every particle of `parents` (galaxy frame) and appends them to `writer`.
+/// Star counts and masses come from `draw.imf` against each parent's initial mass.
 /// `place(i, rng)` returns a star's (position kpc, velocity km/s) for parent `i`; `cluster(i)`
 /// the cluster index recorded with it. Deterministic given `seed`, whatever the thread count.
 pub fn draw_stars<P, C>(
     parents: &StarParticles,
-    imf: &Imf,
-    fraction: f64,
-    seed: u64,
+    draw: &StarDraw,
     place: P,
     cluster: C,
     writer: &mut CatalogWriter,
@@ -65,12 +75,14 @@ where
         let per_particle: Vec<(StarBatch, u64, f64)> = (start..end)
             .into_par_iter()
             .map(|i| {
-                let mut rng = particle_rng(seed, parents.id[i]);
-                let k = imf.star_count(parents.initial_mass[i], fraction, &mut rng);
+                let mut rng = particle_rng(draw.seed, parents.id[i]);
+                let k = draw
+                    .imf
+                    .star_count(parents.initial_mass[i], draw.fraction, &mut rng);
                 let mut b = StarBatch::default();
                 let mut drawn_mass = 0.0;
                 for _ in 0..k {
-                    let m = imf.sample(&mut rng);
+                    let m = draw.imf.sample(&mut rng);
                     drawn_mass += m;
                     // Draw the phase-space point whether or not the star survives, so the
                     // random stream does not depend on the lifetime relation.
