@@ -27,3 +27,7 @@ stamp "flex tests done"
 echo "=== tests on the libtorch (CPU) backend ==="
 CNF_TEST_DEVICE=libtorch cargo test --workspace --features "$FEATURES"
 stamp "libtorch tests done"
+
+echo "=== CUDA (runs when a GPU is visible, else prints why it is skipped) ==="
+cargo test -p cnf --features tch --test flow_math cuda_when_present -- --nocapture 2>&1 | { grep -E "SKIPPED|test result|cuda" || true; }
+stamp "all done"

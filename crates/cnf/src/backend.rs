@@ -75,6 +75,10 @@ pub fn parse_device(s: &str) -> Result<Device, CnfError> {
 pub fn cuda_available(index: usize) -> Result<Device, String> {
     #[cfg(feature = "tch")]
     {
+        // tch panics when CUDA is absent: catch it, and keep its message off stderr (the
+        // caller reports the reason) by silencing the panic hook for the probe's duration.
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
         let probe = std::panic::catch_unwind(|| {
             #[allow(deprecated)]
             let dev = Device::libtorch_cuda(index);
@@ -82,6 +86,7 @@ pub fn cuda_available(index: usize) -> Result<Device, String> {
             let v: f32 = t.sum().into_scalar();
             (dev, v)
         });
+        std::panic::set_hook(hook);
         match probe {
             Ok((dev, v)) if (v - 3.0).abs() < 1e-6 => Ok(dev),
             Ok(_) => Err("CUDA probe returned a wrong value".into()),

@@ -252,10 +252,19 @@ fn cuda_when_present() {
     match cnf::backend::cuda_available(0) {
         Err(reason) => eprintln!("SKIPPED cuda test: {reason}"),
         Ok(dev) => {
-            let flow = Flow::new(&FlowConfig::default(), &dev, 1).unwrap();
-            let x = flow.sample(100, None, 1).unwrap();
-            let lp = flow.log_prob(&x, None).unwrap();
-            assert!(lp.iter().all(|v| v.is_finite()));
+            // Same seed, same weights: the GPU's log-density must match the CPU's.
+            let cfg = FlowConfig::default();
+            let gpu = Flow::new(&cfg, &dev, 1).unwrap();
+            let cpu = Flow::new(&cfg, &cnf::parse_device("libtorch").unwrap(), 1).unwrap();
+            let x = cpu.sample(256, None, 1).unwrap();
+            let a = gpu.log_prob(&x, None).unwrap();
+            let b = cpu.log_prob(&x, None).unwrap();
+            for (g, c) in a.iter().zip(&b) {
+                assert!(
+                    (g - c).abs() < 1e-3 * (1.0 + c.abs()),
+                    "cuda {g} vs cpu {c}"
+                );
+            }
         }
     }
 }
