@@ -29,5 +29,5 @@ CNF_TEST_DEVICE=libtorch cargo test --workspace --features "$FEATURES"
 stamp "libtorch tests done"
 
 echo "=== CUDA (runs when a GPU is visible, else prints why it is skipped) ==="
-cargo test -p cnf --features tch --test flow_math cuda_when_present -- --nocapture 2>&1 | { grep -E "SKIPPED|test result|cuda" || true; }
+cargo test --workspace --features "$FEATURES" --test flow_math cuda_when_present -- --nocapture 2>&1 | { grep -E "SKIPPED|test result|cuda" || true; }
 stamp "all done"
