@@ -26,6 +26,11 @@ fn truth() -> serde_json::Value {
     serde_json::from_str(&s).unwrap()
 }
 
+/// The `report.json` of a run folder.
+fn read_report(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap()
+}
+
 fn vec3(v: &serde_json::Value) -> [f64; 3] {
     let a: Vec<f64> = v
         .as_array()
@@ -81,9 +86,7 @@ fn main_job_finds_the_galaxy_frame_of_the_sample() {
         "0.00001",
     ]);
     assert!(out.status.success(), "run failed: {}", text(&out.stderr));
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out_dir.join("report.json")).unwrap())
-            .unwrap();
+    let report: serde_json::Value = read_report(&out_dir);
 
     assert_eq!(report["star_particles_read"], t["n_stars"]);
     assert_eq!(report["wind_particles_dropped"], t["n_wind"]);
@@ -136,9 +139,7 @@ fn main_job_finds_the_galaxy_frame_of_the_sample() {
         "region run failed: {}",
         text(&out.stderr)
     );
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out_dir.join("report.json")).unwrap())
-            .unwrap();
+    let report: serde_json::Value = read_report(&out_dir);
     let rt = t["truncation_radius_kpc"].as_f64().unwrap();
     let frac_true = 2f64.powf(-1.5) / (rt.powi(3) / (rt * rt + b * b).powf(1.5));
     let n = t["n_stars"].as_f64().unwrap();
@@ -245,8 +246,7 @@ fn kernel_catalogue_follows_the_analytic_profile_and_is_reproducible() {
     };
     let a = run("a");
     let cat = snapio::read_catalog(a.join("catalog.hdf5")).unwrap();
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(a.join("report.json")).unwrap()).unwrap();
+    let report: serde_json::Value = read_report(&a);
     let n = cat.len();
     assert_eq!(n as u64, report["stars"]["stars_written"].as_u64().unwrap());
     assert!(n > 100_000, "only {n} stars");
