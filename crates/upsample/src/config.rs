@@ -8,6 +8,11 @@ use crate::cli::RunArgs;
 use crate::imf::ImfConfig;
 use crate::kernel::KernelConfig;
 
+/// Refusal of `method = "flow"` until the per-cluster flow pipeline lands (checked before any
+/// reading, so a batch job fails at once).
+pub const FLOW_NOT_YET: &str =
+    "method \"flow\" (--method flow) is not available yet: the per-cluster flow pipeline is being built; use \"kernel\"";
+
 /// How stars are placed in phase space.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -195,6 +200,9 @@ impl Config {
             if r.center.iter().any(|c| !c.is_finite()) {
                 bail!("region centre must be finite (kpc), got {:?}", r.center);
             }
+        }
+        if self.method == Method::Flow {
+            bail!(FLOW_NOT_YET);
         }
         crate::imf::Imf::new(&self.imf)?;
         if self.kernel.k == 0 {

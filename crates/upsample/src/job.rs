@@ -207,9 +207,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let t = Instant::now();
     let stars = match cfg.method {
         Method::Kernel => write_kernel_catalog(&p, &cfg, snapshot, &catalog)?,
-        Method::Flow => anyhow::bail!(
-            "--method flow is not available yet (the per-cluster flow pipeline is being built); use --method kernel"
-        ),
+        Method::Flow => anyhow::bail!(crate::config::FLOW_NOT_YET),
     };
     seconds.push(("stars".to_string(), t.elapsed().as_secs_f64()));
     let report = RunReport {
