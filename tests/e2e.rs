@@ -1,45 +1,9 @@
 //! End-to-end tests of the `upsample` binary on the shipped sample `data/snap_099.hdf5`,
 //! checked against the analytic truth stored beside it (`data/snap_099.truth.json`).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn upsample(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_upsample"))
-        .args(args)
-        .current_dir(root())
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("the upsample binary runs")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn truth() -> serde_json::Value {
-    let s = std::fs::read_to_string(root().join("data/snap_099.truth.json")).unwrap();
-    serde_json::from_str(&s).unwrap()
-}
-
-/// The `report.json` of a run folder.
-fn read_report(dir: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap()
-}
-
-fn vec3(v: &serde_json::Value) -> [f64; 3] {
-    let a: Vec<f64> = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect();
-    [a[0], a[1], a[2]]
-}
+use common::{ks_distance, read_report, text, truth, upsample, vec3};
 
 #[test]
 fn inspect_describes_the_sample() {
@@ -208,19 +172,6 @@ fn help_states_units() {
     ] {
         assert!(s.contains(needle), "help lacks {needle}:\n{s}");
     }
-}
-
-/// Kolmogorov–Smirnov distance between a sample and a cumulative distribution function.
-fn ks_distance(mut xs: Vec<f64>, cdf: impl Fn(f64) -> f64) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    let n = xs.len() as f64;
-    xs.iter()
-        .enumerate()
-        .map(|(i, &x)| {
-            let f = cdf(x);
-            (f - i as f64 / n).abs().max((f - (i + 1) as f64 / n).abs())
-        })
-        .fold(0.0, f64::max)
 }
 
 #[test]

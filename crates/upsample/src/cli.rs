@@ -25,6 +25,16 @@ pub struct Cli {
 pub enum Command {
     /// Show what is in a snapshot: counts per particle type, fields, header, units, wind particles.
     Inspect(InspectArgs),
+    /// Join the clusters of a run's shards (`--shard I/N`) into DIR/catalog.hdf5 and
+    /// DIR/report.json, identical to a single-process run.
+    Merge(MergeArgs),
+}
+
+/// Arguments of `upsample merge`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The run's output folder (the --out every shard was given).
+    pub dir: PathBuf,
 }
 
 /// Arguments of `upsample inspect`.
@@ -76,4 +86,8 @@ pub struct RunArgs {
     /// Fraction of the stars to draw (0 < F <= 1), for quick runs; recorded in the output.
     #[arg(long, value_name = "F")]
     pub star_fraction: Option<f64>,
+    /// Flow method on an HPC job array: train and sample only clusters with index ≡ I (mod N)
+    /// into DIR (shared by all shards), then `upsample merge DIR` joins them.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
 }

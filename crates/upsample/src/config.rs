@@ -2,16 +2,12 @@
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::cli::RunArgs;
+use crate::clusters::ClusterMethod;
 use crate::imf::ImfConfig;
 use crate::kernel::KernelConfig;
-
-/// Refusal of `method = "flow"` until the per-cluster flow pipeline lands (checked before any
-/// reading, so a batch job fails at once).
-pub const FLOW_NOT_YET: &str =
-    "method \"flow\" (--method flow) is not available yet: the per-cluster flow pipeline is being built; use \"kernel\"";
 
 /// How stars are placed in phase space.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
@@ -19,7 +15,7 @@ pub const FLOW_NOT_YET: &str =
 pub enum Method {
     /// Ananke-style 6D Epanechnikov kernels around each parent particle (the baseline).
     Kernel,
-    /// Continuous normalizing flows per cluster (arrives with the pipeline issue).
+    /// Continuous normalizing flows per cluster: p_c(x) and p_c(v | x).
     Flow,
 }
 
@@ -39,6 +35,8 @@ pub struct Config {
     pub frame: FrameConfig,
     /// Decomposition into clusters.
     pub clusters: ClusterConfig,
+    /// Flow architecture and solver.
+    pub flow: FlowNetConfig,
     /// Flow training.
     pub training: TrainingConfig,
     /// Star drawing.
@@ -72,16 +70,59 @@ pub struct FrameConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClusterConfig {
-    /// Target number of clusters.
+    /// "cells" (spatial cells with ghost margins), "fof" (friends-of-friends groups) or
+    /// "field:NAME" (groups given by an integer dataset NAME).
+    pub method: ClusterMethod,
+    /// cells: number of cells.
     pub n: usize,
+    /// cells: ghost particles trained on per cell, as a fraction of the cell's own particles.
+    pub margin: f64,
+    /// fof: linking length, kpc.
+    pub linking_length: f64,
+    /// fof and field: populations smaller than this many particles are pooled into one.
+    pub min_size: usize,
+    /// field: side HDF5 file with `ParticleIDs` and NAME datasets (absent: the snapshot's
+    /// star particles carry NAME).
+    pub field_file: Option<PathBuf>,
+}
+
+/// Network and ODE-solver knobs of every flow (position and velocity).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct FlowNetConfig {
+    /// Hidden units per layer of the vector field.
+    pub width: usize,
+    /// Hidden layers.
+    pub depth: usize,
+    /// Activation: "tanh", "softplus" or "silu".
+    pub activation: cnf::Activation,
+    /// RK4 steps of the training integration.
+    pub rk4_steps: usize,
+    /// Relative tolerance of the adaptive solver (sampling, evaluation).
+    pub rtol: f64,
+    /// Absolute tolerance of the adaptive solver.
+    pub atol: f64,
 }
 
 /// Training knobs.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainingConfig {
-    /// Epochs per flow.
+    /// Maximum epochs per flow.
     pub epochs: usize,
+    /// Mini-batch size.
+    pub batch_size: usize,
+    /// Initial learning rate (Adam, cosine schedule).
+    pub learning_rate: f64,
+    /// Fraction of each cluster's particles held out for validation and early stopping.
+    pub val_fraction: f64,
+    /// Epochs without validation improvement before stopping.
+    pub patience: usize,
+    /// At most this many particles per cluster are trained on (a seeded random subset;
+    /// 0: all).
+    pub max_particles: usize,
+    /// Independently seeded flow pairs per cluster (an ensemble, averaged in density).
+    pub ensemble: usize,
 }
 
 /// Star-drawing knobs.
@@ -101,6 +142,7 @@ impl Default for Config {
             region: None,
             frame: FrameConfig::default(),
             clusters: ClusterConfig::default(),
+            flow: FlowNetConfig::default(),
             training: TrainingConfig::default(),
             stars: StarConfig::default(),
             imf: ImfConfig::default(),
@@ -117,13 +159,41 @@ impl Default for FrameConfig {
 
 impl Default for ClusterConfig {
     fn default() -> Self {
-        Self { n: 8 }
+        Self {
+            method: ClusterMethod::Cells,
+            n: 8,
+            margin: 0.5,
+            linking_length: 0.1,
+            min_size: 1000,
+            field_file: None,
+        }
+    }
+}
+
+impl Default for FlowNetConfig {
+    fn default() -> Self {
+        Self {
+            width: 64,
+            depth: 3,
+            activation: cnf::Activation::Tanh,
+            rk4_steps: 8,
+            rtol: 1e-4,
+            atol: 1e-4,
+        }
     }
 }
 
 impl Default for TrainingConfig {
     fn default() -> Self {
-        Self { epochs: 40 }
+        Self {
+            epochs: 40,
+            batch_size: 512,
+            learning_rate: 5e-3,
+            val_fraction: 0.1,
+            patience: 8,
+            max_particles: 0,
+            ensemble: 1,
+        }
     }
 }
 
@@ -201,9 +271,6 @@ impl Config {
                 bail!("region centre must be finite (kpc), got {:?}", r.center);
             }
         }
-        if self.method == Method::Flow {
-            bail!(FLOW_NOT_YET);
-        }
         crate::imf::Imf::new(&self.imf)?;
         if self.kernel.k == 0 {
             bail!("kernel.k (neighbours) must be at least 1");
@@ -213,6 +280,39 @@ impl Config {
         }
         if self.training.epochs == 0 {
             bail!("epochs must be at least 1");
+        }
+        let c = &self.clusters;
+        if !(c.margin.is_finite() && c.margin >= 0.0) {
+            bail!("clusters.margin must be a fraction >= 0, got {}", c.margin);
+        }
+        if !(c.linking_length.is_finite() && c.linking_length > 0.0) {
+            bail!(
+                "clusters.linking_length must be a positive number of kpc, got {}",
+                c.linking_length
+            );
+        }
+        let t = &self.training;
+        if t.batch_size == 0 || t.ensemble == 0 {
+            bail!("training.batch_size and training.ensemble must be at least 1");
+        }
+        if !(t.learning_rate.is_finite() && t.learning_rate > 0.0) {
+            bail!(
+                "training.learning_rate must be positive, got {}",
+                t.learning_rate
+            );
+        }
+        if !(t.val_fraction > 0.0 && t.val_fraction < 1.0) {
+            bail!(
+                "training.val_fraction must be in (0, 1), got {}",
+                t.val_fraction
+            );
+        }
+        let f = &self.flow;
+        if f.width == 0 || f.depth == 0 || f.rk4_steps == 0 {
+            bail!("flow.width, flow.depth and flow.rk4_steps must be at least 1");
+        }
+        if !(f.rtol > 0.0 && f.atol > 0.0) {
+            bail!("flow.rtol and flow.atol must be positive");
         }
         let d = self.device.as_str();
         let cuda_ok = d

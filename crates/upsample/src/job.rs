@@ -2,11 +2,12 @@
 //! stars and stream them into `catalog.hdf5`, then write `report.json`.
 
 use anyhow::{Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 use crate::cli::RunArgs;
 use crate::config::{Config, Method};
+use crate::flowrun::Shard;
 use crate::imf::Imf;
 use crate::kernel::KernelSizes;
 use crate::progress::Progress;
@@ -32,9 +33,10 @@ pub struct Prepared {
     pub layout: String,
 }
 
-/// Summary written to `report.json`.
-#[derive(Debug, Serialize)]
-pub struct RunReport {
+/// What a run is: the snapshot, what was read from it, the frame and the configuration.
+/// Written to `DIR/run.json` before any work; a resumed run or a shard checks it matches.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunInfo {
     /// Program version.
     pub version: String,
     /// Snapshot path as given.
@@ -65,12 +67,77 @@ pub struct RunReport {
     pub method: Method,
     /// Fraction of the stars drawn.
     pub star_fraction: f64,
-    /// Star totals (drawn, written, initial masses).
-    pub stars: StarTotals,
-    /// Wall-clock seconds of each stage.
-    pub seconds: Vec<(String, f64)>,
     /// The configuration used, as TOML.
     pub config: String,
+}
+
+impl RunInfo {
+    /// The summary of prepared stars under `cfg`.
+    pub fn new(snapshot: &Path, p: &Prepared, cfg: &Config) -> RunInfo {
+        RunInfo {
+            version: crate::VERSION.to_string(),
+            snapshot: snapshot.to_path_buf(),
+            files: p.read.files.clone(),
+            layout: p.layout.clone(),
+            star_particles_read: p.n_read,
+            wind_particles_dropped: p.read.winds_dropped,
+            star_particles_selected: p.stars.len(),
+            stellar_mass_msun: p.stars.mass.iter().sum(),
+            initial_stellar_mass_msun: p.stars.initial_mass.iter().sum(),
+            frame_center_kpc: p.frame.center,
+            frame_bulk_velocity_kms: p.frame.bulk_velocity,
+            frame_rotation: p.frame.rotation,
+            notes: p.read.notes.clone(),
+            method: cfg.method,
+            star_fraction: cfg.stars.fraction,
+            config: cfg.to_toml(),
+        }
+    }
+
+    /// The galaxy frame recorded.
+    pub fn frame(&self) -> GalaxyFrame {
+        GalaxyFrame {
+            center: self.frame_center_kpc,
+            bulk_velocity: self.frame_bulk_velocity_kms,
+            rotation: self.frame_rotation,
+        }
+    }
+}
+
+/// Summary written to `report.json`.
+#[derive(Debug, Serialize)]
+pub struct RunReport {
+    /// The run (snapshot, frame, configuration).
+    #[serde(flatten)]
+    pub info: RunInfo,
+    /// Star totals (drawn, written, initial masses).
+    pub stars: StarTotals,
+    /// Per-cluster figures (flow method).
+    pub clusters: Vec<crate::flowrun::ClusterReport>,
+    /// Wall-clock seconds of each stage.
+    pub seconds: Vec<(String, f64)>,
+}
+
+/// Prints the closing summary of a run.
+pub fn print_summary(report: &RunReport, catalog: &Path, report_path: &Path) {
+    let i = &report.info;
+    println!(
+        "{}: {} star particles ({} selected, {:.4e} Msun), {} winds dropped; centre {:.3?} kpc, bulk velocity {:.2?} km/s",
+        i.snapshot.display(),
+        i.star_particles_read,
+        i.star_particles_selected,
+        i.stellar_mass_msun,
+        i.wind_particles_dropped,
+        i.frame_center_kpc,
+        i.frame_bulk_velocity_kms
+    );
+    println!(
+        "{} stars written to {} (star fraction {}); report in {}",
+        report.stars.stars_written,
+        catalog.display(),
+        i.star_fraction,
+        report_path.display()
+    );
 }
 
 /// Reads and prepares the stars of a snapshot according to `cfg`.
@@ -197,57 +264,34 @@ pub fn run(args: &RunArgs) -> Result<()> {
         .as_ref()
         .context("--snapshot PATH is required (see `upsample --help`)")?;
     let cfg = Config::resolve(args)?;
+    let shard = args.shard.as_deref().map(Shard::parse).transpose()?;
+    if shard.is_some() && cfg.method != Method::Flow {
+        anyhow::bail!(
+            "--shard needs the flow method (the kernel method has no clusters to share out)"
+        );
+    }
     let mut seconds = Vec::new();
     let t = Instant::now();
     let p = prepare(snapshot, &cfg)?;
     seconds.push(("read_and_frame".to_string(), t.elapsed().as_secs_f64()));
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create output folder {}", args.out.display()))?;
+    let info = RunInfo::new(snapshot, &p, &cfg);
+    if cfg.method == Method::Flow {
+        return crate::flowrun::run(&p, &info, &cfg, &args.out, shard, seconds);
+    }
     let catalog = args.out.join("catalog.hdf5");
     let t = Instant::now();
-    let stars = match cfg.method {
-        Method::Kernel => write_kernel_catalog(&p, &cfg, snapshot, &catalog)?,
-        Method::Flow => anyhow::bail!(crate::config::FLOW_NOT_YET),
-    };
+    let stars = write_kernel_catalog(&p, &cfg, snapshot, &catalog)?;
     seconds.push(("stars".to_string(), t.elapsed().as_secs_f64()));
     let report = RunReport {
-        version: crate::VERSION.to_string(),
-        snapshot: snapshot.clone(),
-        files: p.read.files.clone(),
-        layout: p.layout.clone(),
-        star_particles_read: p.n_read,
-        wind_particles_dropped: p.read.winds_dropped,
-        star_particles_selected: p.stars.len(),
-        stellar_mass_msun: p.stars.mass.iter().sum(),
-        initial_stellar_mass_msun: p.stars.initial_mass.iter().sum(),
-        frame_center_kpc: p.frame.center,
-        frame_bulk_velocity_kms: p.frame.bulk_velocity,
-        frame_rotation: p.frame.rotation,
-        notes: p.read.notes.clone(),
-        method: cfg.method,
-        star_fraction: cfg.stars.fraction,
+        info,
         stars,
+        clusters: Vec::new(),
         seconds,
-        config: cfg.to_toml(),
     };
     let path = args.out.join("report.json");
     write_json(&path, &report)?;
-    println!(
-        "{}: {} star particles ({} selected, {:.4e} Msun), {} winds dropped; centre {:.3?} kpc, bulk velocity {:.2?} km/s",
-        snapshot.display(),
-        report.star_particles_read,
-        report.star_particles_selected,
-        report.stellar_mass_msun,
-        report.wind_particles_dropped,
-        report.frame_center_kpc,
-        report.frame_bulk_velocity_kms
-    );
-    println!(
-        "{} stars written to {} (star fraction {}); report in {}",
-        report.stars.stars_written,
-        catalog.display(),
-        cfg.stars.fraction,
-        path.display()
-    );
+    print_summary(&report, &catalog, &path);
     Ok(())
 }

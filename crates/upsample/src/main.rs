@@ -9,6 +9,7 @@ fn main() -> ExitCode {
     upsample::logging::init(cli.verbose);
     let result = match cli.command {
         Some(Command::Inspect(args)) => upsample::inspect::run(&args),
+        Some(Command::Merge(args)) => upsample::flowrun::merge(&args.dir).map(|_| ()),
         None => upsample::job::run(&cli.run),
     };
     match result {

@@ -2,20 +2,23 @@
 //! lifetime cut, phase-space positions from a sampler, inherited age, metallicity and parent,
 //! streamed in batches into the catalogue.
 
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::SeedableRng;
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use snapio::{CatalogWriter, StarBatch, StarParticles};
 
+use crate::clusters::{CellBox, Cluster};
 use crate::imf::{main_sequence_lifetime_gyr, Imf};
+use crate::models::Member;
+use crate::parents::ParentFinder;
 
 /// Parent particles processed per batch (bounds memory: their stars are written before the next).
 const PARTICLES_PER_BATCH: usize = 2048;
 
 /// Totals of a star-drawing pass.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct StarTotals {
     /// Stars written to the catalogue.
     pub stars_written: u64,
@@ -40,13 +43,18 @@ pub struct StarDraw<'a> {
     pub seed: u64,
 }
 
-/// A random stream for one parent particle, independent of processing order and threads.
-pub fn particle_rng(seed: u64, particle_id: u64) -> Xoshiro256PlusPlus {
-    // SplitMix64 finaliser over (seed, id) for well-mixed, distinct seeds.
-    let mut z = seed ^ particle_id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+/// Mixes a seed and a second value into a well-spread 64-bit seed (SplitMix64 finaliser), so
+/// that every (seed, particle), (seed, cluster, chunk) … gets its own random stream.
+pub fn mix_seed(seed: u64, value: u64) -> u64 {
+    let mut z = seed ^ value.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    Xoshiro256PlusPlus::seed_from_u64(z ^ (z >> 31))
+    z ^ (z >> 31)
+}
+
+/// A random stream for one parent particle, independent of processing order and threads.
+pub fn particle_rng(seed: u64, particle_id: u64) -> Xoshiro256PlusPlus {
+    Xoshiro256PlusPlus::seed_from_u64(mix_seed(seed, particle_id))
 }
 
 /// Draws the stars of every particle of `parents` (galaxy frame) and appends them to `writer`.
@@ -116,4 +124,150 @@ where
         progress(end, totals.stars_written);
     }
     Ok(totals)
+}
+
+/// Stars drawn from the flows per chunk (bounds memory for clusters of millions of stars).
+const STARS_PER_CHUNK: usize = 1 << 18;
+
+/// Rounds of rejection sampling allowed to fill a chunk inside a core cell.
+const MAX_REJECTION_ROUNDS: usize = 64;
+
+/// Draws the stars of one cluster from its flows and appends them to `writer`.
+///
+/// Star counts and masses come from the IMF against the initial mass of the particles the
+/// cluster owns (the same per-particle random streams as the kernel method); positions from
+/// p_c(x), kept only inside the core cell when there is one (rejection); velocities from
+/// p_c(v | x); age, metallicity and parent ID from the nearest training particle in
+/// standardised phase space; then the main-sequence lifetime cut with the inherited age.
+/// Ensemble members share the stars equally (star j comes from member j mod E).
+pub fn draw_flow_stars(
+    parents: &StarParticles,
+    cluster: &Cluster,
+    index: usize,
+    members: &[Member],
+    draw: &StarDraw,
+    writer: &mut CatalogWriter,
+) -> Result<StarTotals> {
+    if members.is_empty() {
+        bail!("{}: no trained flows to draw from", cluster.label);
+    }
+    let masses: Vec<Vec<f64>> = cluster
+        .members
+        .par_iter()
+        .map(|&i| {
+            let mut rng = particle_rng(draw.seed, parents.id[i]);
+            let k = draw
+                .imf
+                .star_count(parents.initial_mass[i], draw.fraction, &mut rng);
+            (0..k).map(|_| draw.imf.sample(&mut rng)).collect()
+        })
+        .collect();
+    let masses: Vec<f64> = masses.concat();
+    let mut totals = StarTotals {
+        particle_initial_mass_msun: cluster
+            .members
+            .iter()
+            .map(|&i| parents.initial_mass[i])
+            .sum(),
+        stars_drawn: masses.len() as u64,
+        initial_mass_drawn_msun: masses.iter().sum(),
+        ..Default::default()
+    };
+    let rows = cluster.training();
+    let finder = ParentFinder::new(&parents.position, &parents.velocity, &rows)
+        .with_context(|| format!("{} (cluster {index})", cluster.label))?;
+    // Expected fraction of position draws that land in the core.
+    let mut acceptance = match cluster.core {
+        Some(_) => cluster.members.len() as f64 / rows.len().max(1) as f64,
+        None => 1.0,
+    };
+    let cluster_seed = mix_seed(mix_seed(draw.seed, 0x57A2_5EED), index as u64);
+    let e = members.len();
+    for (chunk, chunk_masses) in masses.chunks(STARS_PER_CHUNK).enumerate() {
+        let n = chunk_masses.len();
+        let mut position = vec![[0.0; 3]; n];
+        let mut velocity = vec![[0.0; 3]; n];
+        for (m, member) in members.iter().enumerate() {
+            let want = (m..n).step_by(e).count();
+            if want == 0 {
+                continue;
+            }
+            let seed = mix_seed(mix_seed(cluster_seed, chunk as u64), m as u64);
+            let x = sample_in_core(member, cluster.core.as_ref(), want, seed, &mut acceptance)
+                .with_context(|| {
+                    format!("drawing positions of {} (cluster {index})", cluster.label)
+                })?;
+            let context: Vec<f64> = x.iter().flat_map(|p| p.iter().copied()).collect();
+            let v = member
+                .velocity
+                .sample(want, Some(&context), mix_seed(seed, 0x7E10_C17E))
+                .with_context(|| {
+                    format!("drawing velocities of {} (cluster {index})", cluster.label)
+                })?;
+            for (k, j) in (m..n).step_by(e).enumerate() {
+                position[j] = x[k];
+                velocity[j] = v[k];
+            }
+        }
+        let parent = finder.nearest(&position, &velocity);
+        let mut b = StarBatch::default();
+        for j in 0..n {
+            let (p, m) = (parent[j], chunk_masses[j]);
+            if main_sequence_lifetime_gyr(m) < parents.age[p] {
+                continue;
+            }
+            b.position.push(position[j]);
+            b.velocity.push(velocity[j]);
+            b.mass.push(m);
+            b.initial_mass.push(m);
+            b.age.push(parents.age[p]);
+            b.metallicity.push(parents.metallicity[p]);
+            b.parent_id.push(parents.id[p]);
+            b.cluster.push(index as u32);
+        }
+        totals.stars_written += b.len() as u64;
+        totals.initial_mass_written_msun += b.initial_mass.iter().sum::<f64>();
+        if !b.is_empty() {
+            writer.append(&b)?;
+        }
+    }
+    Ok(totals)
+}
+
+/// Draws `want` positions from a member's position flow, inside `core` when given (rejection,
+/// in rounds sized by the running `acceptance` estimate). Deterministic given `seed`.
+fn sample_in_core(
+    member: &Member,
+    core: Option<&CellBox>,
+    want: usize,
+    seed: u64,
+    acceptance: &mut f64,
+) -> Result<Vec<[f64; 3]>> {
+    let Some(core) = core else {
+        return Ok(member.position.sample(want, None, seed)?);
+    };
+    let mut kept = Vec::with_capacity(want);
+    for round in 0..MAX_REJECTION_ROUNDS {
+        let missing = want - kept.len();
+        let tries = ((missing as f64 / acceptance.max(1e-3)) * 1.1).ceil() as usize + 64;
+        let x = member
+            .position
+            .sample(tries, None, mix_seed(seed, round as u64))?;
+        let before = kept.len();
+        kept.extend(x.into_iter().filter(|p| core.contains(p)).take(missing));
+        let inside = kept.len() - before;
+        if inside < missing {
+            // Only a full round measures the acceptance without the truncation bias.
+            *acceptance = (inside as f64 / tries as f64).max(1e-4);
+        }
+        if kept.len() == want {
+            return Ok(kept);
+        }
+    }
+    bail!(
+        "after {MAX_REJECTION_ROUNDS} rounds only {} of {want} positions fell inside the core cell \
+         (acceptance {:.2e}): the position flow puts almost no mass in its own cell",
+        kept.len(),
+        acceptance
+    )
 }

@@ -1,0 +1,356 @@
+//! The trained models of a run, `DIR/models/`: the decomposition manifest and one folder per
+//! cluster holding its flows (cnf checkpoints) and training metrics.
+//!
+//! ```text
+//! models/manifest.json              decomposition: one ClusterRecord per cluster (written first)
+//! models/cluster_0003/m0/position/  cnf checkpoint of p_c(x), x in kpc (galaxy frame)
+//! models/cluster_0003/m0/velocity/  cnf checkpoint of p_c(v | x), v in km/s, context x in kpc
+//! models/cluster_0003/m1/...        further ensemble members (independently seeded), if any
+//! models/cluster_0003/training.json TrainingRecord: written last, marks the cluster trained
+//! ```
+//!
+//! The phase-space density a cluster stands for is f_c(x, v) = W_c p_c(x) p_c(v | x), W_c the
+//! current stellar mass of the particles it was trained on (Msun), so f_c is a mass density in
+//! phase space (Msun kpc⁻³ (km/s)⁻³). With ensemble members, f_c is their mean in f.
+
+use anyhow::{bail, Context, Result};
+use cnf::{Device, Flow, TrainReport};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+use crate::clusters::{CellBox, Cluster};
+use crate::report::write_json;
+
+/// Version of the `models/` layout.
+pub const MODELS_FORMAT: u32 = 1;
+
+/// A cluster as recorded in `models/manifest.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterRecord {
+    /// Cluster index (its folder is `cluster_{index:04}`).
+    pub index: usize,
+    /// Human-readable name.
+    pub label: String,
+    /// Particles the cluster owns (their initial mass sets its star count).
+    pub members: usize,
+    /// Ghost particles it also trains on (cells).
+    pub ghosts: usize,
+    /// Current stellar mass of the training particles, Msun: W_c in f_c = W_c p_c(x) p_c(v|x).
+    pub weight_msun: f64,
+    /// Initial stellar mass of the owned particles, Msun.
+    pub initial_mass_msun: f64,
+    /// Cells: lower corner of the core cell, kpc (null: unbounded).
+    pub core_lo: Option<[Option<f64>; 3]>,
+    /// Cells: upper corner of the core cell, kpc (null: unbounded).
+    pub core_hi: Option<[Option<f64>; 3]>,
+}
+
+impl ClusterRecord {
+    /// The record of `cluster` (index `index`) of particles with these masses (Msun).
+    pub fn new(index: usize, cluster: &Cluster, mass: &[f64], initial_mass: &[f64]) -> Self {
+        let finite = |a: [f64; 3]| a.map(|v| v.is_finite().then_some(v));
+        ClusterRecord {
+            index,
+            label: cluster.label.clone(),
+            members: cluster.members.len(),
+            ghosts: cluster.ghosts.len(),
+            weight_msun: cluster
+                .members
+                .iter()
+                .chain(&cluster.ghosts)
+                .map(|&i| mass[i])
+                .sum(),
+            initial_mass_msun: cluster.members.iter().map(|&i| initial_mass[i]).sum(),
+            core_lo: cluster.core.map(|b| finite(b.lo)),
+            core_hi: cluster.core.map(|b| finite(b.hi)),
+        }
+    }
+
+    /// The core cell, if any (unbounded faces at ±infinity).
+    pub fn core(&self) -> Option<CellBox> {
+        let (lo, hi) = (self.core_lo?, self.core_hi?);
+        Some(CellBox {
+            lo: lo.map(|v| v.unwrap_or(f64::NEG_INFINITY)),
+            hi: hi.map(|v| v.unwrap_or(f64::INFINITY)),
+        })
+    }
+
+    /// Folder name of the cluster inside `models/`.
+    pub fn dir_name(&self) -> String {
+        cluster_dir_name(self.index)
+    }
+}
+
+/// Folder name of cluster `index` inside `models/`.
+pub fn cluster_dir_name(index: usize) -> String {
+    format!("cluster_{index:04}")
+}
+
+/// `models/manifest.json`: the decomposition of the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelsManifest {
+    /// Layout version.
+    pub format: u32,
+    /// Program version that wrote it.
+    pub version: String,
+    /// Decomposition method ("cells", "fof", "field:NAME").
+    pub method: String,
+    /// Ensemble members per cluster.
+    pub ensemble: usize,
+    /// The clusters, in index order.
+    pub clusters: Vec<ClusterRecord>,
+}
+
+/// Summary of one flow's training (kept in `training.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlowMetrics {
+    /// Held-out (validation split) NLL of the kept weights, nats per particle, data units
+    /// (position flow: ln kpc⁻³; velocity flow: ln (km/s)⁻³).
+    pub held_out_nll: f64,
+    /// Epochs run.
+    pub epochs_run: usize,
+    /// Epoch whose weights were kept.
+    pub best_epoch: usize,
+    /// Whether early stopping ended training.
+    pub stopped_early: bool,
+    /// Recoveries from non-finite losses.
+    pub recoveries: usize,
+    /// Training and validation rows.
+    pub n_train: usize,
+    /// Validation rows.
+    pub n_val: usize,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+impl From<&TrainReport> for FlowMetrics {
+    fn from(r: &TrainReport) -> Self {
+        FlowMetrics {
+            held_out_nll: r.best_val_nll,
+            epochs_run: r.epochs_run,
+            best_epoch: r.best_epoch,
+            stopped_early: r.stopped_early,
+            recoveries: r.recoveries,
+            n_train: r.n_train,
+            n_val: r.n_val,
+            seconds: r.seconds,
+        }
+    }
+}
+
+/// `models/cluster_NNNN/training.json`: what training one cluster did (one entry per member).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainingRecord {
+    /// Cluster index.
+    pub index: usize,
+    /// Position flows, one per ensemble member.
+    pub position: Vec<FlowMetrics>,
+    /// Velocity flows, one per ensemble member.
+    pub velocity: Vec<FlowMetrics>,
+    /// Wall-clock seconds of the cluster's whole training.
+    pub seconds: f64,
+}
+
+/// One ensemble member: a position flow and a velocity flow conditioned on position.
+#[derive(Debug, Clone)]
+pub struct Member {
+    /// p_c(x), x in kpc.
+    pub position: Flow,
+    /// p_c(v | x), v in km/s, context x in kpc.
+    pub velocity: Flow,
+}
+
+/// A cluster's trained models.
+#[derive(Debug, Clone)]
+pub struct ClusterModel {
+    /// Cluster index.
+    pub index: usize,
+    /// Human-readable name.
+    pub label: String,
+    /// W_c, Msun (see the module docs).
+    pub weight_msun: f64,
+    /// Cells: the core cell that answers for positions inside it.
+    pub core: Option<CellBox>,
+    /// Ensemble members (at least one).
+    pub members: Vec<Member>,
+    /// Training metrics.
+    pub training: TrainingRecord,
+}
+
+/// All models of a run.
+#[derive(Debug, Clone)]
+pub struct ModelSet {
+    /// The `models/` folder.
+    pub dir: PathBuf,
+    /// Its manifest.
+    pub manifest: ModelsManifest,
+    /// The clusters' models, in index order.
+    pub clusters: Vec<ClusterModel>,
+}
+
+/// Paths of member `m` of a cluster folder: (position flow dir, velocity flow dir).
+pub fn member_dirs(cluster_dir: &Path, m: usize) -> (PathBuf, PathBuf) {
+    let d = cluster_dir.join(format!("m{m}"));
+    (d.join("position"), d.join("velocity"))
+}
+
+/// `models/cluster_NNNN/training.json` of a cluster folder.
+pub fn training_record_path(cluster_dir: &Path) -> PathBuf {
+    cluster_dir.join("training.json")
+}
+
+/// Reads a JSON file, naming it in errors.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not a valid file of this kind (written by another version?)",
+            path.display()
+        )
+    })
+}
+
+impl ModelsManifest {
+    /// Reads `manifest.json` of a `models/` folder.
+    pub fn read(models_dir: &Path) -> Result<ModelsManifest> {
+        let path = models_dir.join("manifest.json");
+        let m: ModelsManifest = read_json(&path)?;
+        if m.format != MODELS_FORMAT {
+            bail!(
+                "{}: models layout version {} (this build reads {MODELS_FORMAT})",
+                path.display(),
+                m.format
+            );
+        }
+        Ok(m)
+    }
+
+    /// Writes `manifest.json` into a `models/` folder, atomically.
+    pub fn write(&self, models_dir: &Path) -> Result<()> {
+        write_json(&models_dir.join("manifest.json"), self)
+    }
+}
+
+/// Saves a cluster's members and training record (the record last: it marks completion).
+pub fn save_cluster(cluster_dir: &Path, members: &[Member], record: &TrainingRecord) -> Result<()> {
+    for (m, member) in members.iter().enumerate() {
+        let (p, v) = member_dirs(cluster_dir, m);
+        member
+            .position
+            .save(&p)
+            .with_context(|| format!("cannot save the position flow into {}", p.display()))?;
+        member
+            .velocity
+            .save(&v)
+            .with_context(|| format!("cannot save the velocity flow into {}", v.display()))?;
+    }
+    write_json(&training_record_path(cluster_dir), record)
+}
+
+/// Loads a trained cluster from its folder, or None when it has not finished training.
+pub fn load_cluster(
+    cluster_dir: &Path,
+    record: &ClusterRecord,
+    ensemble: usize,
+    device: &Device,
+) -> Result<Option<ClusterModel>> {
+    let tpath = training_record_path(cluster_dir);
+    if !tpath.exists() {
+        return Ok(None);
+    }
+    let training: TrainingRecord = read_json(&tpath)?;
+    let mut members = Vec::with_capacity(ensemble);
+    for m in 0..ensemble {
+        let (p, v) = member_dirs(cluster_dir, m);
+        let position = Flow::load(&p, device)
+            .with_context(|| format!("cannot load the position flow {}", p.display()))?;
+        let velocity = Flow::load(&v, device)
+            .with_context(|| format!("cannot load the velocity flow {}", v.display()))?;
+        if position.config.context_dim != 0 || velocity.config.context_dim != 3 {
+            bail!(
+                "{}: expected an unconditional position flow and a velocity flow conditioned on 3 coordinates",
+                cluster_dir.display()
+            );
+        }
+        members.push(Member { position, velocity });
+    }
+    Ok(Some(ClusterModel {
+        index: record.index,
+        label: record.label.clone(),
+        weight_msun: record.weight_msun,
+        core: record.core(),
+        members,
+        training,
+    }))
+}
+
+impl ModelSet {
+    /// Loads every cluster of a run's `models/` folder (or of the run folder holding it).
+    pub fn load(dir: &Path, device: &Device) -> Result<ModelSet> {
+        let dir = if dir.join("manifest.json").exists() {
+            dir.to_path_buf()
+        } else {
+            dir.join("models")
+        };
+        let manifest = ModelsManifest::read(&dir)?;
+        let mut clusters = Vec::with_capacity(manifest.clusters.len());
+        for rec in &manifest.clusters {
+            let cdir = dir.join(rec.dir_name());
+            match load_cluster(&cdir, rec, manifest.ensemble, device)? {
+                Some(c) => clusters.push(c),
+                None => bail!(
+                    "{}: cluster {} ({}) has not finished training (no {}); resume the run first",
+                    dir.display(),
+                    rec.index,
+                    rec.label,
+                    training_record_path(&cdir).display()
+                ),
+            }
+        }
+        Ok(ModelSet {
+            dir,
+            manifest,
+            clusters,
+        })
+    }
+
+    /// Whether the clusters are cells (each position answered by the one cell holding it).
+    pub fn is_cells(&self) -> bool {
+        self.clusters.iter().all(|c| c.core.is_some())
+    }
+
+    /// The galaxy's stellar mass density at each position, ln(Msun kpc⁻³): with cells, the
+    /// cell holding x answers (W_c p_c(x)); otherwise the sum over populations. Ensemble members
+    /// are averaged in density.
+    pub fn log_mass_density(&self, x: &[[f64; 3]]) -> Result<Vec<f64>> {
+        let mut terms: Vec<Vec<f64>> = vec![Vec::new(); x.len()];
+        for c in &self.clusters {
+            let rows: Vec<usize> = match &c.core {
+                Some(b) => (0..x.len()).filter(|&i| b.contains(&x[i])).collect(),
+                None => (0..x.len()).collect(),
+            };
+            if rows.is_empty() {
+                continue;
+            }
+            let pts: Vec<[f64; 3]> = rows.iter().map(|&i| x[i]).collect();
+            let e = c.members.len() as f64;
+            for m in &c.members {
+                let lp = m.position.log_prob(&pts, None)?;
+                for (k, &i) in rows.iter().enumerate() {
+                    terms[i].push(c.weight_msun.ln() + lp[k] - e.ln());
+                }
+            }
+        }
+        Ok(terms.iter().map(|t| log_sum_exp(t)).collect())
+    }
+}
+
+/// ln Σ exp(t) (−∞ for an empty set), computed stably.
+pub fn log_sum_exp(t: &[f64]) -> f64 {
+    let m = t.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if !m.is_finite() {
+        return m;
+    }
+    m + t.iter().map(|v| (v - m).exp()).sum::<f64>().ln()
+}

@@ -1,0 +1,157 @@
+//! Training one cluster: a position flow p_c(x) and a velocity flow conditioned on position
+//! p_c(v | x), both 3D with the exact trace (crate `cnf`), on the cluster's training particles
+//! (its own plus, for cells, the ghosts of its margin). Positions in kpc, velocities in km/s.
+
+use anyhow::{Context, Result};
+use cnf::{Device, Flow, FlowConfig, LrSchedule, TrainConfig};
+use rand::RngExt;
+use snapio::StarParticles;
+use std::time::Instant;
+
+use crate::clusters::Cluster;
+use crate::config::Config;
+use crate::models::{FlowMetrics, Member, TrainingRecord};
+use crate::stars::{mix_seed, particle_rng};
+
+/// What a flow models: the role enters its seed so that the two flows are independent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// p_c(x).
+    Position,
+    /// p_c(v | x).
+    Velocity,
+}
+
+/// Seed of one flow of one cluster's ensemble member, from the job seed.
+pub fn flow_seed(seed: u64, cluster: usize, member: usize, role: Role) -> u64 {
+    let r = match role {
+        Role::Position => 1,
+        Role::Velocity => 2,
+    };
+    mix_seed(
+        mix_seed(mix_seed(seed, 0x5EED_F10E), cluster as u64),
+        (member as u64) << 2 | r,
+    )
+}
+
+/// Flow architecture of a role from the configuration (position: no context; velocity:
+/// context = position, 3 coordinates).
+pub fn flow_config(cfg: &Config, role: Role) -> FlowConfig {
+    FlowConfig {
+        dim: 3,
+        context_dim: if role == Role::Velocity { 3 } else { 0 },
+        width: cfg.flow.width,
+        depth: cfg.flow.depth,
+        activation: cfg.flow.activation,
+        rk4_steps: cfg.flow.rk4_steps,
+        rtol: cfg.flow.rtol,
+        atol: cfg.flow.atol,
+        ..FlowConfig::default()
+    }
+}
+
+/// Training hyper-parameters of one flow from the configuration.
+pub fn train_config(cfg: &Config, seed: u64) -> TrainConfig {
+    let t = &cfg.training;
+    TrainConfig {
+        epochs: t.epochs,
+        batch_size: t.batch_size,
+        learning_rate: t.learning_rate,
+        schedule: LrSchedule::Cosine { min_factor: 0.02 },
+        val_fraction: t.val_fraction,
+        patience: t.patience,
+        seed,
+        ..TrainConfig::default()
+    }
+}
+
+/// The rows a cluster trains on: members and ghosts, at most `max` of them (a seeded random
+/// subset, in ascending order) when `max > 0`.
+pub fn training_rows(cluster: &Cluster, max: usize, seed: u64) -> Vec<usize> {
+    let mut rows = cluster.training();
+    if max > 0 && rows.len() > max {
+        let mut rng = particle_rng(seed, 0x0005_0B5E);
+        // Partial Fisher–Yates: the first `max` entries become a uniform random subset.
+        for i in 0..max {
+            let j = rng.random_range(i..rows.len());
+            rows.swap(i, j);
+        }
+        rows.truncate(max);
+    }
+    rows.sort_unstable();
+    rows
+}
+
+/// Trains every ensemble member of cluster `index` on `device`; `log` receives progress lines.
+pub fn train_cluster(
+    stars: &StarParticles,
+    cluster: &Cluster,
+    index: usize,
+    cfg: &Config,
+    device: &Device,
+) -> Result<(Vec<Member>, TrainingRecord)> {
+    let t0 = Instant::now();
+    let rows = training_rows(
+        cluster,
+        cfg.training.max_particles,
+        mix_seed(cfg.seed, index as u64),
+    );
+    let x: Vec<[f64; 3]> = rows.iter().map(|&i| stars.position[i]).collect();
+    let v: Vec<[f64; 3]> = rows.iter().map(|&i| stars.velocity[i]).collect();
+    let context: Vec<f64> = x.iter().flat_map(|p| p.iter().copied()).collect();
+    let mut members = Vec::with_capacity(cfg.training.ensemble);
+    let mut record = TrainingRecord {
+        index,
+        position: Vec::new(),
+        velocity: Vec::new(),
+        seconds: 0.0,
+    };
+    for m in 0..cfg.training.ensemble {
+        let mut fit = |role: Role, data: &[[f64; 3]], ctx: Option<&[f64]>| -> Result<Flow> {
+            let name = match role {
+                Role::Position => "position",
+                Role::Velocity => "velocity",
+            };
+            let seed = flow_seed(cfg.seed, index, m, role);
+            let (flow, report) = Flow::fit(
+                data,
+                ctx,
+                &flow_config(cfg, role),
+                &train_config(cfg, seed),
+                device,
+                |r| {
+                    tracing::info!(
+                        "{} ({}) {name} flow{}: epoch {}/{} train NLL {:.4} held-out {:.4} (best {:.4}), {:.0} samples/s",
+                        cluster.label,
+                        index,
+                        if cfg.training.ensemble > 1 { format!(" member {m}") } else { String::new() },
+                        r.epoch + 1,
+                        r.epochs,
+                        r.train_nll,
+                        r.val_nll,
+                        r.best_val_nll,
+                        r.samples_per_s
+                    )
+                },
+            )
+            .with_context(|| {
+                format!(
+                    "training the {name} flow of {} (cluster {index}, {} particles)",
+                    cluster.label,
+                    data.len()
+                )
+            })?;
+            let metrics = FlowMetrics::from(&report);
+            match role {
+                Role::Position => record.position.push(metrics),
+                Role::Velocity => record.velocity.push(metrics),
+            }
+            Ok(flow)
+        };
+        let position = fit(Role::Position, &x, None)?;
+        let velocity = fit(Role::Velocity, &v, Some(&context))?;
+        members.push(Member { position, velocity });
+    }
+    record.seconds = t0.elapsed().as_secs_f64();
+    Ok((members, record))
+}
