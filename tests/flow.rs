@@ -129,3 +129,161 @@ fn resumed_and_sharded_runs_give_the_same_catalogue() {
         text(&out.stderr)
     );
 }
+
+/// Figures of a flow catalogue against the analytic truth.
+struct Figures {
+    stars: usize,
+    ks: f64,
+    nll_gap: f64,
+    nn_flow: f64,
+    nn_kernel: f64,
+    seams: Vec<(String, f64, f64)>,
+}
+
+/// Measures the run in `flow_dir` (and the kernel catalogue in `kernel_dir`) against the truth.
+fn evaluate(flow_dir: &Path, kernel_dir: &Path) -> Figures {
+    let p = Plummer::from_truth();
+    let cat = read_catalog(flow_dir.join("catalog.hdf5")).unwrap();
+    let radii: Vec<f64> = cat
+        .position
+        .iter()
+        .map(|x| (x[0] * x[0] + x[1] * x[1] + x[2] * x[2]).sqrt())
+        .collect();
+    let ks = ks_distance(radii.clone(), |r| p.radius_cdf(r));
+    if std::env::var("FLOW_EVAL").is_ok() {
+        let mut sorted = radii.clone();
+        sorted.sort_by(f64::total_cmp);
+        for q in [0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 0.97, 0.99] {
+            let r = sorted[(q * sorted.len() as f64) as usize];
+            eprintln!(
+                "  quantile {q}: r = {r:.4} kpc, truth CDF there {:.4}",
+                p.radius_cdf(r)
+            );
+        }
+    }
+
+    // Galaxy position density of the models (mass density / total mass) against the truth at
+    // fresh draws: the cross-entropy gap in nats per star.
+    let (tx, tv) = p.draw(200_000, 77);
+    let dev = cnf::parse_device(&device()).unwrap();
+    let models = ModelSet::load(flow_dir, &dev).unwrap();
+    let report = read_report(flow_dir);
+    let total = report["stellar_mass_msun"].as_f64().unwrap();
+    let probe = &tx[..4000];
+    let model_ll = models.log_mass_density(probe).unwrap();
+    let nll_model = -model_ll.iter().map(|l| l - total.ln()).sum::<f64>() / probe.len() as f64;
+    let nll_true =
+        -probe.iter().map(|x| p.log_position_density(x)).sum::<f64>() / probe.len() as f64;
+
+    // 6D nearest-neighbour two-sample statistic against an independent truth draw, for the
+    // flow and the kernel catalogues (same truth points, same sizes).
+    let n = 20_000;
+    let kernel = read_catalog(kernel_dir.join("catalog.hdf5")).unwrap();
+    let nn_flow = nn_two_sample((&cat.position, &cat.velocity), (&tx, &tv), n, 10);
+    let nn_kernel = nn_two_sample((&kernel.position, &kernel.velocity), (&tx, &tv), n, 10);
+
+    // Seams: in slabs of width w on both sides of every internal cell face, the ratio of the
+    // stars' share to the truth's share (1 when the star density has no seam).
+    let w = 0.05;
+    let share = |pts: &[[f64; 3]], f: &dyn Fn(&[f64; 3]) -> bool| {
+        pts.iter().filter(|x| f(x)).count() as f64 / pts.len() as f64
+    };
+    let mut seams = Vec::new();
+    for c in &models.clusters {
+        let Some(b) = c.core else { continue };
+        for d in 0..3 {
+            for (face, inward) in [(b.lo[d], 1.0), (b.hi[d], -1.0)] {
+                if !face.is_finite() {
+                    continue;
+                }
+                let across =
+                    |x: &[f64; 3]| (0..3).all(|e| e == d || (x[e] >= b.lo[e] && x[e] < b.hi[e]));
+                for (side, s) in [("inside", inward), ("outside", -inward)] {
+                    let slab = |x: &[f64; 3]| {
+                        let t = (x[d] - face) * s;
+                        across(x) && (0.0..w).contains(&t)
+                    };
+                    let ratio = share(&cat.position, &slab) / share(&tx, &slab);
+                    let sigma = (1.0 / (share(&cat.position, &slab) * cat.len() as f64)
+                        + 1.0 / (share(&tx, &slab) * tx.len() as f64))
+                        .sqrt();
+                    seams.push((
+                        format!("{} face x{d}={face:.3} {side}", c.label),
+                        ratio,
+                        sigma,
+                    ));
+                }
+            }
+        }
+    }
+    Figures {
+        stars: cat.len(),
+        ks,
+        nll_gap: nll_model - nll_true,
+        nn_flow,
+        nn_kernel,
+        seams,
+    }
+}
+
+#[test]
+fn flow_catalogue_matches_the_analytic_system() {
+    let dir = tempfile::tempdir().unwrap();
+    let flow_dir = dir.path().join("flow");
+    let t0 = std::time::Instant::now();
+    ok(&run(
+        &flow_dir,
+        &["--config", "pipelines/quick.toml", "--method", "flow"],
+    ));
+    let secs = t0.elapsed().as_secs_f64();
+    let kernel_dir = dir.path().join("kernel");
+    ok(&run(
+        &kernel_dir,
+        &["--config", "pipelines/quick.toml", "--method", "kernel"],
+    ));
+    let f = evaluate(&flow_dir, &kernel_dir);
+    eprintln!(
+        "flow method on {}: {} stars in {secs:.0} s; radial KS {:.4}; position NLL gap {:.4} nats; \
+         6D NN two-sample statistic flow {:.4} vs kernel {:.4} (0.5 = indistinguishable)",
+        device(),
+        f.stars,
+        f.ks,
+        f.nll_gap,
+        f.nn_flow,
+        f.nn_kernel
+    );
+    for (name, ratio, sigma) in &f.seams {
+        eprintln!("  seam {name}: star/truth density ratio {ratio:.3} ± {sigma:.3}");
+    }
+    assert!(f.stars >= 150_000, "{} stars", f.stars);
+    assert!(f.ks <= 0.006, "radial KS {}", f.ks);
+    assert!(f.nll_gap.abs() <= 0.1, "NLL gap {}", f.nll_gap);
+    assert!(
+        f.nn_flow <= f.nn_kernel + 0.002,
+        "flow {} further from the truth than the kernel {}",
+        f.nn_flow,
+        f.nn_kernel
+    );
+    for (name, ratio, sigma) in &f.seams {
+        assert!(
+            (ratio - 1.0).abs() < 0.05 + 4.0 * sigma,
+            "seam at {name}: ratio {ratio} ± {sigma}"
+        );
+    }
+}
+
+/// Development aid: evaluates existing run folders given by FLOW_EVAL=flow_dir,kernel_dir.
+#[test]
+#[ignore]
+fn evaluate_existing_runs() {
+    let spec = std::env::var("FLOW_EVAL").expect("FLOW_EVAL=flow_dir,kernel_dir");
+    let (a, b) = spec.split_once(',').unwrap();
+    let f = evaluate(Path::new(a), Path::new(b));
+    eprintln!(
+        "{} stars; radial KS {:.4}; NLL gap {:.4}; NN flow {:.4} kernel {:.4}",
+        f.stars, f.ks, f.nll_gap, f.nn_flow, f.nn_kernel
+    );
+    for (name, ratio, sigma) in &f.seams {
+        eprintln!("  seam {name}: {ratio:.3} ± {sigma:.3}");
+    }
+}

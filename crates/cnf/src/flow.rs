@@ -7,10 +7,11 @@
 //! `log p(x) = log N(z) + ∫₀ᵀ tr(∂F/∂y) dt − Σᵢ log Lᵢᵢ`.
 //! Context vectors are standardised per component (no Jacobian term: they are not modelled).
 
+use crate::compress::RadialCompression;
 use crate::error::CnfError;
 use crate::field::{layer_sizes, Activation, VectorField};
 use crate::ode::{dopri5, rk4, OdeTolerance};
-use crate::trace::field_and_trace;
+use crate::trace::{field_and_jacobian, field_and_trace};
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -44,6 +45,14 @@ pub struct FlowConfig {
     pub final_init_scale: f64,
     /// Batch size used by the plain-data evaluation API.
     pub eval_batch: usize,
+    /// Radially compress the data before whitening (for power-law tails; see [`compress`]).
+    ///
+    /// [`compress`]: crate::compress
+    #[serde(default)]
+    pub compress_data: bool,
+    /// Radially compress the context before standardising it.
+    #[serde(default)]
+    pub compress_context: bool,
 }
 
 impl Default for FlowConfig {
@@ -61,6 +70,8 @@ impl Default for FlowConfig {
             t_end: 1.0,
             final_init_scale: 0.01,
             eval_batch: 8192,
+            compress_data: false,
+            compress_context: false,
         }
     }
 }
@@ -125,6 +136,12 @@ pub struct Whitening {
     pub context_mean: Vec<f64>,
     /// Context standard deviation (per component).
     pub context_std: Vec<f64>,
+    /// Radial compression of the data, applied before the affine map (None: off).
+    #[serde(default)]
+    pub compress: Option<RadialCompression>,
+    /// Radial compression of the context, applied before standardisation (None: off).
+    #[serde(default)]
+    pub context_compress: Option<RadialCompression>,
 }
 
 impl Whitening {
@@ -139,6 +156,8 @@ impl Whitening {
             chol,
             context_mean: vec![0.0; context_dim],
             context_std: vec![1.0; context_dim],
+            compress: None,
+            context_compress: None,
         }
     }
 
@@ -215,6 +234,8 @@ impl Whitening {
             chol,
             context_mean,
             context_std,
+            compress: None,
+            context_compress: None,
         })
     }
 
@@ -229,7 +250,8 @@ impl Whitening {
         -(0..d).map(|i| self.chol[i * d + i].ln()).sum::<f64>()
     }
 
-    /// Whitens row-major data on the host: `L⁻¹ (x − μ)`.
+    /// Whitens row-major data on the host: `L⁻¹ (x − μ)` (x already compressed when
+    /// compression is on).
     pub fn whiten_host(&self, x: &[f64]) -> Vec<f64> {
         let d = self.dim();
         let mut out = vec![0.0; x.len()];
@@ -246,7 +268,7 @@ impl Whitening {
         out
     }
 
-    /// Standardises row-major context on the host.
+    /// Standardises row-major context on the host (already compressed when compression is on).
     pub fn whiten_context_host(&self, c: &[f64]) -> Vec<f64> {
         let k = self.context_mean.len();
         if k == 0 {
@@ -350,6 +372,57 @@ fn augmented(
     let y = s.narrow(1, 0, dim);
     let (f, tr) = field_and_trace(field, y, t, ctx, act);
     Tensor::cat(vec![f, tr], 1)
+}
+
+/// Right-hand side of the regularised training state `[y, ℓ, E, J]`: F, tr ∂F/∂y, |F|² and
+/// ‖∂F/∂y‖²_F (the last two integrate to the kinetic energy and Jacobian penalties).
+fn augmented_regularised(
+    field: &VectorField,
+    act: Activation,
+    dim: usize,
+    ctx: Option<&Tensor<2>>,
+    t: f64,
+    s: Tensor<2>,
+) -> Tensor<2> {
+    let y = s.narrow(1, 0, dim);
+    let b = y.dims()[0];
+    let (f, jac) = field_and_jacobian(field, y, t, ctx, act);
+    let mut eye = vec![0f32; dim * dim];
+    for j in 0..dim {
+        eye[j * dim + j] = 1.0;
+    }
+    let eye = Tensor::<3>::from_data(
+        TensorData::new(eye, [1, dim, dim]),
+        (&f.device(), f.dtype()),
+    );
+    let tr = (jac.clone() * eye).sum_dim(2).sum_dim(1).reshape([b, 1]);
+    let kinetic = f.clone().square().sum_dim(1);
+    let frob = jac.square().sum_dim(2).sum_dim(1).reshape([b, 1]);
+    Tensor::cat(vec![f, tr, kinetic, frob], 1)
+}
+
+/// Training objective pieces with fixed-step RK4 (RNODE regularisation, Finlay et al. 2020,
+/// "How to train your neural ODE"): returns `(log p [B,1], ∫|F|² dt [B,1], ∫‖∂F/∂y‖²_F dt [B,1])`
+/// in whitened space. Penalising the last two keeps the dynamics straight and smooth, so that
+/// the fixed-step log-determinant stays faithful to the exact one.
+pub fn log_prob_regularised(
+    field: &VectorField,
+    cfg: &FlowConfig,
+    y: Tensor<2>,
+    ctx: Option<&Tensor<2>>,
+    steps: usize,
+) -> (Tensor<2>, Tensor<2>, Tensor<2>) {
+    let dim = y.dims()[1];
+    let zeros = y.zeros_like().narrow(1, 0, 1);
+    let s0 = Tensor::cat(vec![y, zeros.clone(), zeros.clone(), zeros], 1);
+    let act = cfg.activation;
+    let rhs = |t: f64, s: Tensor<2>| augmented_regularised(field, act, dim, ctx, t, s);
+    let s1 = rk4(rhs, s0, 0.0, cfg.t_end, steps);
+    let z = s1.clone().narrow(1, 0, dim);
+    let ell = s1.clone().narrow(1, dim, 1);
+    let kinetic = s1.clone().narrow(1, dim + 1, 1);
+    let frob = s1.narrow(1, dim + 2, 1);
+    (base_log_prob(z) + ell, kinetic, frob)
 }
 
 /// log-density in whitened space, `[B, 1]`: integrates data → base with the trace.
@@ -457,18 +530,34 @@ impl Flow {
         &self.device
     }
 
-    fn whiten_x(&self, x: Tensor<2>) -> Tensor<2> {
+    /// Data → whitened space, with log |det| of the compression per row when it is on.
+    fn whiten_x(&self, x: Tensor<2>) -> (Tensor<2>, Option<Tensor<2>>) {
         let (mean, linv_t, _) = self.whitening.tensors(&x.device());
-        (x - mean).matmul(linv_t)
+        let (x, logdet) = match &self.whitening.compress {
+            Some(c) => {
+                let (y, ld) = c.apply(x);
+                (y, Some(ld))
+            }
+            None => (x, None),
+        };
+        ((x - mean).matmul(linv_t), logdet)
     }
 
     fn unwhiten_x(&self, y: Tensor<2>) -> Tensor<2> {
         let (mean, _, l_t) = self.whitening.tensors(&y.device());
-        y.matmul(l_t) + mean
+        let x = y.matmul(l_t) + mean;
+        match &self.whitening.compress {
+            Some(c) => c.invert(x),
+            None => x,
+        }
     }
 
     fn whiten_c(&self, c: Option<Tensor<2>>) -> Option<Tensor<2>> {
         c.map(|c| {
+            let c = match &self.whitening.context_compress {
+                Some(k) => k.apply(c).0,
+                None => c,
+            };
             let (m, inv_s) = self.whitening.context_tensors(&c.device());
             (c - m) * inv_s
         })
@@ -506,10 +595,14 @@ impl Flow {
     ) -> Result<Tensor<2>, CnfError> {
         let b = x.dims()[0];
         self.check_context(c.as_ref(), b)?;
-        let y = self.whiten_x(x);
+        let (y, compress_logdet) = self.whiten_x(x);
         let cw = self.whiten_c(c);
-        let lp = log_prob_whitened(&self.field, &self.config, y, cw.as_ref(), solver)?;
-        Ok(lp.add_scalar(self.whitening.log_det()))
+        let lp = log_prob_whitened(&self.field, &self.config, y, cw.as_ref(), solver)?
+            .add_scalar(self.whitening.log_det());
+        Ok(match compress_logdet {
+            Some(ld) => lp + ld,
+            None => lp,
+        })
     }
 
     /// Maps base samples `z` to data `x` (generative direction), `[B, dim]`.
@@ -542,7 +635,7 @@ impl Flow {
     ) -> Result<Tensor<2>, CnfError> {
         self.check_context(c.as_ref(), x.dims()[0])?;
         let cw = self.whiten_c(c);
-        let y = self.whiten_x(x);
+        let (y, _) = self.whiten_x(x);
         transport_whitened(
             &self.field,
             &self.config,

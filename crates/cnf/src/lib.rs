@@ -21,6 +21,7 @@
 
 pub mod backend;
 pub mod checkpoint;
+pub mod compress;
 pub mod error;
 pub mod field;
 pub mod flow;
@@ -30,6 +31,7 @@ pub mod train;
 
 pub use backend::{parse_device, DeviceSpec};
 pub use burn::tensor::Device;
+pub use compress::RadialCompression;
 pub use error::CnfError;
 pub use field::{Activation, VectorField};
 pub use flow::{Flow, FlowConfig, Solver, Whitening};

@@ -1,9 +1,12 @@
 //! Maximum-likelihood training: Adam, mini-batches, learning-rate schedule, validation split,
 //! early stopping with best-weight restore, and recovery from non-finite losses.
 
+use crate::compress::RadialCompression;
 use crate::error::CnfError;
 use crate::field::VectorField;
-use crate::flow::{download, log_prob_whitened, Flow, FlowConfig, Solver, Whitening};
+use crate::flow::{
+    download, log_prob_regularised, log_prob_whitened, Flow, FlowConfig, Solver, Whitening,
+};
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
@@ -68,6 +71,12 @@ pub struct TrainConfig {
     pub grad_clip: Option<f64>,
     /// Stop after this many seconds of training (None: no limit).
     pub time_limit_s: Option<f64>,
+    /// Weight of the kinetic-energy penalty ∫|F|² dt (whitened units; 0: off).
+    #[serde(default)]
+    pub kinetic_reg: f64,
+    /// Weight of the Jacobian penalty ∫‖∂F/∂y‖²_F dt (whitened units; 0: off).
+    #[serde(default)]
+    pub jacobian_reg: f64,
     /// Testing aid: treat the loss of this global optimisation step as NaN (once), to exercise
     /// the recovery path. None in normal use.
     pub inject_nan_at_step: Option<usize>,
@@ -86,6 +95,8 @@ impl Default for TrainConfig {
             max_recoveries: 5,
             grad_clip: Some(10.0),
             time_limit_s: None,
+            kinetic_reg: 0.0,
+            jacobian_reg: 0.0,
             inject_nan_at_step: None,
         }
     }
@@ -121,8 +132,11 @@ pub struct TrainReport {
     pub epochs_run: usize,
     /// Epoch whose weights were kept.
     pub best_epoch: usize,
-    /// Validation NLL of the kept weights (nats).
+    /// Validation NLL of the kept weights (nats), with the fixed-step training solver.
     pub best_val_nll: f64,
+    /// Validation NLL of the kept weights (nats) with the adaptive solver: the faithful value.
+    #[serde(default)]
+    pub best_val_nll_adaptive: f64,
     /// Whether early stopping (or the time limit) ended training.
     pub stopped_early: bool,
     /// Recoveries from non-finite losses.
@@ -159,7 +173,7 @@ fn gather(src: &[f32], cols: usize, idx: &[usize], device: &Device) -> Tensor<2>
     Tensor::from_data(TensorData::new(v, [idx.len(), cols]), device)
 }
 
-/// Mean NLL (whitened space) of the rows `idx`, evaluated in chunks without autodiff.
+/// Mean NLL (whitened space) of the rows `idx` with the training solver, without autodiff.
 fn mean_nll(
     field: &VectorField,
     cfg: &FlowConfig,
@@ -168,11 +182,25 @@ fn mean_nll(
     idx: &[usize],
     device: &Device,
 ) -> Result<f64, CnfError> {
+    let solver = Solver::Rk4(cfg.rk4_steps);
+    mean_nll_with(field, cfg, xw, cw, idx, device, solver)
+}
+
+/// Mean NLL (whitened space) of the rows `idx` with `solver`, in chunks without autodiff.
+fn mean_nll_with(
+    field: &VectorField,
+    cfg: &FlowConfig,
+    xw: &[f32],
+    cw: Option<&[f32]>,
+    idx: &[usize],
+    device: &Device,
+    solver: Solver,
+) -> Result<f64, CnfError> {
     let mut total = 0.0;
     for chunk in idx.chunks(cfg.eval_batch) {
         let x = gather(xw, cfg.dim, chunk, device);
         let c = cw.map(|c| gather(c, cfg.context_dim, chunk, device));
-        let lp = log_prob_whitened(field, cfg, x, c.as_ref(), Solver::Rk4(cfg.rk4_steps))?;
+        let lp = log_prob_whitened(field, cfg, x, c.as_ref(), solver)?;
         total -= download(lp.sum())?.first().copied().unwrap_or(f64::NAN);
     }
     Ok(total / idx.len() as f64)
@@ -229,20 +257,45 @@ pub fn fit(
     let mut train_idx = train_idx.to_vec();
     let val_idx = val_idx.to_vec();
 
-    // Whitening from the training split only.
+    // Compression (optional) and whitening, fitted on the training split only.
     let flat: Vec<f64> = x.iter().flat_map(|r| r.iter().copied()).collect();
-    let tr_flat: Vec<f64> = train_idx
-        .iter()
-        .flat_map(|&i| flat[i * 3..i * 3 + 3].iter().copied())
-        .collect();
-    let tr_ctx: Option<Vec<f64>> = context.map(|c| {
-        train_idx
-            .iter()
-            .flat_map(|&i| c[i * k..(i + 1) * k].to_vec())
+    let rows_of = |v: &[f64], cols: usize, idx: &[usize]| -> Vec<f64> {
+        idx.iter()
+            .flat_map(|&i| v[i * cols..(i + 1) * cols].iter().copied())
             .collect()
+    };
+    let compress = if cfg.compress_data {
+        Some(RadialCompression::fit(&rows_of(&flat, 3, &train_idx), 3)?)
+    } else {
+        None
+    };
+    let context_compress = match context {
+        Some(c) if cfg.compress_context => {
+            Some(RadialCompression::fit(&rows_of(c, k, &train_idx), k)?)
+        }
+        _ => None,
+    };
+    // Per-row log |det| of the compression: constant in the weights, part of the data-space NLL.
+    let (flat, compress_logdet) = match &compress {
+        Some(c) => c.apply_host(&flat),
+        None => (flat, vec![0.0; n]),
+    };
+    let context: Option<Vec<f64>> = context.map(|c| match &context_compress {
+        Some(k) => k.apply_host(c).0,
+        None => c.to_vec(),
     });
-    let whitening = Whitening::fit(&tr_flat, 3, tr_ctx.as_deref(), k)?;
+    let context = context.as_deref();
+    let tr_flat = rows_of(&flat, 3, &train_idx);
+    let tr_ctx: Option<Vec<f64>> = context.map(|c| rows_of(c, k, &train_idx));
+    let mut whitening = Whitening::fit(&tr_flat, 3, tr_ctx.as_deref(), k)?;
+    whitening.compress = compress;
+    whitening.context_compress = context_compress;
+    let mean_logdet = |idx: &[usize]| {
+        idx.iter().map(|&i| compress_logdet[i]).sum::<f64>() / idx.len().max(1) as f64
+    };
     let log_det = whitening.log_det();
+    let val_log_det = log_det + mean_logdet(&val_idx);
+    let train_log_det = log_det + mean_logdet(&train_idx);
     let xw: Vec<f32> = whitening
         .whiten_host(&flat)
         .iter()
@@ -271,7 +324,7 @@ pub fn fit(
 
     let mut best_field = field.clone();
     let mut best_val =
-        mean_nll(&field.valid(), cfg, &xw, cw.as_deref(), &val_idx, &plain)? - log_det;
+        mean_nll(&field.valid(), cfg, &xw, cw.as_deref(), &val_idx, &plain)? - val_log_det;
     let mut best_epoch = 0;
     let mut since_best = 0;
     let mut recoveries = 0;
@@ -296,12 +349,21 @@ pub fn fit(
             }
             let xb = gather(&xw, 3, batch, &ad);
             let cb = cw.as_deref().map(|c| gather(c, k, batch, &ad));
-            let lp = log_prob_whitened(&field, cfg, xb, cb.as_ref(), Solver::Rk4(cfg.rk4_steps))?;
-            let loss = lp.mean().neg();
-            let mut value = download(loss.clone().inner())?
-                .first()
-                .copied()
-                .unwrap_or(f64::NAN);
+            let (nll, loss) = if train.kinetic_reg > 0.0 || train.jacobian_reg > 0.0 {
+                let (lp, kinetic, frob) =
+                    log_prob_regularised(&field, cfg, xb, cb.as_ref(), cfg.rk4_steps);
+                let nll = lp.mean().neg();
+                let loss = nll.clone()
+                    + kinetic.mean().mul_scalar(train.kinetic_reg)
+                    + frob.mean().mul_scalar(train.jacobian_reg);
+                (nll, loss)
+            } else {
+                let lp =
+                    log_prob_whitened(&field, cfg, xb, cb.as_ref(), Solver::Rk4(cfg.rk4_steps))?;
+                let nll = lp.mean().neg();
+                (nll.clone(), nll)
+            };
+            let mut value = download(nll.inner())?.first().copied().unwrap_or(f64::NAN);
             if !injected && train.inject_nan_at_step == Some(global_step) {
                 injected = true;
                 value = f64::NAN;
@@ -319,7 +381,7 @@ pub fn fit(
         let val = if diverged {
             f64::NAN
         } else {
-            mean_nll(&field.valid(), cfg, &xw, cw.as_deref(), &val_idx, &plain)? - log_det
+            mean_nll(&field.valid(), cfg, &xw, cw.as_deref(), &val_idx, &plain)? - val_log_det
         };
         if !val.is_finite() {
             recoveries += 1;
@@ -339,7 +401,7 @@ pub fn fit(
             continue; // retry the epoch
         }
         let secs = t0.elapsed().as_secs_f64();
-        let train_nll = sum_loss / n_seen.max(1) as f64 - log_det;
+        let train_nll = sum_loss / n_seen.max(1) as f64 - train_log_det;
         if val < best_val {
             best_val = val;
             best_field = field.clone();
@@ -359,7 +421,8 @@ pub fn fit(
             samples_per_s: n_seen as f64 / secs.max(1e-9),
             recoveries,
         };
-        tracing::info!(
+        // Debug level: callers log the epoch with their own context through `progress`.
+        tracing::debug!(
             epoch,
             train_nll,
             val_nll = val,
@@ -382,11 +445,27 @@ pub fn fit(
             }
         }
     }
-    let flow = Flow::from_parts(cfg.clone(), whitening, best_field.valid(), &plain);
+    let best_field = best_field.valid();
+    // The kept weights scored again with the adaptive solver: the honest held-out NLL (the
+    // fixed-step one can flatter a flow whose dynamics outgrew the step size).
+    let adaptive = Solver::Dopri5(cfg.tolerance());
+    let best_val_adaptive = mean_nll_with(
+        &best_field,
+        cfg,
+        &xw,
+        cw.as_deref(),
+        &val_idx,
+        &plain,
+        adaptive,
+    )
+    .map(|v| v - val_log_det)
+    .unwrap_or(f64::NAN);
+    let flow = Flow::from_parts(cfg.clone(), whitening, best_field, &plain);
     let report = TrainReport {
         epochs_run: epoch,
         best_epoch,
         best_val_nll: best_val,
+        best_val_nll_adaptive: best_val_adaptive,
         stopped_early,
         recoveries,
         n_train: train_idx.len(),

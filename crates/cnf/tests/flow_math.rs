@@ -3,7 +3,7 @@
 //! checkpoints, device parsing and determinism.
 mod common;
 
-use cnf::{Flow, FlowConfig};
+use cnf::{Flow, FlowConfig, RadialCompression};
 
 fn test_flow(context_dim: usize, seed: u64) -> Flow {
     let cfg = FlowConfig {
@@ -26,6 +26,22 @@ fn test_flow(context_dim: usize, seed: u64) -> Flow {
     flow
 }
 
+/// The test flow with radial compression of data and context switched on.
+fn compressed_flow(context_dim: usize, seed: u64) -> Flow {
+    let mut flow = test_flow(context_dim, seed);
+    flow.whitening.compress = Some(RadialCompression {
+        center: vec![0.3, -0.8, 1.7],
+        scale: 0.8,
+    });
+    if context_dim > 0 {
+        flow.whitening.context_compress = Some(RadialCompression {
+            center: vec![0.2; context_dim],
+            scale: 0.5,
+        });
+    }
+    flow
+}
+
 fn det3(m: &[[f64; 3]; 3]) -> f64 {
     m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
         - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
@@ -35,16 +51,19 @@ fn det3(m: &[[f64; 3]; 3]) -> f64 {
 /// log p(x) = log N(z(x)) + log |det ∂z/∂x| with ∂z/∂x from finite differences of the adaptive
 /// map. All stencil points of a point are solved in one batch, which shares one step-size
 /// sequence, so the differentiated map is one smooth function.
-fn check_change_of_variables(context_dim: usize) {
-    let flow = test_flow(context_dim, 3);
+fn check_change_of_variables(flow: &Flow) {
+    let context_dim = flow.config.context_dim;
     let mut rng = common::rng(5);
     let n = 12;
-    let xs: Vec<[f64; 3]> = (0..n)
+    let mut xs: Vec<[f64; 3]> = (0..n)
         .map(|_| {
             let z = common::normal3(&mut rng);
             [0.5 + 2.0 * z[0], -1.0 + z[1], 2.0 + 1.5 * z[2]]
         })
         .collect();
+    // One point near the compression centre (its series branch), one far out.
+    xs[0] = [0.3 + 4e-3, -0.8, 1.7 - 2e-3];
+    xs[1] = [6.0, -7.0, 9.0];
     let cs: Vec<f64> = (0..n * context_dim)
         .map(|_| common::uniform(&mut rng, -1.0, 1.0))
         .collect();
@@ -88,17 +107,27 @@ fn check_change_of_variables(context_dim: usize) {
 
 #[test]
 fn log_prob_matches_numerical_change_of_variables() {
-    check_change_of_variables(0);
+    check_change_of_variables(&test_flow(0, 3));
 }
 
 #[test]
 fn log_prob_matches_numerical_change_of_variables_conditional() {
-    check_change_of_variables(3);
+    check_change_of_variables(&test_flow(3, 3));
+}
+
+#[test]
+fn log_prob_matches_change_of_variables_with_radial_compression() {
+    check_change_of_variables(&compressed_flow(0, 3));
+    check_change_of_variables(&compressed_flow(3, 3));
 }
 
 #[test]
 fn inverse_of_forward_is_identity() {
-    let flow = test_flow(3, 9);
+    round_trip(&test_flow(3, 9));
+    round_trip(&compressed_flow(3, 9));
+}
+
+fn round_trip(flow: &Flow) {
     let mut rng = common::rng(1);
     let n = 200;
     let zs: Vec<[f64; 3]> = (0..n).map(|_| common::normal3(&mut rng)).collect();

@@ -102,6 +102,9 @@ pub struct FlowNetConfig {
     pub rtol: f64,
     /// Absolute tolerance of the adaptive solver.
     pub atol: f64,
+    /// Radially compress positions (asinh beyond their median radius) before the flows see
+    /// them: galaxies' power-law outskirts become exponential tails a flow can represent.
+    pub compress_positions: bool,
 }
 
 /// Training knobs.
@@ -123,6 +126,10 @@ pub struct TrainingConfig {
     pub max_particles: usize,
     /// Independently seeded flow pairs per cluster (an ensemble, averaged in density).
     pub ensemble: usize,
+    /// Weight of the kinetic-energy penalty ∫|F|² dt (whitened units; RNODE regularisation).
+    pub kinetic_reg: f64,
+    /// Weight of the Jacobian penalty ∫‖∂F/∂y‖²_F dt (whitened units).
+    pub jacobian_reg: f64,
 }
 
 /// Star-drawing knobs.
@@ -179,6 +186,7 @@ impl Default for FlowNetConfig {
             rk4_steps: 8,
             rtol: 1e-4,
             atol: 1e-4,
+            compress_positions: true,
         }
     }
 }
@@ -193,6 +201,8 @@ impl Default for TrainingConfig {
             patience: 8,
             max_particles: 0,
             ensemble: 1,
+            kinetic_reg: 0.01,
+            jacobian_reg: 0.01,
         }
     }
 }
@@ -300,6 +310,9 @@ impl Config {
                 "training.learning_rate must be positive, got {}",
                 t.learning_rate
             );
+        }
+        if !(t.kinetic_reg >= 0.0 && t.jacobian_reg >= 0.0) {
+            bail!("training.kinetic_reg and training.jacobian_reg must be >= 0");
         }
         if !(t.val_fraction > 0.0 && t.val_fraction < 1.0) {
             bail!(

@@ -94,30 +94,28 @@ mod tests {
 
     #[test]
     fn nearest_parent_uses_standardised_coordinates() {
-        // Two parents: A near in position but far in velocity, B the reverse. With velocities
-        // spread 100× wider than positions, standardisation makes a 1-kpc offset weigh like a
-        // 100-km/s one.
+        // Positions spread 100 kpc, velocities 1 km/s: raw Euclidean distances are all
+        // position, standardised ones weigh both alike.
         let x = vec![
-            [0.0, 0.0, 0.0],
-            [1.0, 0.0, 0.0],
-            [0.0, 1.0, 0.0],
-            [1.0, 1.0, 0.0],
-        ];
-        let v = vec![
             [0.0, 0.0, 0.0],
             [100.0, 0.0, 0.0],
             [0.0, 100.0, 0.0],
             [100.0, 100.0, 0.0],
         ];
+        let v = vec![
+            [0.0, 0.0, 0.0],
+            [1.0, 0.0, 0.0],
+            [0.0, 1.0, 0.0],
+            [1.0, 1.0, 0.0],
+        ];
         let f = ParentFinder::new(&x, &v, &[0, 1, 2, 3]).unwrap();
-        // Star at x = (0.1, 0, 0), v = (90, 0, 0): raw Euclidean picks parent 0 (distance 90 vs
-        // 10.04); standardised, parent 1 is nearer (0.1 + 0.1 vs 0.1 + 0.9 in units of σ).
-        let got = f.nearest(&[[0.1, 0.0, 0.0]], &[[90.0, 0.0, 0.0]]);
-        assert_eq!(got, vec![1]);
+        // Star at x = (30, 0, 0), v = (1, 0, 0): raw distance picks parent 0 (30.0 vs 70.0);
+        // standardised (σ_x = 50, σ_v = 0.5) parent 1 is nearer (1.96 vs 4.36 in σ²).
+        assert_eq!(f.nearest(&[[30.0, 0.0, 0.0]], &[[1.0, 0.0, 0.0]]), vec![1]);
         // Candidates are a subset: rows keep the caller's indexing.
         let f = ParentFinder::new(&x, &v, &[2, 3]).unwrap();
         assert_eq!(
-            f.nearest(&[[0.9, 1.0, 0.0]], &[[95.0, 100.0, 0.0]]),
+            f.nearest(&[[90.0, 100.0, 0.0]], &[[0.95, 1.0, 0.0]]),
             vec![3]
         );
         assert!(ParentFinder::new(&x, &v, &[]).is_err());

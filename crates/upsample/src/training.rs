@@ -46,6 +46,8 @@ pub fn flow_config(cfg: &Config, role: Role) -> FlowConfig {
         rk4_steps: cfg.flow.rk4_steps,
         rtol: cfg.flow.rtol,
         atol: cfg.flow.atol,
+        compress_data: role == Role::Position && cfg.flow.compress_positions,
+        compress_context: role == Role::Velocity && cfg.flow.compress_positions,
         ..FlowConfig::default()
     }
 }
@@ -61,6 +63,8 @@ pub fn train_config(cfg: &Config, seed: u64) -> TrainConfig {
         val_fraction: t.val_fraction,
         patience: t.patience,
         seed,
+        kinetic_reg: t.kinetic_reg,
+        jacobian_reg: t.jacobian_reg,
         ..TrainConfig::default()
     }
 }
