@@ -27,7 +27,7 @@ pub use header::{
     KPC_CM, MSUN_G,
 };
 pub use particles::{select_sphere, ReadOptions, ReadReport, Sphere, StarParticles};
-pub use snapshot::{discover_files, DatasetInfo, Inventory, Snapshot};
+pub use snapshot::{discover_files, read_side_field_i64, DatasetInfo, Inventory, Snapshot};
 pub use write::{snapshot_file_names, write_snapshot, write_snapshot_with, WriteOptions};
 
 /// Gravitational constant in kpc (km/s)² / Msun.

@@ -483,6 +483,168 @@ fn check_finite(path: &Path, name: &str, v: &[f64], width: usize, row0: usize) -
     Ok(())
 }
 
+/// Rows per read of the integer-field readers.
+const FIELD_CHUNK_ROWS: usize = 1 << 20;
+
+/// A checked 1-D integer dataset: the dataset, its full name for errors, its length, whether u64.
+struct IntColumn {
+    ds: hdf5::Dataset,
+    full: String,
+    len: usize,
+    unsigned_64: bool,
+}
+
+/// Opens `name` in `g` as a 1-D integer dataset of `n` rows (any length if `None`); `full` names
+/// it in errors, `what` says what it holds and `rows_rule` where `n` comes from.
+fn open_int_column(
+    path: &Path,
+    g: &hdf5::Group,
+    full: &str,
+    name: &str,
+    n: Option<u64>,
+    what: &str,
+    rows_rule: &str,
+) -> Result<IntColumn> {
+    let rows = n.map_or_else(|| "N".to_string(), |n| n.to_string());
+    if !g.link_exists(name) {
+        return Err(SnapError::MissingDataset {
+            path: path.to_path_buf(),
+            dataset: full.to_string(),
+            expected: format!("({rows},) {what}"),
+        });
+    }
+    let ds = g
+        .dataset(name)
+        .map_err(h5err(path, full, "opening dataset"))?;
+    let desc = ds.dtype().and_then(|d| d.to_descriptor()).map_err(h5err(
+        path,
+        full,
+        "reading element type",
+    ))?;
+    let unsigned_64 = match desc {
+        TypeDescriptor::Integer(_) => false,
+        TypeDescriptor::Unsigned(s) => s as usize == 8,
+        other => {
+            return Err(SnapError::BadType {
+                path: path.to_path_buf(),
+                dataset: full.to_string(),
+                expected: format!("integer (i8..i64 or u8..u64) for {what}"),
+                found: dtype_name(&other),
+            })
+        }
+    };
+    let shape = ds.shape();
+    if shape.len() != 1 || n.is_some_and(|n| shape[0] as u64 != n) {
+        return Err(SnapError::BadShape {
+            path: path.to_path_buf(),
+            dataset: full.to_string(),
+            expected: if rows_rule.is_empty() {
+                format!("({rows},), one-dimensional: {what}")
+            } else {
+                format!("({rows},) to match {rows_rule}: {what}")
+            },
+            found: shape,
+        });
+    }
+    Ok(IntColumn {
+        ds,
+        full: full.to_string(),
+        len: shape[0],
+        unsigned_64,
+    })
+}
+
+impl IntColumn {
+    /// Appends every row as u64 (particle IDs), in chunks.
+    fn read_u64_into(&self, path: &Path, out: &mut Vec<u64>) -> Result<()> {
+        out.reserve(self.len);
+        let mut s = 0;
+        while s < self.len {
+            let e = (s + FIELD_CHUNK_ROWS).min(self.len);
+            let a = self.ds.read_slice_1d::<u64, _>(s..e).map_err(h5err(
+                path,
+                &self.full,
+                &format!("reading rows {s}..{e} as unsigned integers"),
+            ))?;
+            out.extend(a.iter().copied());
+            s = e;
+        }
+        Ok(())
+    }
+
+    /// Appends every row as i64, in chunks; u64 values above i64::MAX are an error.
+    fn read_i64_into(&self, path: &Path, out: &mut Vec<i64>) -> Result<()> {
+        out.reserve(self.len);
+        let mut s = 0;
+        while s < self.len {
+            let e = (s + FIELD_CHUNK_ROWS).min(self.len);
+            let ctx = format!("reading rows {s}..{e} as integers");
+            if self.unsigned_64 {
+                let a = self
+                    .ds
+                    .read_slice_1d::<u64, _>(s..e)
+                    .map_err(h5err(path, &self.full, &ctx))?;
+                for (k, &v) in a.iter().enumerate() {
+                    let v = i64::try_from(v).map_err(|_| SnapError::BadType {
+                        path: path.to_path_buf(),
+                        dataset: self.full.clone(),
+                        expected: "integers up to 2^63 - 1 (read as i64)".into(),
+                        found: format!("u64 value {v} at row {}", s + k),
+                    })?;
+                    out.push(v);
+                }
+            } else {
+                let a = self
+                    .ds
+                    .read_slice_1d::<i64, _>(s..e)
+                    .map_err(h5err(path, &self.full, &ctx))?;
+                out.extend(a.iter().copied());
+            }
+            s = e;
+        }
+        Ok(())
+    }
+}
+
+/// `ParticleIDs` and the integer dataset `name` at the root of a side HDF5 file (e.g. a halo finder's membership list), all rows.
+///
+/// Both must be 1-D integer datasets (any of i8..i64, u8..u64) of the same length; the values
+/// are returned as i64 for a join by ID ([`Snapshot::read_star_field_i64`] for the snapshot's own).
+pub fn read_side_field_i64(path: &Path, name: &str) -> Result<(Vec<u64>, Vec<i64>)> {
+    if !path.is_file() {
+        return Err(SnapError::NotFound {
+            path: path.to_path_buf(),
+            expected: format!(
+                "an HDF5 file with root datasets `ParticleIDs` and `{name}` (integers, same length)"
+            ),
+        });
+    }
+    let file = open_h5(path)?;
+    let ids = open_int_column(
+        path,
+        &file,
+        "ParticleIDs",
+        "ParticleIDs",
+        None,
+        "integer particle IDs, one per row of the field",
+        "",
+    )?;
+    let n = ids.len as u64;
+    let field = open_int_column(
+        path,
+        &file,
+        name,
+        name,
+        Some(n),
+        "integer values, one per particle ID",
+        &format!("`ParticleIDs` ({n} rows)"),
+    )?;
+    let (mut id, mut values) = (Vec::new(), Vec::new());
+    ids.read_u64_into(path, &mut id)?;
+    field.read_i64_into(path, &mut values)?;
+    Ok((id, values))
+}
+
 impl Snapshot {
     /// Opens a snapshot: one file, any one file of a multi-file set, or a `snapdir_XXX/` folder.
     pub fn open(path: impl AsRef<Path>) -> Result<Snapshot> {
@@ -842,6 +1004,66 @@ impl Snapshot {
             });
         }
         Ok((out, report))
+    }
+
+    /// ParticleIDs and the integer dataset `name` of the star particles (PartType4), all rows of every file in order (wind particles included: join by ID).
+    ///
+    /// `name` may have any integer element type (i8..i64, u8..u64) and must be 1-D with one row
+    /// per particle in every file; values are returned as i64.
+    pub fn read_star_field_i64(&self, name: &str) -> Result<(Vec<u64>, Vec<i64>)> {
+        let full = format!("PartType4/{name}");
+        let (mut ids, mut values) = (Vec::new(), Vec::new());
+        let mut total = 0u64;
+        for path in &self.files {
+            let file = open_h5(path)?;
+            let n = read_this_file_counts(path, &file)?[4];
+            total += n;
+            if n == 0 {
+                continue;
+            }
+            if !file.link_exists("PartType4") {
+                return Err(SnapError::MissingGroup {
+                    path: path.clone(),
+                    group: "PartType4".into(),
+                    expected: format!("Header/NumPart_ThisFile[4] = {n} star particles"),
+                });
+            }
+            let g = file
+                .group("PartType4")
+                .map_err(h5err(path, "PartType4", "opening group"))?;
+            let rule = format!("Header/NumPart_ThisFile[4] = {n}");
+            let id_col = open_int_column(
+                path,
+                &g,
+                "PartType4/ParticleIDs",
+                "ParticleIDs",
+                Some(n),
+                "integer particle IDs",
+                &rule,
+            )?;
+            let col = open_int_column(
+                path,
+                &g,
+                &full,
+                name,
+                Some(n),
+                "integer values, one per star particle, to group the stars by",
+                &rule,
+            )?;
+            id_col.read_u64_into(path, &mut ids)?;
+            col.read_i64_into(path, &mut values)?;
+        }
+        if total != self.header.num_part_total[4] {
+            return Err(SnapError::FileSet {
+                path: self.files[0].clone(),
+                detail: format!(
+                    "sum of Header/NumPart_ThisFile[4] over {} file(s) is {total} but Header/NumPart_Total[4] (+HighWord) is {}",
+                    self.files.len(),
+                    self.header.num_part_total[4]
+                ),
+            });
+        }
+        Ok((ids, values))
     }
 
     /// Describes the snapshot: counts, datasets per type, header attributes, unit rules, winds.

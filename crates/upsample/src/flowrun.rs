@@ -18,7 +18,7 @@
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use snapio::{read_catalog, CatalogWriter};
+use snapio::{read_catalog, CatalogWriter, Snapshot};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
@@ -98,9 +98,18 @@ pub fn decompose(p: &Prepared, cfg: &Config, snapshot: &Path) -> Result<Vec<Clus
         ClusterMethod::Cells => decompose_cells(pos, c.n, c.margin)?,
         ClusterMethod::Fof => decompose_fof(pos, c.linking_length, c.min_size)?,
         ClusterMethod::Field(name) => {
-            // FIELD_WIRING: snapio field readers arrive with the decomposition module.
-            let _ = (snapshot, labels_by_id, decompose_labels);
-            bail!("field:{name} not wired yet")
+            let (source, (ids, values)) = match &c.field_file {
+                Some(f) => (
+                    format!("{} (dataset {name})", f.display()),
+                    snapio::read_side_field_i64(f, name)?,
+                ),
+                None => (
+                    format!("{} (PartType4/{name})", snapshot.display()),
+                    Snapshot::open(snapshot)?.read_star_field_i64(name)?,
+                ),
+            };
+            let labels = labels_by_id(&p.stars.id, &ids, &values, &source)?;
+            decompose_labels(&labels, name, c.min_size)
         }
     };
     if clusters.is_empty() {
