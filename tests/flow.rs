@@ -190,11 +190,12 @@ fn evaluate(flow_dir: &Path, kernel_dir: &Path) -> Figures {
         );
     }
 
-    // Seams: in slabs of width w on both sides of every internal cell face, the ratio of the
-    // stars' share to the truth's share (1 when the star density has no seam).
+    // Seams: on each side of every internal cell face, the ratio of the stars' share to the
+    // truth's share in the slab touching the face, divided by the same ratio in the next three
+    // slabs (each of width w): 1 when the star density has no seam at the face.
     let w = 0.05;
     let share = |pts: &[[f64; 3]], f: &dyn Fn(&[f64; 3]) -> bool| {
-        pts.iter().filter(|x| f(x)).count() as f64 / pts.len() as f64
+        pts.iter().filter(|x| f(x)).count() as f64
     };
     let mut seams = Vec::new();
     for c in &models.clusters {
@@ -207,14 +208,22 @@ fn evaluate(flow_dir: &Path, kernel_dir: &Path) -> Figures {
                 let across =
                     |x: &[f64; 3]| (0..3).all(|e| e == d || (x[e] >= b.lo[e] && x[e] < b.hi[e]));
                 for (side, s) in [("inside", inward), ("outside", -inward)] {
-                    let slab = |x: &[f64; 3]| {
-                        let t = (x[d] - face) * s;
-                        across(x) && (0.0..w).contains(&t)
+                    let slab = |lo: f64, hi: f64| {
+                        move |x: &[f64; 3]| {
+                            let t = (x[d] - face) * s;
+                            across(x) && t >= lo && t < hi
+                        }
                     };
-                    let ratio = share(&cat.position, &slab) / share(&tx, &slab);
-                    let sigma = (1.0 / (share(&cat.position, &slab) * cat.len() as f64)
-                        + 1.0 / (share(&tx, &slab) * tx.len() as f64))
-                        .sqrt();
+                    let (nf, tf) = (
+                        share(&cat.position, &slab(0.0, w)),
+                        share(&tx, &slab(0.0, w)),
+                    );
+                    let (nb, tb) = (
+                        share(&cat.position, &slab(w, 4.0 * w)),
+                        share(&tx, &slab(w, 4.0 * w)),
+                    );
+                    let ratio = (nf / tf) / (nb / tb);
+                    let sigma = ratio * (1.0 / nf + 1.0 / tf + 1.0 / nb + 1.0 / tb).sqrt();
                     seams.push((
                         format!("{} face x{d}={face:.3} {side}", c.label),
                         ratio,
@@ -261,9 +270,32 @@ fn flow_catalogue_matches_the_analytic_system() {
         f.nn_kernel
     );
     for (name, ratio, sigma) in &f.seams {
-        eprintln!("  seam {name}: star/truth density ratio {ratio:.3} ± {sigma:.3}");
+        eprintln!(
+            "  seam {name}: star/truth density at the face over the same just behind it {ratio:.3} ± {sigma:.3}"
+        );
     }
     assert!(f.stars >= 150_000, "{} stars", f.stars);
+    // Initial mass drawn = fraction x particles' initial mass, within compound-Poisson noise
+    // sigma = sqrt(lambda <m^2>), from the catalogue's own masses.
+    let report = read_report(&flow_dir);
+    let cat = read_catalog(flow_dir.join("catalog.hdf5")).unwrap();
+    let fraction = report["star_fraction"].as_f64().unwrap();
+    let drawn = report["stars"]["initial_mass_drawn_msun"].as_f64().unwrap();
+    let target = fraction * report["initial_stellar_mass_msun"].as_f64().unwrap();
+    let n = cat.len() as f64;
+    let m1 = cat.initial_mass.iter().sum::<f64>() / n;
+    let m2 = cat.initial_mass.iter().map(|m| m * m).sum::<f64>() / n;
+    let sigma = (target / m1 * m2).sqrt();
+    assert!(
+        (drawn - target).abs() < 4.0 * sigma,
+        "initial mass drawn {drawn} vs {target} +- {sigma}"
+    );
+    for i in 0..cat.len() {
+        assert!(
+            10.0 * cat.initial_mass[i].powf(-2.5) >= cat.age[i],
+            "a dead star"
+        );
+    }
     assert!(f.ks <= 0.006, "radial KS {}", f.ks);
     assert!(f.nll_gap.abs() <= 0.1, "NLL gap {}", f.nll_gap);
     assert!(
@@ -294,4 +326,94 @@ fn evaluate_existing_runs() {
     for (name, ratio, sigma) in &f.seams {
         eprintln!("  seam {name}: {ratio:.3} ± {sigma:.3}");
     }
+}
+
+#[test]
+fn fof_populations_share_out_the_particles() {
+    // Friends-of-friends on the sample: the dense body links into one group, the sparse
+    // outskirts fall below min_size and are pooled; every particle belongs to one population.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("fof.toml");
+    let text_cfg = TINY.replace(
+        "method = \"cells\"",
+        "method = \"fof\"\nlinking_length = 0.03\nmin_size = 500",
+    );
+    std::fs::write(&cfg, text_cfg).unwrap();
+    let out_dir = dir.path().join("fof");
+    ok(&run(&out_dir, &["--config", cfg.to_str().unwrap()]));
+    let report = read_report(&out_dir);
+    let clusters = report["clusters"].as_array().unwrap();
+    assert!(clusters.len() >= 2, "{} populations", clusters.len());
+    assert!(clusters.last().unwrap()["label"]
+        .as_str()
+        .unwrap()
+        .contains("pooled"));
+    let members: u64 = clusters
+        .iter()
+        .map(|c| c["members"].as_u64().unwrap())
+        .sum();
+    assert_eq!(members, 70_000);
+    for c in clusters {
+        assert_eq!(c["ghosts"].as_u64().unwrap(), 0);
+        assert!(c["core_lo"].is_null());
+    }
+    let cat = read_catalog(out_dir.join("catalog.hdf5")).unwrap();
+    let written: u64 = clusters
+        .iter()
+        .map(|c| c["stars"]["stars_written"].as_u64().unwrap())
+        .sum();
+    assert_eq!(cat.len() as u64, written);
+    // Stars carry the index of their population.
+    let max_cluster = *cat.cluster.iter().max().unwrap() as usize;
+    assert!(max_cluster < clusters.len());
+}
+
+#[test]
+fn field_populations_follow_a_side_file() {
+    // A side file labels each particle by ID (here: the octant of its galaxy-frame position,
+    // unknown to the pipeline), with one label too small to stand alone.
+    let dir = tempfile::tempdir().unwrap();
+    let snap = snapio::Snapshot::open(&common::root().join("data/snap_099.hdf5")).unwrap();
+    let (stars, _) = snap.read_stars(&Default::default()).unwrap();
+    let labels: Vec<i64> = stars
+        .id
+        .iter()
+        .map(|&id| if id % 1000 == 7 { 99 } else { (id % 3) as i64 })
+        .collect();
+    let side = dir.path().join("groups.hdf5");
+    snapio::write_side_field_i64(&side, "Group", &stars.id, &labels).unwrap();
+    let cfg = dir.path().join("field.toml");
+    let text_cfg = TINY.replace(
+        "method = \"cells\"",
+        &format!(
+            "method = \"field:Group\"\nfield_file = {:?}\nmin_size = 200",
+            side
+        ),
+    );
+    std::fs::write(&cfg, text_cfg).unwrap();
+    let out_dir = dir.path().join("field");
+    ok(&run(&out_dir, &["--config", cfg.to_str().unwrap()]));
+    let report = read_report(&out_dir);
+    let clusters = report["clusters"].as_array().unwrap();
+    let sizes: Vec<u64> = clusters
+        .iter()
+        .map(|c| c["members"].as_u64().unwrap())
+        .collect();
+    let expect = |g: i64| labels.iter().filter(|&&l| l == g).count() as u64;
+    assert_eq!(sizes, vec![expect(0), expect(1), expect(2), expect(99)]);
+    assert!(clusters[3]["label"].as_str().unwrap().contains("pooled"));
+    // A missing field names the file and the dataset.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        TINY.replace("method = \"cells\"", "method = \"field:Nope\""),
+    )
+    .unwrap();
+    let out = run(
+        &dir.path().join("bad"),
+        &["--config", bad.to_str().unwrap()],
+    );
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("Nope") && err.contains("snap_099"), "{err}");
 }

@@ -28,7 +28,9 @@ pub use header::{
 };
 pub use particles::{select_sphere, ReadOptions, ReadReport, Sphere, StarParticles};
 pub use snapshot::{discover_files, read_side_field_i64, DatasetInfo, Inventory, Snapshot};
-pub use write::{snapshot_file_names, write_snapshot, write_snapshot_with, WriteOptions};
+pub use write::{
+    snapshot_file_names, write_side_field_i64, write_snapshot, write_snapshot_with, WriteOptions,
+};
 
 /// Gravitational constant in kpc (km/s)² / Msun.
 pub const G_KPC_KMS2_MSUN: f64 = 4.30091727e-6;

@@ -358,3 +358,26 @@ pub fn write_snapshot_with(
     }
     Ok(files)
 }
+
+/// Writes a side file of per-particle integers: root datasets `ParticleIDs` (u64) and `name`
+/// (i64), the format `read_side_field_i64` and the `field:NAME` decomposition read.
+pub fn write_side_field_i64(path: &Path, name: &str, ids: &[u64], values: &[i64]) -> Result<()> {
+    if ids.len() != values.len() {
+        return Err(SnapError::InvalidInput(format!(
+            "side file {}: {} IDs but {} values of {name}",
+            path.display(),
+            ids.len(),
+            values.len()
+        )));
+    }
+    let file = hdf5::File::create(path).map_err(h5err(path, "/", "creating the side file"))?;
+    file.new_dataset_builder()
+        .with_data(ids)
+        .create("ParticleIDs")
+        .map_err(h5err(path, "ParticleIDs", "writing"))?;
+    file.new_dataset_builder()
+        .with_data(values)
+        .create(name)
+        .map_err(h5err(path, name, "writing"))?;
+    Ok(())
+}
