@@ -14,6 +14,7 @@ mod frame;
 mod header;
 mod particles;
 mod snapshot;
+mod table;
 mod write;
 
 pub use catalog::{
@@ -28,6 +29,7 @@ pub use header::{
 };
 pub use particles::{select_sphere, ReadOptions, ReadReport, Sphere, StarParticles};
 pub use snapshot::{discover_files, read_side_field_i64, DatasetInfo, Inventory, Snapshot};
+pub use table::{read_table, read_vec3, write_table, TableColumn, TableValues};
 pub use write::{
     snapshot_file_names, write_side_field_i64, write_snapshot, write_snapshot_with, WriteOptions,
 };

@@ -327,7 +327,7 @@ fn detect_layout(path: &Path, file: &hdf5::File, pt4: Option<&[String]>) -> Resu
     })
 }
 
-fn dtype_name(d: &TypeDescriptor) -> String {
+pub(crate) fn dtype_name(d: &TypeDescriptor) -> String {
     match d {
         TypeDescriptor::Integer(s) => format!("i{}", *s as usize * 8),
         TypeDescriptor::Unsigned(s) => format!("u{}", *s as usize * 8),

@@ -28,6 +28,73 @@ pub enum Command {
     /// Join the clusters of a run's shards (`--shard I/N`) into DIR/catalog.hdf5 and
     /// DIR/report.json, identical to a single-process run.
     Merge(MergeArgs),
+    /// Accelerations (km/s)^2/kpc at given positions (kpc, galaxy frame) from a run's trained
+    /// flows, by least squares on the steady-state collisionless Boltzmann equation.
+    ///
+    /// Units: positions kpc (the run's galaxy frame), velocities km/s, accelerations and their
+    /// errors (km/s)^2/kpc (1 (km/s)^2/kpc = 3.241e-14 m/s^2 = 1.0227 km/s per Gyr), density
+    /// Msun/kpc^3.
+    /// Output columns (CSV) or datasets (HDF5, each with a `units` attribute): x,y,z (`position`),
+    /// ax,ay,az (`acceleration`), ax_err,ay_err,az_err (`acceleration_error`, bootstrap standard
+    /// deviation), samples (velocity samples used), condition (condition number of M), residual
+    /// (relative residual of the equation), flag (0 ok, 1 ill-conditioned: NaN acceleration,
+    /// 2 no model density at this position: NaN), and with --poisson-step, density.
+    Accel(AccelArgs),
+}
+
+/// Arguments of `upsample accel` (units and output columns: `upsample accel --help`).
+#[derive(Debug, Args)]
+pub struct AccelArgs {
+    /// A run's models/ folder, or the run folder holding it.
+    #[arg(long, value_name = "DIR")]
+    pub model: PathBuf,
+    /// Positions, kpc, galaxy frame of the run: a CSV file with header `x,y,z` (lines starting
+    /// with # are skipped) or an HDF5 file (.h5/.hdf5) with an (N, 3) `position` dataset.
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "grid",
+        conflicts_with = "grid"
+    )]
+    pub positions: Option<PathBuf>,
+    /// Dataset holding the positions in an HDF5 --positions file.
+    #[arg(long, value_name = "NAME", default_value = "position")]
+    pub positions_dataset: String,
+    /// A grid of positions instead of a file, kpc: for each axis a value or start:stop:count
+    /// (count points, both ends included), e.g. "x=-5:5:11,y=0,z=0". Rows run with z fastest.
+    #[arg(long, value_name = "SPEC", allow_hyphen_values = true)]
+    pub grid: Option<String>,
+    /// Output file: .csv (header x,y,z,ax,ay,az,... one row per position, same order) or
+    /// .h5/.hdf5 (datasets with units). Written under a temporary name, then renamed.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Velocity samples drawn from the model at each position (K).
+    #[arg(long, value_name = "K", default_value_t = 128)]
+    pub k: usize,
+    /// Random seed; position i uses its own stream (seed, i), so output does not depend on
+    /// batching.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub seed: u64,
+    /// Compute device: flex (pure Rust CPU), libtorch (CPU) or cuda:N (needs the `tch` build).
+    #[arg(long, value_name = "flex|libtorch|cuda:N", default_value = "flex")]
+    pub device: String,
+    /// Form of the equation: log (divided by f, every sample weighs the same; default) or
+    /// linear (in f, samples weighted by f^2). See docs/EOM.md.
+    #[arg(long, value_enum, default_value_t = crate::eom::Form::Log)]
+    pub form: crate::eom::Form,
+    /// Bootstrap resamples of the K samples for the error columns (0: none, NaN errors).
+    #[arg(long, value_name = "B", default_value_t = 100)]
+    pub bootstrap: usize,
+    /// Largest accepted condition number of M; above it the acceleration is NaN, flag 1.
+    #[arg(long, value_name = "C", default_value_t = 1e6)]
+    pub max_condition: f64,
+    /// Positions per batch sent through the flows (each with K velocities).
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub batch: usize,
+    /// Also write the mass density rho = -div(a) / (4 pi G), Msun/kpc^3, by central finite
+    /// differences of a with this step, kpc (6 more solves per position).
+    #[arg(long, value_name = "KPC")]
+    pub poisson_step: Option<f64>,
 }
 
 /// Arguments of `upsample merge`.
@@ -80,7 +147,8 @@ pub struct RunArgs {
     /// Training epochs per flow.
     #[arg(long, value_name = "N")]
     pub epochs: Option<usize>,
-    /// How stars are placed: kernel (Ananke-style 6D kernels, today's baseline) or flow.
+    /// How stars are placed: flow (per-cluster normalizing flows, the default) or kernel
+    /// (Ananke-style 6D kernels around each parent, the baseline).
     #[arg(long, value_enum)]
     pub method: Option<crate::config::Method>,
     /// Fraction of the stars to draw (0 < F <= 1), for quick runs; recorded in the output.

@@ -27,7 +27,7 @@ pub struct Config {
     pub seed: u64,
     /// Compute device: "flex", "libtorch" or "cuda:N".
     pub device: String,
-    /// How stars are placed: "kernel" (today's baseline) or "flow".
+    /// How stars are placed: "flow" (default) or "kernel" (today's baseline).
     pub method: Method,
     /// Region kept for the job, in the galaxy frame.
     pub region: Option<RegionConfig>,
@@ -145,7 +145,7 @@ impl Default for Config {
         Self {
             seed: 1,
             device: "flex".into(),
-            method: Method::Kernel,
+            method: Method::Flow,
             region: None,
             frame: FrameConfig::default(),
             clusters: ClusterConfig::default(),

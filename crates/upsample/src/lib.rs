@@ -1,9 +1,12 @@
 //! The upsampling pipeline: composes `snapio` (snapshots, units, frames, catalogues) and `cnf`
 //! (normalizing flows) into the `upsample` job. Usable as a library without the binary.
 
+pub mod accel;
 pub mod cli;
 pub mod clusters;
 pub mod config;
+pub mod eom;
+pub mod flow_density;
 pub mod flowrun;
 pub mod imf;
 pub mod inspect;
@@ -12,6 +15,7 @@ pub mod kernel;
 pub mod logging;
 pub mod models;
 pub mod parents;
+pub mod plummer;
 pub mod progress;
 pub mod report;
 pub mod stars;

@@ -10,6 +10,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Inspect(args)) => upsample::inspect::run(&args),
         Some(Command::Merge(args)) => upsample::flowrun::merge(&args.dir).map(|_| ()),
+        Some(Command::Accel(args)) => upsample::accel::run(&args),
         None => upsample::job::run(&cli.run),
     };
     match result {

@@ -1,0 +1,398 @@
+//! The phase-space density of a run's trained flows, for the EOM solver ([`crate::eom`]).
+//!
+//! One ensemble member of cluster c stands for `f_cm(x, v) = p_cm(x) p_cm(v | x)` (position
+//! flow times velocity flow conditioned on position), restricted to the core cell when the
+//! clusters are cells. The run's density is the [`Mixture`] `f = Σ_c Σ_m (W_c / E_c) f_cm`: W_c
+//! the cluster's weight (Msun), E_c its ensemble size. So ensembles are averaged in f (not
+//! log f), overlapping populations (fof groups, dataset-named groups) are summed, and with cells
+//! only the cell holding x answers. Gradients come from autodiff through the flows
+//! ([`cnf::Flow::grad_log_prob`]):
+//! `∂ log f_cm/∂x = ∇ log p_cm(x) + ∇_context log p_cm(v | x)`, `∂ log f_cm/∂v = ∇_v log p_cm(v | x)`.
+//! Every batch goes through the flows at once (N positions, N·K velocities), which is what a GPU
+//! wants.
+
+use anyhow::{bail, Context, Result};
+use rand_distr::{Distribution, StandardNormal};
+
+use crate::clusters::CellBox;
+use crate::eom::{velocities_per_point, LogFGrad, Mixture, PhaseSpaceDensity};
+use crate::models::{Member, ModelSet};
+use crate::stars::particle_rng;
+
+/// One ensemble member's density `p(x) p(v | x)` (kpc, km/s), zero outside `core` if given.
+pub struct FlowDensity<'a> {
+    /// The member's flows: p(x) (kpc) and p(v | x) (km/s, context x in kpc).
+    pub member: &'a Member,
+    /// Cells: the core cell outside which this density is zero.
+    pub core: Option<CellBox>,
+}
+
+impl FlowDensity<'_> {
+    /// Indices of the positions inside the core (all without one).
+    fn inside(&self, x: &[[f64; 3]]) -> Vec<usize> {
+        (0..x.len())
+            .filter(|&i| self.core.as_ref().is_none_or(|b| b.contains(&x[i])))
+            .collect()
+    }
+}
+
+impl PhaseSpaceDensity for FlowDensity<'_> {
+    fn log_density(&self, x: &[[f64; 3]]) -> Result<Vec<f64>> {
+        let idx = self.inside(x);
+        let mut out = vec![f64::NEG_INFINITY; x.len()];
+        if idx.is_empty() {
+            return Ok(out);
+        }
+        let pts: Vec<[f64; 3]> = idx.iter().map(|&i| x[i]).collect();
+        let lp = self
+            .member
+            .position
+            .log_prob(&pts, None)
+            .context("log-density of the position flow")?;
+        for (&i, l) in idx.iter().zip(lp) {
+            out[i] = l;
+        }
+        Ok(out)
+    }
+
+    fn sample_velocities(&self, x: &[[f64; 3]], k: usize, seeds: &[u64]) -> Result<Vec<[f64; 3]>> {
+        if seeds.len() != x.len() {
+            bail!("{} seeds for {} positions", seeds.len(), x.len());
+        }
+        let idx = self.inside(x);
+        let mut out = vec![[f64::NAN; 3]; x.len() * k];
+        if idx.is_empty() || k == 0 {
+            return Ok(out);
+        }
+        // Base draws from each point's own stream: independent of batching and of the flow.
+        let mut z = Vec::with_capacity(idx.len() * k);
+        let mut ctx = Vec::with_capacity(idx.len() * k * 3);
+        for &i in &idx {
+            let mut rng = particle_rng(seeds[i], 0x666c_6f77); // "flow"
+            for _ in 0..k {
+                z.push([
+                    StandardNormal.sample(&mut rng),
+                    StandardNormal.sample(&mut rng),
+                    StandardNormal.sample(&mut rng),
+                ]);
+                ctx.extend_from_slice(&x[i]);
+            }
+        }
+        let v = self
+            .member
+            .velocity
+            .forward(&z, Some(ctx.as_slice()))
+            .context("sampling the velocity flow")?;
+        for (n, &i) in idx.iter().enumerate() {
+            out[i * k..(i + 1) * k].copy_from_slice(&v[n * k..(n + 1) * k]);
+        }
+        Ok(out)
+    }
+
+    fn grad_log_f(&self, x: &[[f64; 3]], v: &[[f64; 3]]) -> Result<Vec<LogFGrad>> {
+        let k = velocities_per_point(x, v)?;
+        let idx = self.inside(x);
+        let mut out = vec![LogFGrad::EMPTY; v.len()];
+        if idx.is_empty() || k == 0 {
+            return Ok(out);
+        }
+        let pts: Vec<[f64; 3]> = idx.iter().map(|&i| x[i]).collect();
+        let (lp, gx, _) = self
+            .member
+            .position
+            .grad_log_prob(&pts, None)
+            .context("gradient of the position flow")?;
+        let mut vs = Vec::with_capacity(idx.len() * k);
+        let mut ctx = Vec::with_capacity(idx.len() * k * 3);
+        for &i in &idx {
+            vs.extend_from_slice(&v[i * k..(i + 1) * k]);
+            for _ in 0..k {
+                ctx.extend_from_slice(&x[i]);
+            }
+        }
+        let (lv, gv, gc) = self
+            .member
+            .velocity
+            .grad_log_prob(&vs, Some(ctx.as_slice()))
+            .context("gradient of the velocity flow")?;
+        for (n, &i) in idx.iter().enumerate() {
+            for j in 0..k {
+                let r = n * k + j;
+                let c = &gc[r];
+                if c.len() != 3 {
+                    bail!(
+                        "velocity flow returned a context gradient of {} values (expected 3)",
+                        c.len()
+                    );
+                }
+                out[i * k + j] = LogFGrad {
+                    log_f: lp[n] + lv[r],
+                    d_dx: [gx[n][0] + c[0], gx[n][1] + c[1], gx[n][2] + c[2]],
+                    d_dv: gv[r],
+                };
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The run's phase-space density: every member of every cluster, weighted W_c / E_c (Msun), so
+/// f is in Msun kpc⁻³ (km/s)⁻³.
+pub fn model_density(models: &ModelSet) -> Mixture<FlowDensity<'_>> {
+    Mixture {
+        components: models
+            .clusters
+            .iter()
+            .flat_map(|c| {
+                let w = c.weight_msun / c.members.len().max(1) as f64;
+                c.members.iter().map(move |m| {
+                    (
+                        w,
+                        FlowDensity {
+                            member: m,
+                            core: c.core,
+                        },
+                    )
+                })
+            })
+            .collect(),
+    }
+}
+
+impl PhaseSpaceDensity for ModelSet {
+    fn log_density(&self, x: &[[f64; 3]]) -> Result<Vec<f64>> {
+        model_density(self).log_density(x)
+    }
+
+    fn sample_velocities(&self, x: &[[f64; 3]], k: usize, seeds: &[u64]) -> Result<Vec<[f64; 3]>> {
+        model_density(self).sample_velocities(x, k, seeds)
+    }
+
+    fn grad_log_f(&self, x: &[[f64; 3]], v: &[[f64; 3]]) -> Result<Vec<LogFGrad>> {
+        model_density(self).grad_log_f(x, v)
+    }
+}
+
+/// Test models whose flows are exact Gaussians (identity vector field, `final_init_scale = 0`,
+/// whitening = the Gaussian's mean and scale): f = W N(x; 0, s²) N(v; 0, σ²) is the isothermal
+/// steady state of the harmonic potential Φ = σ² r² / (2 s²), so a = -σ² x / s² exactly.
+pub mod harmonic {
+    use crate::clusters::CellBox;
+    use crate::models::{
+        ClusterModel, Member, ModelSet, ModelsManifest, TrainingRecord, MODELS_FORMAT,
+    };
+    use cnf::{Device, Flow, FlowConfig, Whitening};
+
+    /// A flow that is exactly N(mean, scale² I) (in 3D, with `context_dim` ignored inputs).
+    pub fn gaussian_flow(context_dim: usize, scale: f64, device: &Device) -> anyhow::Result<Flow> {
+        let cfg = FlowConfig {
+            context_dim,
+            width: 8,
+            depth: 1,
+            final_init_scale: 0.0,
+            ..FlowConfig::default()
+        };
+        let mut f = Flow::new(&cfg, device, 7)?;
+        f.whitening = Whitening {
+            mean: vec![0.0; 3],
+            chol: vec![scale, 0.0, 0.0, 0.0, scale, 0.0, 0.0, 0.0, scale],
+            context_mean: vec![0.0; context_dim],
+            context_std: vec![1.0; context_dim],
+            compress: None,
+            context_compress: None,
+        };
+        Ok(f)
+    }
+
+    /// A member with position scale `s` kpc and velocity dispersion `sigma` km/s.
+    pub fn member(s: f64, sigma: f64, device: &Device) -> anyhow::Result<Member> {
+        Ok(Member {
+            position: gaussian_flow(0, s, device)?,
+            velocity: gaussian_flow(3, sigma, device)?,
+        })
+    }
+
+    /// The exact acceleration of that model, (km/s)²/kpc.
+    pub fn acceleration(s: f64, sigma: f64, x: &[f64; 3]) -> [f64; 3] {
+        x.map(|c| -sigma * sigma / (s * s) * c)
+    }
+
+    /// A cluster model of `members` with weight `weight_msun` and optional core cell.
+    pub fn cluster(
+        index: usize,
+        weight_msun: f64,
+        core: Option<CellBox>,
+        members: Vec<Member>,
+    ) -> ClusterModel {
+        ClusterModel {
+            index,
+            label: format!("test {index}"),
+            weight_msun,
+            core,
+            members,
+            training: TrainingRecord {
+                index,
+                position: vec![],
+                velocity: vec![],
+                seconds: 0.0,
+            },
+        }
+    }
+
+    /// An in-memory model set of `clusters` (all with the same ensemble size).
+    pub fn model_set(clusters: Vec<ClusterModel>) -> ModelSet {
+        ModelSet {
+            dir: std::path::PathBuf::from("(memory)"),
+            manifest: ModelsManifest {
+                format: MODELS_FORMAT,
+                version: crate::VERSION.into(),
+                method: "cells".into(),
+                ensemble: clusters.first().map_or(1, |c| c.members.len()),
+                clusters: vec![],
+            },
+            clusters,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::harmonic::*;
+    use super::*;
+    use crate::eom::{accelerations, EomOptions, Form, Status};
+    use cnf::{Flow, FlowConfig};
+
+    fn device() -> cnf::Device {
+        let name = std::env::var("CNF_TEST_DEVICE").unwrap_or_else(|_| "flex".into());
+        cnf::parse_device(&name).unwrap()
+    }
+
+    fn opts(form: Form) -> EomOptions {
+        EomOptions {
+            k: 32,
+            bootstrap: 10,
+            form,
+            ..EomOptions::default()
+        }
+    }
+
+    fn rel(a: &[f64; 3], b: &[f64; 3]) -> f64 {
+        let d: f64 = (0..3).map(|j| (a[j] - b[j]).powi(2)).sum::<f64>().sqrt();
+        d / b.iter().map(|c| c * c).sum::<f64>().sqrt()
+    }
+
+    /// The whole flow-backed chain (sampling through the velocity flow, autodiff gradients,
+    /// ensemble mixture, solver) recovers the harmonic acceleration of exact-Gaussian flows.
+    #[test]
+    fn gaussian_flows_give_the_harmonic_acceleration() {
+        let dev = device();
+        let (s, sigma) = (2.0, 50.0);
+        let models = model_set(vec![cluster(
+            0,
+            1e9,
+            None,
+            vec![
+                member(s, sigma, &dev).unwrap(),
+                member(s, sigma, &dev).unwrap(),
+            ],
+        )]);
+        let x = vec![[1.0, 0.0, 0.0], [0.3, -2.0, 1.5], [-4.0, 1.0, 0.2]];
+        for form in [Form::Log, Form::Linear] {
+            let acc = accelerations(&models, &x, &opts(form), &mut |_, _| {}).unwrap();
+            for (p, a) in x.iter().zip(&acc) {
+                assert_eq!(a.status, Status::Ok);
+                let e = rel(&a.a, &acceleration(s, sigma, p));
+                eprintln!(
+                    "{form:?} {p:?}: a = {:?}, rel error {e:.2e}, cond {:.1}",
+                    a.a, a.condition
+                );
+                assert!(e < 1e-4, "{form:?} at {p:?}: {:?} rel {e}", a.a);
+            }
+        }
+    }
+
+    /// With cells, the cell holding x answers; outside every cell the point is flagged.
+    #[test]
+    fn cells_answer_for_their_positions() {
+        let dev = device();
+        let inf = f64::INFINITY;
+        let left = CellBox {
+            lo: [-inf, -inf, -inf],
+            hi: [0.0, inf, inf],
+        };
+        let right = CellBox {
+            lo: [0.0, -inf, -inf],
+            hi: [3.0, inf, inf],
+        };
+        let models = model_set(vec![
+            cluster(0, 1e9, Some(left), vec![member(2.0, 50.0, &dev).unwrap()]),
+            cluster(1, 1e6, Some(right), vec![member(1.0, 30.0, &dev).unwrap()]),
+        ]);
+        let x = vec![[-1.0, 0.5, 0.0], [1.0, 0.5, 0.0], [5.0, 0.0, 0.0]];
+        let acc = accelerations(&models, &x, &opts(Form::Log), &mut |_, _| {}).unwrap();
+        assert!(
+            rel(&acc[0].a, &acceleration(2.0, 50.0, &x[0])) < 1e-4,
+            "{:?}",
+            acc[0]
+        );
+        assert!(
+            rel(&acc[1].a, &acceleration(1.0, 30.0, &x[1])) < 1e-4,
+            "{:?}",
+            acc[1]
+        );
+        assert_eq!(acc[2].status, Status::NoDensity);
+        assert!(acc[2].a[0].is_nan());
+    }
+
+    /// Gradients of a member's log f (position flow plus velocity flow with its context
+    /// gradient) agree with finite differences of the flows' log-densities, for random weights.
+    #[test]
+    fn member_gradients_match_finite_differences() {
+        let dev = device();
+        let cfg = |context_dim| FlowConfig {
+            context_dim,
+            width: 16,
+            depth: 2,
+            final_init_scale: 1.0,
+            rtol: 1e-7,
+            atol: 1e-7,
+            ..FlowConfig::default()
+        };
+        let m = Member {
+            position: Flow::new(&cfg(0), &dev, 3).unwrap(),
+            velocity: Flow::new(&cfg(3), &dev, 4).unwrap(),
+        };
+        let d = FlowDensity {
+            member: &m,
+            core: None,
+        };
+        let x = [0.3, -0.2, 0.5];
+        let v = [0.4, 0.1, -0.3];
+        let g = d.grad_log_f(&[x], &[v]).unwrap()[0];
+        let logf = |x: [f64; 3], v: [f64; 3]| {
+            m.position.log_prob(&[x], None).unwrap()[0]
+                + m.velocity.log_prob(&[v], Some(&x[..])).unwrap()[0]
+        };
+        assert!((g.log_f - logf(x, v)).abs() < 1e-4);
+        let h = 1e-2;
+        for j in 0..3 {
+            let (mut xp, mut xm, mut vp, mut vm) = (x, x, v, v);
+            xp[j] += h;
+            xm[j] -= h;
+            vp[j] += h;
+            vm[j] -= h;
+            let dx = (logf(xp, v) - logf(xm, v)) / (2.0 * h);
+            let dv = (logf(x, vp) - logf(x, vm)) / (2.0 * h);
+            eprintln!(
+                "{j}: d/dx {} vs {dx}, d/dv {} vs {dv}",
+                g.d_dx[j], g.d_dv[j]
+            );
+            assert!((g.d_dx[j] - dx).abs() < 2e-2 * (1.0 + dx.abs()));
+            assert!((g.d_dv[j] - dv).abs() < 2e-2 * (1.0 + dv.abs()));
+        }
+        // The context gradient matters here: the x-gradient differs from the position flow's.
+        let (_, gx, _) = m.position.grad_log_prob(&[x], None).unwrap();
+        let diff: f64 = (0..3).map(|j| (gx[0][j] - g.d_dx[j]).abs()).sum();
+        assert!(diff > 1e-3, "context gradient not included? {diff}");
+    }
+}
