@@ -406,7 +406,7 @@ fn field_populations_follow_a_side_file() {
     // A side file labels each particle by ID (here: the octant of its galaxy-frame position,
     // unknown to the pipeline), with one label too small to stand alone.
     let dir = tempfile::tempdir().unwrap();
-    let snap = snapio::Snapshot::open(&common::root().join("data/snap_099.hdf5")).unwrap();
+    let snap = snapio::Snapshot::open(common::root().join("data/snap_099.hdf5")).unwrap();
     let (stars, _) = snap.read_stars(&Default::default()).unwrap();
     let labels: Vec<i64> = stars
         .id
