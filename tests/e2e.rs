@@ -93,6 +93,8 @@ fn main_job_finds_the_galaxy_frame_of_the_sample() {
         "data/snap_099.hdf5",
         "--out",
         out_dir.to_str().unwrap(),
+        "--method",
+        "kernel",
         "--region-center",
         "0,0,0",
         "--region-radius",
