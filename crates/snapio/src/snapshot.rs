@@ -269,6 +269,19 @@ pub(crate) fn open_h5(path: &Path) -> Result<hdf5::File> {
     ))
 }
 
+/// The PartType4 group of a file whose header counts `n` > 0 star particles.
+fn star_group(path: &Path, file: &hdf5::File, n: u64) -> Result<hdf5::Group> {
+    if !file.link_exists("PartType4") {
+        return Err(SnapError::MissingGroup {
+            path: path.to_path_buf(),
+            group: "PartType4".into(),
+            expected: format!("Header/NumPart_ThisFile[4] = {n} star particles"),
+        });
+    }
+    file.group("PartType4")
+        .map_err(h5err(path, "PartType4", "opening group"))
+}
+
 fn pt4_names(path: &Path, file: &hdf5::File) -> Result<Option<Vec<String>>> {
     if !file.link_exists("PartType4") {
         return Ok(None);
@@ -789,16 +802,7 @@ impl Snapshot {
             if n == 0 {
                 continue;
             }
-            if !file.link_exists("PartType4") {
-                return Err(SnapError::MissingGroup {
-                    path: path.clone(),
-                    group: "PartType4".into(),
-                    expected: format!("Header/NumPart_ThisFile[4] = {n} star particles"),
-                });
-            }
-            let g = file
-                .group("PartType4")
-                .map_err(h5err(path, "PartType4", "opening group"))?;
+            let g = star_group(path, &file, n)?;
             let coords = require(
                 path,
                 open_field(path, &g, "Coordinates", n, Want::Float, Some(3))?,
@@ -1021,16 +1025,7 @@ impl Snapshot {
             if n == 0 {
                 continue;
             }
-            if !file.link_exists("PartType4") {
-                return Err(SnapError::MissingGroup {
-                    path: path.clone(),
-                    group: "PartType4".into(),
-                    expected: format!("Header/NumPart_ThisFile[4] = {n} star particles"),
-                });
-            }
-            let g = file
-                .group("PartType4")
-                .map_err(h5err(path, "PartType4", "opening group"))?;
+            let g = star_group(path, &file, n)?;
             let rule = format!("Header/NumPart_ThisFile[4] = {n}");
             let id_col = open_int_column(
                 path,
