@@ -173,21 +173,8 @@ fn gather(src: &[f32], cols: usize, idx: &[usize], device: &Device) -> Tensor<2>
     Tensor::from_data(TensorData::new(v, [idx.len(), cols]), device)
 }
 
-/// Mean NLL (whitened space) of the rows `idx` with the training solver, without autodiff.
-fn mean_nll(
-    field: &VectorField,
-    cfg: &FlowConfig,
-    xw: &[f32],
-    cw: Option<&[f32]>,
-    idx: &[usize],
-    device: &Device,
-) -> Result<f64, CnfError> {
-    let solver = Solver::Rk4(cfg.rk4_steps);
-    mean_nll_with(field, cfg, xw, cw, idx, device, solver)
-}
-
 /// Mean NLL (whitened space) of the rows `idx` with `solver`, in chunks without autodiff.
-fn mean_nll_with(
+fn mean_nll(
     field: &VectorField,
     cfg: &FlowConfig,
     xw: &[f32],
@@ -322,9 +309,17 @@ pub fn fit(
     };
     let mut optim = make_optim();
 
+    let rk4 = Solver::Rk4(cfg.rk4_steps);
     let mut best_field = field.clone();
-    let mut best_val =
-        mean_nll(&field.valid(), cfg, &xw, cw.as_deref(), &val_idx, &plain)? - val_log_det;
+    let mut best_val = mean_nll(
+        &field.valid(),
+        cfg,
+        &xw,
+        cw.as_deref(),
+        &val_idx,
+        &plain,
+        rk4,
+    )? - val_log_det;
     let mut best_epoch = 0;
     let mut since_best = 0;
     let mut recoveries = 0;
@@ -381,7 +376,15 @@ pub fn fit(
         let val = if diverged {
             f64::NAN
         } else {
-            mean_nll(&field.valid(), cfg, &xw, cw.as_deref(), &val_idx, &plain)? - val_log_det
+            mean_nll(
+                &field.valid(),
+                cfg,
+                &xw,
+                cw.as_deref(),
+                &val_idx,
+                &plain,
+                rk4,
+            )? - val_log_det
         };
         if !val.is_finite() {
             recoveries += 1;
@@ -449,7 +452,7 @@ pub fn fit(
     // The kept weights scored again with the adaptive solver: the honest held-out NLL (the
     // fixed-step one can flatter a flow whose dynamics outgrew the step size).
     let adaptive = Solver::Dopri5(cfg.tolerance());
-    let best_val_adaptive = mean_nll_with(
+    let best_val_adaptive = mean_nll(
         &best_field,
         cfg,
         &xw,

@@ -326,35 +326,9 @@ impl ModelSet {
 
     /// The galaxy's stellar mass density at each position, ln(Msun kpc⁻³): with cells, the
     /// cell holding x answers (W_c p_c(x)); otherwise the sum over populations. Ensemble members
-    /// are averaged in density.
+    /// are averaged in density. (The same mixture the acceleration solver uses.)
     pub fn log_mass_density(&self, x: &[[f64; 3]]) -> Result<Vec<f64>> {
-        let mut terms: Vec<Vec<f64>> = vec![Vec::new(); x.len()];
-        for c in &self.clusters {
-            let rows: Vec<usize> = match &c.core {
-                Some(b) => (0..x.len()).filter(|&i| b.contains(&x[i])).collect(),
-                None => (0..x.len()).collect(),
-            };
-            if rows.is_empty() {
-                continue;
-            }
-            let pts: Vec<[f64; 3]> = rows.iter().map(|&i| x[i]).collect();
-            let e = c.members.len() as f64;
-            for m in &c.members {
-                let lp = m.position.log_prob(&pts, None)?;
-                for (k, &i) in rows.iter().enumerate() {
-                    terms[i].push(c.weight_msun.ln() + lp[k] - e.ln());
-                }
-            }
-        }
-        Ok(terms.iter().map(|t| log_sum_exp(t)).collect())
+        use crate::eom::PhaseSpaceDensity;
+        crate::flow_density::model_density(self).log_density(x)
     }
-}
-
-/// ln Σ exp(t) (−∞ for an empty set), computed stably.
-pub fn log_sum_exp(t: &[f64]) -> f64 {
-    let m = t.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    if !m.is_finite() {
-        return m;
-    }
-    m + t.iter().map(|v| (v - m).exp()).sum::<f64>().ln()
 }
