@@ -43,6 +43,26 @@ impl Activation {
         }
     }
 
+    /// Returns σ(z) and ±σ'(z), with `true` when the derivative is returned negated. For tanh,
+    /// `a² − 1` is one elementwise pass fewer than `1 − a²`; tangents are linear in σ', so the
+    /// caller carries the sign instead (see `trace::propagate`).
+    pub fn value_and_signed_derivative<const D: usize>(
+        &self,
+        z: Tensor<D>,
+    ) -> (Tensor<D>, Tensor<D>, bool) {
+        match self {
+            Activation::Tanh => {
+                let a = z.tanh();
+                let d = a.clone().square().sub_scalar(1.0);
+                (a, d, true)
+            }
+            _ => {
+                let (a, d) = self.value_and_derivative(z);
+                (a, d, false)
+            }
+        }
+    }
+
     /// Returns σ(z) only.
     pub fn value<const D: usize>(&self, z: Tensor<D>) -> Tensor<D> {
         match self {

@@ -41,7 +41,9 @@ fn propagate(
             .expand([dim, b, width]);
         return (z, tan);
     }
-    let (mut h, d) = act.value_and_derivative(z);
+    // Tangents are linear in σ', so a negated σ' (one pass cheaper for tanh) only flips their
+    // sign: `negated` tracks the parity and the output layer undoes it.
+    let (mut h, d, mut negated) = act.value_and_signed_derivative(z);
     let width = h.dims()[1];
     // T[j, b, :] = σ'(z_b) ⊙ W0[j, :]
     let w_y = w0.narrow(0, 0, dim).unsqueeze_dim::<3>(1); // [dim, 1, W]
@@ -59,9 +61,11 @@ fn propagate(
         };
         let z = z + field.biases[k].val().unsqueeze_dim(0);
         if k + 1 == n {
+            let tz = if negated { tz.neg() } else { tz };
             return (z, tz.reshape([dim, b, out]));
         }
-        let (a, d) = act.value_and_derivative(z);
+        let (a, d, flip) = act.value_and_signed_derivative(z);
+        negated ^= flip;
         tan = (tz.reshape([dim, b, out]) * d.unsqueeze_dim::<3>(0)).reshape([dim * b, out]);
         h = a;
     }
