@@ -9,6 +9,7 @@ maximum-likelihood loss against a standard normal base; Adam. Prints training sa
 Usage (scratch virtualenv, never part of the project's tests):
     python3 -m venv /tmp/ptb && /tmp/ptb/bin/pip install torch==2.9.0 torchdiffeq
     /tmp/ptb/bin/python docs/bench/pytorch_cnf_baseline.py [--threads 2] [--iters 20]
+        [--batch 4096] [--device cpu|cuda]
 """
 import argparse
 import math
@@ -45,17 +46,19 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--iters", type=int, default=20)
     ap.add_argument("--batch", type=int, default=4096)
+    ap.add_argument("--device", default="cpu")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    field = Field()
+    dev = torch.device(a.device)
+    field = Field().to(dev)
     opt = torch.optim.Adam(field.parameters(), lr=1e-3)
-    t = torch.tensor([0.0, 1.0])
-    x = torch.randn(a.batch, 3) * torch.tensor([1.0, 2.0, 0.5])
+    t = torch.tensor([0.0, 1.0], device=dev)
+    x = torch.randn(a.batch, 3, device=dev) * torch.tensor([1.0, 2.0, 0.5], device=dev)
 
     def step():
         opt.zero_grad()
-        z, dlogp = odeint(field, (x, torch.zeros(a.batch)), t, method="rk4",
+        z, dlogp = odeint(field, (x, torch.zeros(a.batch, device=dev)), t, method="rk4",
                           options={"step_size": 0.1})
         z, dlogp = z[-1], dlogp[-1]
         logp = -0.5 * (z**2).sum(1) - 1.5 * math.log(2 * math.pi) - dlogp
@@ -70,7 +73,8 @@ def main():
     for _ in range(a.iters):
         step()
     dt = time.perf_counter() - t0
-    print(f"pytorch+torchdiffeq cpu threads={a.threads}: train samples/s = {a.iters * a.batch / dt:.0f}")
+    where = f"cpu threads={a.threads}" if dev.type == "cpu" else str(dev)
+    print(f"pytorch+torchdiffeq {where} batch={a.batch}: train samples/s = {a.iters * a.batch / dt:.0f}")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 //!
 //! `CNF_BENCH_ITERS` sets the timed iterations (default 5), `CNF_BENCH_BACKENDS` a comma list
 //! of device strings (default: flex, plus libtorch with the `tch` feature, plus cuda:0 when
-//! usable).
+//! usable), `CNF_BENCH_BATCH` the batch (default 4096, the issue's workload; a GPU wants more).
 
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
@@ -12,11 +12,21 @@ use cnf::flow::{download, log_prob_whitened, transport_whitened, Solver};
 use cnf::{parse_device, FlowConfig, VectorField};
 use std::time::Instant;
 
-const BATCH: usize = 4096;
+/// The issue's batch; `CNF_BENCH_BATCH` overrides it.
+const DEFAULT_BATCH: usize = 4096;
+
+fn batch_size() -> usize {
+    std::env::var("CNF_BENCH_BATCH")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|&b| b > 0)
+        .unwrap_or(DEFAULT_BATCH)
+}
 
 fn batch(device: &cnf::Device, seed: u64) -> Tensor<2> {
+    let n = batch_size();
     let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-    let v: Vec<f32> = (0..BATCH * 3)
+    let v: Vec<f32> = (0..n * 3)
         .map(|_| {
             s = s
                 .wrapping_mul(6364136223846793005)
@@ -24,7 +34,7 @@ fn batch(device: &cnf::Device, seed: u64) -> Tensor<2> {
             ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 3.0
         })
         .collect();
-    Tensor::from_data(TensorData::new(v, [BATCH, 3]), device)
+    Tensor::from_data(TensorData::new(v, [n, 3]), device)
 }
 
 fn bench(spec: &str, iters: usize) -> Result<String, cnf::CnfError> {
@@ -54,7 +64,7 @@ fn bench(spec: &str, iters: usize) -> Result<String, cnf::CnfError> {
     for i in 0..iters {
         train_step(i as u64 + 1)?;
     }
-    let train = (iters * BATCH) as f64 / t.elapsed().as_secs_f64();
+    let train = (iters * batch_size()) as f64 / t.elapsed().as_secs_f64();
 
     let plain = field.valid();
     let pdev = device.clone().without_autodiff();
@@ -67,7 +77,7 @@ fn bench(spec: &str, iters: usize) -> Result<String, cnf::CnfError> {
     for i in 0..iters {
         eval(i as u64)?;
     }
-    let logp = (iters * BATCH) as f64 / t.elapsed().as_secs_f64();
+    let logp = (iters * batch_size()) as f64 / t.elapsed().as_secs_f64();
 
     let samp = |i: u64| -> Result<(), cnf::CnfError> {
         let x = transport_whitened(
@@ -86,10 +96,11 @@ fn bench(spec: &str, iters: usize) -> Result<String, cnf::CnfError> {
     for i in 0..iters {
         samp(i as u64)?;
     }
-    let sample = (iters * BATCH) as f64 / t.elapsed().as_secs_f64();
+    let sample = (iters * batch_size()) as f64 / t.elapsed().as_secs_f64();
     Ok(format!(
         "cnf bench backend={spec}: {train:.0} train samples/s, {logp:.0} log_prob evals/s, \
-         {sample:.0} samples/s (width 64, depth 3, RK4 10 steps, batch {BATCH}, {iters} iters)"
+         {sample:.0} samples/s (width 64, depth 3, RK4 10 steps, batch {}, {iters} iters)",
+        batch_size()
     ))
 }
 
