@@ -324,10 +324,10 @@ fn flow_catalogue_matches_the_analytic_system() {
         );
     }
 
-    // Accelerations from the same flows (the EOM solver, log form, K = 128) against the
-    // analytic Plummer acceleration at 200 points between 0.5 b and 5 b. The bar is a
-    // median relative error of 10%; the quick preset's flows reach about 15% (docs/EOM.md), so
-    // this guards that figure and the radial sign.
+    // Accelerations from the same flows (the EOM solver's defaults: log form, TLS, K = 128)
+    // against the analytic Plummer acceleration at 200 points between 0.5 b and 5 b. Four
+    // cells learn ∇ log f less well than one (13-15 %, docs/EOM.md); this guards that figure
+    // and the radial sign. The 10 % bar is tested on whole-galaxy flows below.
     let dev = cnf::parse_device(&device()).unwrap();
     let models = ModelSet::load(&flow_dir, &dev).unwrap();
     let truth = upsample::plummer::Plummer::from_truth_json(
@@ -449,4 +449,42 @@ fn field_populations_follow_a_side_file() {
     assert!(!out.status.success());
     let err = text(&out.stderr);
     assert!(err.contains("Nope") && err.contains("snap_099"), "{err}");
+}
+
+/// The acceptance test of the acceleration solver on trained flows: the dynamics preset (one
+/// cluster for the whole sample) and the solver's defaults with K = 512, against the analytic
+/// Plummer acceleration at 200 points between 0.5 and 5 scale radii. The bar: median
+/// relative error of the vector <= 10 %, radial component pointing inwards everywhere.
+#[test]
+fn accelerations_from_whole_galaxy_flows_match_the_analytic_system() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let t0 = std::time::Instant::now();
+    ok(&run(&out, &["--config", "pipelines/dynamics.toml"]));
+    let secs = t0.elapsed().as_secs_f64();
+    let dev = cnf::parse_device(&device()).unwrap();
+    let models = ModelSet::load(&out, &dev).unwrap();
+    let truth = upsample::plummer::Plummer::from_truth_json(
+        &common::root().join("data/snap_099.truth.json"),
+    )
+    .unwrap();
+    let b = truth.scale_kpc;
+    let check = |fit| {
+        let opts = upsample::eom::EomOptions {
+            k: 512,
+            fit,
+            ..upsample::eom::EomOptions::default()
+        };
+        upsample::plummer::check_against_plummer(&models, &truth, 0.5 * b, 5.0 * b, 200, &opts)
+            .unwrap()
+    };
+    let tls = check(upsample::eom::Fit::Tls);
+    let ols = check(upsample::eom::Fit::Ols);
+    eprintln!(
+        "dynamics preset on {} (trained in {secs:.0} s): TLS {tls:?}; OLS {ols:?}",
+        device()
+    );
+    assert!(tls.solved >= 195, "{tls:?}");
+    assert!(tls.median_relative_error <= 0.10, "{tls:?}");
+    assert_eq!(tls.radial_sign_right, 1.0, "{tls:?}");
 }

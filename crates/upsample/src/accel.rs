@@ -387,6 +387,7 @@ pub fn run(args: &AccelArgs) -> Result<()> {
         k: args.k,
         seed: args.seed,
         form: args.form,
+        fit: args.fit,
         bootstrap: args.bootstrap,
         max_condition: args.max_condition,
         batch_points: args.batch,
@@ -408,7 +409,7 @@ pub fn run(args: &AccelArgs) -> Result<()> {
     let models = ModelSet::load(&args.model, &device)
         .with_context(|| format!("loading the models of {}", args.model.display()))?;
     tracing::info!(
-        "accel: {} clusters ({} flows) from {}, {} positions, K = {}, form {:?}",
+        "accel: {} clusters ({} flows) from {}, {} positions, K = {}, form {:?}, fit {:?}",
         models.clusters.len(),
         models
             .clusters
@@ -418,7 +419,8 @@ pub fn run(args: &AccelArgs) -> Result<()> {
         models.dir.display(),
         x.len(),
         opts.k,
-        opts.form
+        opts.form,
+        opts.fit
     );
     let table = compute(&models, &x, &opts, args.poisson_step, &args.device)?;
     let bad = table
@@ -448,6 +450,10 @@ pub fn run(args: &AccelArgs) -> Result<()> {
         (
             "form".to_string(),
             AttrValue::Str(format!("{:?}", args.form).to_lowercase()),
+        ),
+        (
+            "fit".to_string(),
+            AttrValue::Str(format!("{:?}", args.fit).to_lowercase()),
         ),
         (
             "bootstrap".to_string(),

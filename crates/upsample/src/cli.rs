@@ -82,6 +82,11 @@ pub struct AccelArgs {
     /// linear (in f, samples weighted by f^2). See docs/EOM.md.
     #[arg(long, value_enum, default_value_t = crate::eom::Form::Log)]
     pub form: crate::eom::Form,
+    /// How the over-determined system is fitted: tls (errors-in-variables, unbiased when the
+    /// model's gradients are noisy; default) or ols (ordinary least squares, M a + B = 0, biased
+    /// towards a = 0 by that noise). See docs/EOM.md.
+    #[arg(long, value_enum, default_value_t = crate::eom::Fit::Tls)]
+    pub fit: crate::eom::Fit,
     /// Bootstrap resamples of the K samples for the error columns (0: none, NaN errors).
     #[arg(long, value_name = "B", default_value_t = 100)]
     pub bootstrap: usize,

@@ -9,6 +9,13 @@
 //! - linear form ([`Form::Linear`]): `g = ∇_v f`, `s = v·∇_x f`, i.e. the log-form terms with
 //!   `w = f²` (rescaled by the largest f at the point, which leaves `a` unchanged).
 //!
+//! The gradients of a trained model are noisy, and noise in the regressors `g` biases ordinary
+//! least squares towards `a = 0` (attenuation): `M` is inflated by the noise covariance. The
+//! default fit ([`Fit::Tls`]) removes it: total least squares on the columns `[g, c s]` scaled to
+//! equal RMS, which is `(M − λ I) a + B = 0` with λ the smallest eigenvalue of the bordered matrix
+//! `[[M, c B], [c Bᵀ, c² S]]`, `S = Σ w s²` (λ = 0 for an exact steady state, so exact densities
+//! are solved exactly either way).
+//!
 //! The solver knows nothing of flows: anything implementing [`PhaseSpaceDensity`] will do (the
 //! analytic Plummer sphere of [`crate::plummer`], the trained flows of a run). Sums of densities
 //! (ensembles of flows, overlapping clusters) are [`Mixture`]s, combined by [`LogFGrad::mixture`].
@@ -303,6 +310,18 @@ pub enum Form {
     Linear,
 }
 
+/// How the over-determined system is fitted (see the module documentation and `docs/EOM.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Fit {
+    /// Errors-in-variables (total least squares, columns scaled to equal RMS):
+    /// `(M − λ I) a + B = 0`. Unbiased when the model's gradients are noisy (default).
+    #[default]
+    Tls,
+    /// Ordinary least squares, `M a + B = 0`: biased towards `a = 0` by noise in `∇_v log f`.
+    Ols,
+}
+
 /// Settings of the solver.
 #[derive(Debug, Clone, Serialize)]
 pub struct EomOptions {
@@ -312,6 +331,8 @@ pub struct EomOptions {
     pub seed: u64,
     /// Form of the equation.
     pub form: Form,
+    /// How the system is fitted.
+    pub fit: Fit,
     /// Bootstrap resamples of the K samples per point for the error estimate (0: none).
     pub bootstrap: usize,
     /// Largest accepted condition number of M (eigenvalue ratio); above it the acceleration is
@@ -327,6 +348,7 @@ impl Default for EomOptions {
             k: 128,
             seed: 1,
             form: Form::Log,
+            fit: Fit::Tls,
             bootstrap: 100,
             max_condition: 1e6,
             batch_points: 1024,
@@ -385,7 +407,8 @@ pub struct Acceleration {
     pub error: [f64; 3],
     /// Velocity samples used (finite log f and gradients).
     pub samples: usize,
-    /// Condition number of M (largest / smallest eigenvalue; inf if singular).
+    /// Condition number of the matrix inverted: M, or M − λ I with [`Fit::Tls`] (largest /
+    /// smallest eigenvalue; inf if singular).
     pub condition: f64,
     /// Relative residual `sqrt(Σ w (s + a·g)²) / sqrt(Σ w s²)` of the equation at the solution
     /// (0 for an exact steady state; near 1 means a explains little of the streaming term).
@@ -432,38 +455,94 @@ pub fn terms(grads: &[LogFGrad], v: &[[f64; 3]], form: Form) -> Vec<Term> {
         .collect()
 }
 
-/// The normal equations M a + B = 0 over the samples `idx` of `terms`: (M, B).
-pub fn normal_equations(
-    terms: &[Term],
-    idx: impl IntoIterator<Item = usize>,
-) -> ([[f64; 3]; 3], [f64; 3]) {
-    let mut m = [[0.0; 3]; 3];
-    let mut b = [0.0; 3];
+/// The sums of the least-squares problem over a point's samples.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NormalEquations {
+    /// M = Σ w g gᵀ, (km/s)⁻².
+    pub m: [[f64; 3]; 3],
+    /// B = Σ w s g, kpc⁻¹.
+    pub b: [f64; 3],
+    /// S = Σ w s², (km/s)² kpc⁻².
+    pub s: f64,
+}
+
+/// The sums M, B and S over the samples `idx` of `terms`.
+pub fn normal_equations(terms: &[Term], idx: impl IntoIterator<Item = usize>) -> NormalEquations {
+    let mut ne = NormalEquations {
+        m: [[0.0; 3]; 3],
+        b: [0.0; 3],
+        s: 0.0,
+    };
     for n in idx {
         let t = &terms[n];
+        ne.s += t.w * t.s * t.s;
         for i in 0..3 {
-            b[i] += t.w * t.s * t.g[i];
+            ne.b[i] += t.w * t.s * t.g[i];
             for j in 0..3 {
-                m[i][j] += t.w * t.g[i] * t.g[j];
+                ne.m[i][j] += t.w * t.g[i] * t.g[j];
             }
         }
     }
-    (m, b)
+    ne
 }
 
-/// Eigen-decomposition of a symmetric 3×3 matrix by cyclic Jacobi rotations: (eigenvalues,
-/// eigenvectors as columns), eigenvalues in ascending order. Accurate to rounding for any
-/// symmetric input (no closed-form cubic).
-pub fn symmetric_eigen3(m: &[[f64; 3]; 3]) -> ([f64; 3], [[f64; 3]; 3]) {
+/// The noise power λ that the errors-in-variables fit removes from M: the smallest eigenvalue
+/// of `[[M, c B], [c Bᵀ, c² S]]` with `c² = tr M / S` (the columns g and c·s at equal RMS).
+/// Zero when the samples satisfy the equation exactly; `0 ≤ λ ≤ λ_min(M)` (interlacing).
+pub fn noise_power(ne: &NormalEquations) -> f64 {
+    let tr = ne.m[0][0] + ne.m[1][1] + ne.m[2][2];
+    if !(ne.s > 0.0 && tr > 0.0) {
+        return 0.0;
+    }
+    let c = (tr / ne.s).sqrt();
+    let mut big = [[0.0; 4]; 4];
+    for i in 0..3 {
+        for j in 0..3 {
+            big[i][j] = ne.m[i][j];
+        }
+        big[i][3] = c * ne.b[i];
+        big[3][i] = c * ne.b[i];
+    }
+    big[3][3] = tr; // c² S
+    let (vals, _) = symmetric_eigen(&big);
+    vals[0].max(0.0)
+}
+
+/// Solves the normal equations of one point with `fit`: (a, condition number of the matrix
+/// inverted), as [`solve_normal_equations`].
+pub fn solve_fit(ne: &NormalEquations, fit: Fit, max_condition: f64) -> ([f64; 3], f64) {
+    let mut m = ne.m;
+    if fit == Fit::Tls {
+        let lambda = noise_power(ne);
+        for i in 0..3 {
+            m[i][i] -= lambda;
+        }
+    }
+    solve_normal_equations(&m, &ne.b, max_condition)
+}
+
+/// Eigen-decomposition of a small symmetric N×N matrix by cyclic Jacobi rotations:
+/// (eigenvalues, eigenvectors as columns), eigenvalues in ascending order. Accurate to rounding
+/// for any symmetric input (no closed-form characteristic polynomial).
+pub fn symmetric_eigen<const N: usize>(m: &[[f64; N]; N]) -> ([f64; N], [[f64; N]; N]) {
     let mut a = *m;
-    let mut v = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
+    let mut v = [[0.0; N]; N];
+    for (i, row) in v.iter_mut().enumerate() {
+        row[i] = 1.0;
+    }
     for _sweep in 0..64 {
-        let off = a[0][1].powi(2) + a[0][2].powi(2) + a[1][2].powi(2);
-        let diag = a[0][0].powi(2) + a[1][1].powi(2) + a[2][2].powi(2);
+        let mut off = 0.0;
+        let mut diag = 0.0;
+        for p in 0..N {
+            diag += a[p][p].powi(2);
+            for q in p + 1..N {
+                off += a[p][q].powi(2);
+            }
+        }
         if off <= 1e-36 * diag || off == 0.0 {
             break;
         }
-        for (p, q) in [(0, 1), (0, 2), (1, 2)] {
+        for (p, q) in (0..N).flat_map(|p| (p + 1..N).map(move |q| (p, q))) {
             if a[p][q] == 0.0 {
                 continue;
             }
@@ -473,19 +552,19 @@ pub fn symmetric_eigen3(m: &[[f64; 3]; 3]) -> ([f64; 3], [[f64; 3]; 3]) {
             let c = 1.0 / (t * t + 1.0).sqrt();
             let s = t * c;
             // A <- Jᵀ A J with J the rotation in the (p, q) plane.
-            for r in 0..3 {
+            for r in 0..N {
                 let arp = a[r][p];
                 let arq = a[r][q];
                 a[r][p] = c * arp - s * arq;
                 a[r][q] = s * arp + c * arq;
             }
-            for r in 0..3 {
+            for r in 0..N {
                 let apr = a[p][r];
                 let aqr = a[q][r];
                 a[p][r] = c * apr - s * aqr;
                 a[q][r] = s * apr + c * aqr;
             }
-            for r in 0..3 {
+            for r in 0..N {
                 let vrp = v[r][p];
                 let vrq = v[r][q];
                 v[r][p] = c * vrp - s * vrq;
@@ -493,16 +572,16 @@ pub fn symmetric_eigen3(m: &[[f64; 3]; 3]) -> ([f64; 3], [[f64; 3]; 3]) {
             }
         }
     }
-    let mut order = [0, 1, 2];
+    let mut order = [0; N];
+    for (i, o) in order.iter_mut().enumerate() {
+        *o = i;
+    }
     order.sort_by(|&i, &j| a[i][i].total_cmp(&a[j][j]));
-    let vals = [
-        a[order[0]][order[0]],
-        a[order[1]][order[1]],
-        a[order[2]][order[2]],
-    ];
-    let mut vecs = [[0.0; 3]; 3];
+    let mut vals = [0.0; N];
+    let mut vecs = [[0.0; N]; N];
     for (col, &o) in order.iter().enumerate() {
-        for r in 0..3 {
+        vals[col] = a[o][o];
+        for r in 0..N {
             vecs[r][col] = v[r][o];
         }
     }
@@ -520,7 +599,7 @@ pub fn solve_normal_equations(
     if !m.iter().flatten().chain(b).all(|x| x.is_finite()) {
         return ([f64::NAN; 3], f64::NAN);
     }
-    let (vals, vecs) = symmetric_eigen3(m);
+    let (vals, vecs) = symmetric_eigen(m);
     let cond = if vals[0] > 0.0 {
         vals[2] / vals[0]
     } else {
@@ -562,6 +641,7 @@ pub fn relative_residual(terms: &[Term], a: &[f64; 3]) -> f64 {
 /// ≥ 2) the bootstrap standard deviation over resamples of the terms, drawn from `rng`.
 pub fn solve_point(
     terms: &[Term],
+    fit: Fit,
     bootstrap: usize,
     max_condition: f64,
     rng: &mut Xoshiro256PlusPlus,
@@ -578,8 +658,7 @@ pub fn solve_point(
             status: Status::NoDensity,
         };
     }
-    let (m, b) = normal_equations(terms, 0..n);
-    let (a, condition) = solve_normal_equations(&m, &b, max_condition);
+    let (a, condition) = solve_fit(&normal_equations(terms, 0..n), fit, max_condition);
     if !a.iter().all(|x| x.is_finite()) {
         return Acceleration {
             a: nan3,
@@ -597,8 +676,7 @@ pub fn solve_point(
         let mut good = 0usize;
         for _ in 0..bootstrap {
             let idx: Vec<usize> = (0..n).map(|_| rng.random_range(0..n)).collect();
-            let (mb, bb) = normal_equations(terms, idx);
-            let (ab, _) = solve_normal_equations(&mb, &bb, max_condition);
+            let (ab, _) = solve_fit(&normal_equations(terms, idx), fit, max_condition);
             if ab.iter().all(|x| x.is_finite()) {
                 good += 1;
                 for j in 0..3 {
@@ -696,7 +774,7 @@ pub fn accelerations_seeded<D: PhaseSpaceDensity + ?Sized>(
             .map(|i| {
                 let t = terms(&g[i * k..(i + 1) * k], &v[i * k..(i + 1) * k], opts.form);
                 let mut rng = particle_rng(sb[i], 0x626f_6f74); // "boot"
-                solve_point(&t, opts.bootstrap, opts.max_condition, &mut rng)
+                solve_point(&t, opts.fit, opts.bootstrap, opts.max_condition, &mut rng)
             })
             .collect();
         out.extend(solved);
@@ -755,30 +833,88 @@ mod tests {
         particle_rng(seed, 0)
     }
 
-    #[test]
-    fn eigen3_reconstructs_matrices() {
-        let mut r = rng(3);
+    fn eigen_reconstructs<const N: usize>(seed: u64) {
+        let mut r = rng(seed);
         for _ in 0..200 {
-            let mut m = [[0.0; 3]; 3];
-            for i in 0..3 {
+            let mut m = [[0.0; N]; N];
+            for i in 0..N {
                 for j in 0..=i {
                     let x = r.random::<f64>() * 2.0 - 1.0;
                     m[i][j] = x;
                     m[j][i] = x;
                 }
             }
-            let (vals, vecs) = symmetric_eigen3(&m);
-            assert!(vals[0] <= vals[1] && vals[1] <= vals[2]);
-            for i in 0..3 {
-                for j in 0..3 {
-                    let rec: f64 = (0..3).map(|k| vecs[i][k] * vals[k] * vecs[j][k]).sum();
+            let (vals, vecs) = symmetric_eigen(&m);
+            assert!(vals.windows(2).all(|w| w[0] <= w[1]));
+            for i in 0..N {
+                for j in 0..N {
+                    let rec: f64 = (0..N).map(|k| vecs[i][k] * vals[k] * vecs[j][k]).sum();
                     assert!((rec - m[i][j]).abs() < 1e-13, "{rec} vs {}", m[i][j]);
-                    let orth: f64 = (0..3).map(|k| vecs[k][i] * vecs[k][j]).sum();
+                    let orth: f64 = (0..N).map(|k| vecs[k][i] * vecs[k][j]).sum();
                     let want = if i == j { 1.0 } else { 0.0 };
                     assert!((orth - want).abs() < 1e-13);
                 }
             }
         }
+    }
+
+    #[test]
+    fn eigen_reconstructs_3x3_and_4x4_matrices() {
+        eigen_reconstructs::<3>(3);
+        eigen_reconstructs::<4>(4);
+    }
+
+    fn normal(r: &mut Xoshiro256PlusPlus) -> f64 {
+        rand_distr::Distribution::sample(&rand_distr::StandardNormal, r)
+    }
+
+    #[test]
+    fn tls_removes_the_attenuation_of_noisy_gradients() {
+        // g0 ~ N(0, I), s0 = -a·g0 with |a|² = 3 = E|g0|², so both columns have the same RMS;
+        // then noise σ on every column. OLS shrinks a by 1/(1 + σ²) (regression dilution); the
+        // errors-in-variables fit does not.
+        let a_true = [-1.0, 1.0, 1.0];
+        let sigma = 0.5;
+        let mut r = rng(21);
+        let terms: Vec<Term> = (0..40_000)
+            .map(|_| {
+                let g0 = [normal(&mut r), normal(&mut r), normal(&mut r)];
+                let s0 = -dot(&a_true, &g0);
+                Term {
+                    w: 1.0,
+                    s: s0 + sigma * normal(&mut r),
+                    g: [
+                        g0[0] + sigma * normal(&mut r),
+                        g0[1] + sigma * normal(&mut r),
+                        g0[2] + sigma * normal(&mut r),
+                    ],
+                }
+            })
+            .collect();
+        let ols = solve_point(&terms, Fit::Ols, 0, 1e6, &mut rng(1));
+        let tls = solve_point(&terms, Fit::Tls, 0, 1e6, &mut rng(1));
+        let dilution = 1.0 / (1.0 + sigma * sigma);
+        for j in 0..3 {
+            assert!(
+                (ols.a[j] / a_true[j] - dilution).abs() < 0.03,
+                "OLS component {j}: {} vs {}",
+                ols.a[j],
+                a_true[j] * dilution
+            );
+            assert!(
+                (tls.a[j] / a_true[j] - 1.0).abs() < 0.05,
+                "TLS component {j}: {} vs {}",
+                tls.a[j],
+                a_true[j]
+            );
+        }
+        // The noise power it removed is the noise variance per sample (σ² on each column).
+        let ne = normal_equations(&terms, 0..terms.len());
+        let lambda = noise_power(&ne) / terms.len() as f64;
+        assert!(
+            (lambda / (sigma * sigma) - 1.0).abs() < 0.1,
+            "λ/K = {lambda}"
+        );
     }
 
     #[test]
@@ -846,13 +982,15 @@ mod tests {
                 g: *g,
             })
             .collect();
-        let sol = solve_point(&exact, 50, 1e6, &mut rng(1));
-        assert_eq!(sol.status, Status::Ok);
-        for j in 0..3 {
-            assert!((sol.a[j] - a_true[j]).abs() < 1e-12);
-            assert!(sol.error[j] < 1e-12);
+        for fit in [Fit::Ols, Fit::Tls] {
+            let sol = solve_point(&exact, fit, 50, 1e6, &mut rng(1));
+            assert_eq!(sol.status, Status::Ok);
+            for j in 0..3 {
+                assert!((sol.a[j] - a_true[j]).abs() < 1e-12, "{fit:?}");
+                assert!(sol.error[j] < 1e-12, "{fit:?}");
+            }
+            assert!(sol.residual < 1e-12, "{fit:?}");
         }
-        assert!(sol.residual < 1e-12);
         // Noisy s: the bootstrap spread matches the scatter over independent noise draws.
         let sigma = 0.05;
         let solve_noisy = |seed: u64, boot: usize| {
@@ -868,7 +1006,7 @@ mod tests {
                     }
                 })
                 .collect();
-            solve_point(&t, boot, 1e6, &mut rng(seed + 1000))
+            solve_point(&t, Fit::Ols, boot, 1e6, &mut rng(seed + 1000))
         };
         let runs: Vec<Acceleration> = (0..300).map(|s| solve_noisy(100 + s, 0)).collect();
         let boot = solve_noisy(7, 400);

@@ -358,7 +358,7 @@ pub fn check_against_plummer<D: PhaseSpaceDensity + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eom::{accelerations_seeded, point_seed, poisson_density, Form, Mixture};
+    use crate::eom::{accelerations_seeded, point_seed, poisson_density, Fit, Form, Mixture};
 
     const M: f64 = 1e8;
     const B: f64 = 0.5;
@@ -477,13 +477,18 @@ mod tests {
     }
 
     /// The acceptance test of the solver: exact accelerations from 0.1 b to 10 b, both forms,
-    /// isotropic and rotating DFs.
+    /// both fits, isotropic and rotating DFs.
     #[test]
     fn solver_recovers_plummer_accelerations() {
         let x = shell_points(0.1 * B, 10.0 * B, 60);
         for s in [Plummer::new(M, B), Plummer::new(M, B).rotating(0.6, 10.0)] {
-            for form in [Form::Log, Form::Linear] {
-                let acc = accelerations(&s, &x, &opts(form), &mut |_, _| {}).unwrap();
+            for (form, fit) in [
+                (Form::Log, Fit::Tls),
+                (Form::Linear, Fit::Tls),
+                (Form::Log, Fit::Ols),
+            ] {
+                let o = EomOptions { fit, ..opts(form) };
+                let acc = accelerations(&s, &x, &o, &mut |_, _| {}).unwrap();
                 let mut worst: f64 = 0.0;
                 for (p, a) in x.iter().zip(&acc) {
                     assert_eq!(a.status, Status::Ok);
@@ -492,7 +497,7 @@ mod tests {
                     worst = worst.max(e);
                     assert!(
                         e < 1e-6,
-                        "{form:?} {:?} at {p:?}: {:?} rel {e}",
+                        "{form:?} {fit:?} {:?} at {p:?}: {:?} rel {e}",
                         s.rotation,
                         a.a
                     );
@@ -502,7 +507,7 @@ mod tests {
                     assert!(err < 1e-6 * s.acceleration(p).iter().map(|c| c.abs()).sum::<f64>());
                 }
                 eprintln!(
-                    "{form:?} rotation {:?}: worst relative error {worst:.2e}",
+                    "{form:?} {fit:?} rotation {:?}: worst relative error {worst:.2e}",
                     s.rotation
                 );
             }
