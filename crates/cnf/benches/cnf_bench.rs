@@ -4,6 +4,8 @@
 //! `CNF_BENCH_ITERS` sets the timed iterations (default 5), `CNF_BENCH_BACKENDS` a comma list
 //! of device strings (default: flex, plus libtorch with the `tch` feature, plus cuda:0 when
 //! usable), `CNF_BENCH_BATCH` the batch (default 4096, the workload; a GPU wants more).
+//! `CNF_BENCH_MALLOC=0` leaves glibc's allocator settings alone ([`cnf::backend::tune_allocator`]
+//! otherwise), `CNF_BENCH_TANH_REUSE=0` selects burn's own tanh backward.
 
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
@@ -123,6 +125,18 @@ fn main() {
             v
         }
     };
+    if std::env::var("CNF_BENCH_MALLOC").is_ok_and(|v| v == "0") {
+        println!("cnf bench: default allocator settings");
+    } else {
+        println!(
+            "cnf bench: allocator tuned: {}",
+            cnf::backend::tune_allocator()
+        );
+    }
+    if std::env::var("CNF_BENCH_TANH_REUSE").is_ok_and(|v| v == "0") {
+        cnf::field::set_tanh_reuse(false);
+        println!("cnf bench: burn's tanh backward (recomputes tanh)");
+    }
     if std::env::var("CNF_BENCH_STACKED").is_ok_and(|v| v == "1") {
         cnf::trace::set_stacked_matmul(true);
         println!("cnf bench: stacked single-matmul tangent layout");

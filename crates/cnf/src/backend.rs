@@ -99,3 +99,25 @@ pub fn cuda_available(index: usize) -> Result<Device, String> {
         Err("built without the `tch` feature".into())
     }
 }
+
+/// Keeps freed tensor memory in the process instead of returning it to the kernel after every
+/// operation (glibc only; elsewhere a no-op). libtorch's CPU allocator frees each intermediate
+/// tensor, and glibc's defaults hand blocks above its adaptive mmap threshold (and heap tops above
+/// 128 KiB) back at once, so every training step page-faults its working set in again. Raising
+/// the mmap threshold to 32 MiB (glibc's maximum) and the trim threshold to 1 GiB measured 7 %
+/// more training samples/s on libtorch CPU (docs/PERFORMANCE.md). Call once at program start;
+/// returns whether both settings were accepted.
+pub fn tune_allocator() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallopt only changes allocator parameters; called before heavy allocation.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20) == 1
+                && libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30) == 1
+        }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}

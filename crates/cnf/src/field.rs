@@ -6,6 +6,15 @@ use burn::tensor::{DType, Device, Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static TANH_REUSE: AtomicBool = AtomicBool::new(true);
+
+/// Benchmarking knob: `true` (default) gives tanh a backward pass that reuses its forward output
+/// on autodiff devices; `false` uses burn's tanh, whose backward recomputes it.
+pub fn set_tanh_reuse(reuse: bool) {
+    TANH_REUSE.store(reuse, Ordering::Relaxed);
+}
 
 /// Smooth activation functions (the trace must be differentiable, so no ReLU).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -51,6 +60,17 @@ impl Activation {
         z: Tensor<D>,
     ) -> (Tensor<D>, Tensor<D>, bool) {
         match self {
+            Activation::Tanh if z.is_autodiff() && TANH_REUSE.load(Ordering::Relaxed) => {
+                // burn's tanh backward recomputes tanh of the input. Evaluate tanh off the graph
+                // and re-attach it linearly: a = (a₀ + n₀) − n with n = z ⊙ (a₀² − 1), whose
+                // value is a₀ (to one rounding) and whose derivative is 1 − a₀², from a₀.
+                let a0 = z.clone().detach().tanh();
+                let d0 = a0.clone().square().sub_scalar(1.0);
+                let n = z * d0;
+                let a = (a0 + n.clone().detach()) - n;
+                let d = a.clone().square().sub_scalar(1.0);
+                (a, d, true)
+            }
             Activation::Tanh => {
                 let a = z.tanh();
                 let d = a.clone().square().sub_scalar(1.0);

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 use upsample::cli::{Cli, Command};
 
 fn main() -> ExitCode {
+    // Tensor memory stays in the process between training steps (docs/PERFORMANCE.md).
+    cnf::backend::tune_allocator();
     let cli = Cli::parse();
     upsample::logging::init(cli.verbose);
     let result = match cli.command {
