@@ -100,6 +100,13 @@ pub fn cuda_available(index: usize) -> Result<Device, String> {
     }
 }
 
+/// Whether `device` is a GPU, where many small operations cost launch latency rather than
+/// memory bandwidth (see [`crate::field::Activation::value_and_signed_derivative`]).
+pub fn is_gpu(device: &Device) -> bool {
+    // burn 0.22 does not re-export its device enums; the Debug form names the variant.
+    format!("{device:?}").contains("Cuda(")
+}
+
 /// Keeps freed tensor memory in the process instead of returning it to the kernel after every
 /// operation (glibc only; elsewhere a no-op). libtorch's CPU allocator frees each intermediate
 /// tensor, and glibc's defaults hand blocks above its adaptive mmap threshold (and heap tops above

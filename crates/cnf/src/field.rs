@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 static TANH_REUSE: AtomicBool = AtomicBool::new(true);
 
 /// Benchmarking knob: `true` (default) gives tanh a backward pass that reuses its forward output
-/// on autodiff devices; `false` uses burn's tanh, whose backward recomputes it.
+/// on autodiff CPU devices; `false` uses burn's tanh, whose backward recomputes it.
 pub fn set_tanh_reuse(reuse: bool) {
     TANH_REUSE.store(reuse, Ordering::Relaxed);
 }
@@ -60,10 +60,16 @@ impl Activation {
         z: Tensor<D>,
     ) -> (Tensor<D>, Tensor<D>, bool) {
         match self {
-            Activation::Tanh if z.is_autodiff() && TANH_REUSE.load(Ordering::Relaxed) => {
+            Activation::Tanh
+                if z.is_autodiff()
+                    && TANH_REUSE.load(Ordering::Relaxed)
+                    && !crate::backend::is_gpu(&z.device()) =>
+            {
                 // burn's tanh backward recomputes tanh of the input. Evaluate tanh off the graph
                 // and re-attach it linearly: a = (a₀ + n₀) − n with n = z ⊙ (a₀² − 1), whose
                 // value is a₀ (to one rounding) and whose derivative is 1 − a₀², from a₀.
+                // On CPUs training is 12–16 % faster; on an H200 it was slower in 6 of 6
+                // interleaved pairs (the extra kernel launches), so GPUs keep burn's tanh.
                 let a0 = z.clone().detach().tanh();
                 let d0 = a0.clone().square().sub_scalar(1.0);
                 let n = z * d0;

@@ -266,6 +266,19 @@ fn device_strings_parse() {
     if !cfg!(feature = "tch") {
         assert!(cnf::parse_device("libtorch").is_err());
     }
+    // GPU detection (it picks the tanh backward): CPUs are not GPUs, with or without autodiff.
+    use cnf::backend::is_gpu;
+    let flex = cnf::parse_device("flex").unwrap();
+    assert!(!is_gpu(&flex) && !is_gpu(&flex.clone().autodiff()));
+    #[cfg(feature = "tch")]
+    {
+        let cpu = cnf::parse_device("libtorch").unwrap();
+        assert!(!is_gpu(&cpu) && !is_gpu(&cpu.clone().autodiff()));
+        // Naming a CUDA device needs no GPU; using it does.
+        #[allow(deprecated)]
+        let gpu = burn::tensor::Device::libtorch_cuda(0);
+        assert!(is_gpu(&gpu) && is_gpu(&gpu.clone().autodiff()), "{gpu:?}");
+    }
 }
 
 #[test]
