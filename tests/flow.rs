@@ -488,3 +488,53 @@ fn accelerations_from_whole_galaxy_flows_match_the_analytic_system() {
     assert!(tls.median_relative_error <= 0.10, "{tls:?}");
     assert_eq!(tls.radial_sign_right, 1.0, "{tls:?}");
 }
+
+/// Development aid (docs/EOM.md, "how the error came down"): writes, for the 200 acceptance
+/// points and K velocities drawn from a run's flows, x, v, the flows' log f and gradients and
+/// the truth's (`FLOW_DUMP=models_dir,out.csv,K`), so that the solve can be redone offline with
+/// parts of the model swapped for the truth. Columns: point index, x (kpc), v (km/s), then
+/// log f, ∂/∂x, ∂/∂v for the flows (`f*`) and for the truth (`t*`, NaN where v is unbound).
+#[test]
+#[ignore]
+fn dump_acceleration_terms() {
+    use std::io::Write;
+    use upsample::eom::PhaseSpaceDensity;
+    let spec = std::env::var("FLOW_DUMP").expect("FLOW_DUMP=models_dir,out.csv,K");
+    let parts: Vec<&str> = spec.split(',').collect();
+    assert_eq!(parts.len(), 3, "FLOW_DUMP=models_dir,out.csv,K");
+    let k: usize = parts[2].parse().expect("K is a count");
+    let dev = cnf::parse_device(&device()).unwrap();
+    let models = ModelSet::load(Path::new(parts[0]), &dev).unwrap();
+    // The sample's DF with a step in L_z too sharp to matter away from L_z = 0.
+    let truth = upsample::plummer::Plummer::from_truth_json(
+        &common::root().join("data/snap_099.truth.json"),
+    )
+    .unwrap()
+    .rotating(0.6, 1e-9);
+    let b = truth.scale_kpc;
+    let x = upsample::plummer::shell_points(0.5 * b, 5.0 * b, 200);
+    let seeds: Vec<u64> = (0..x.len())
+        .map(|i| upsample::eom::point_seed(1, i))
+        .collect();
+    let v = models.sample_velocities(&x, k, &seeds).unwrap();
+    let flows = models.grad_log_f(&x, &v).unwrap();
+    let exact = truth.grad_log_f(&x, &v).unwrap();
+    let mut out = std::io::BufWriter::new(std::fs::File::create(parts[1]).unwrap());
+    writeln!(
+        out,
+        "i,x,y,z,vx,vy,vz,lf,fx,fy,fz,fvx,fvy,fvz,tlf,tx,ty,tz,tvx,tvy,tvz"
+    )
+    .unwrap();
+    for (n, vn) in v.iter().enumerate() {
+        let mut row = vec![(n / k) as f64];
+        row.extend(x[n / k]);
+        row.extend(vn);
+        for g in [&flows[n], &exact[n]] {
+            row.push(g.log_f);
+            row.extend(g.d_dx);
+            row.extend(g.d_dv);
+        }
+        let text: Vec<String> = row.iter().map(|c| c.to_string()).collect();
+        writeln!(out, "{}", text.join(",")).unwrap();
+    }
+}
