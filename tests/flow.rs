@@ -15,6 +15,12 @@ fn device() -> String {
     std::env::var("CNF_TEST_DEVICE").unwrap_or_else(|_| "flex".into())
 }
 
+/// The sample's analytic Plummer sphere (data/snap_099.truth.json).
+fn sample_truth() -> upsample::plummer::Plummer {
+    upsample::plummer::Plummer::from_truth_json(&common::root().join("data/snap_099.truth.json"))
+        .unwrap()
+}
+
 /// Runs the main job, asserting success; returns the run folder.
 fn run(out: &Path, extra: &[&str]) -> std::process::Output {
     let dev = device();
@@ -330,10 +336,7 @@ fn flow_catalogue_matches_the_analytic_system() {
     // and the radial sign. The 10 % bar is tested on whole-galaxy flows below.
     let dev = cnf::parse_device(&device()).unwrap();
     let models = ModelSet::load(&flow_dir, &dev).unwrap();
-    let truth = upsample::plummer::Plummer::from_truth_json(
-        &common::root().join("data/snap_099.truth.json"),
-    )
-    .unwrap();
+    let truth = sample_truth();
     let b = truth.scale_kpc;
     let opts = upsample::eom::EomOptions::default();
     let check =
@@ -464,10 +467,7 @@ fn accelerations_from_whole_galaxy_flows_match_the_analytic_system() {
     let secs = t0.elapsed().as_secs_f64();
     let dev = cnf::parse_device(&device()).unwrap();
     let models = ModelSet::load(&out, &dev).unwrap();
-    let truth = upsample::plummer::Plummer::from_truth_json(
-        &common::root().join("data/snap_099.truth.json"),
-    )
-    .unwrap();
+    let truth = sample_truth();
     let b = truth.scale_kpc;
     let check = |fit| {
         let opts = upsample::eom::EomOptions {
@@ -506,11 +506,7 @@ fn dump_acceleration_terms() {
     let dev = cnf::parse_device(&device()).unwrap();
     let models = ModelSet::load(Path::new(parts[0]), &dev).unwrap();
     // The sample's DF with a step in L_z too sharp to matter away from L_z = 0.
-    let truth = upsample::plummer::Plummer::from_truth_json(
-        &common::root().join("data/snap_099.truth.json"),
-    )
-    .unwrap()
-    .rotating(0.6, 1e-9);
+    let truth = sample_truth().rotating(0.6, 1e-9);
     let b = truth.scale_kpc;
     let x = upsample::plummer::shell_points(0.5 * b, 5.0 * b, 200);
     let seeds: Vec<u64> = (0..x.len())
