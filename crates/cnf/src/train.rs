@@ -310,16 +310,12 @@ pub fn fit(
     let mut optim = make_optim();
 
     let rk4 = Solver::Rk4(cfg.rk4_steps);
+    // Held-out NLL in data space (nats) of a field with a solver.
+    let val_nll = |f: &VectorField, solver: Solver| {
+        mean_nll(f, cfg, &xw, cw.as_deref(), &val_idx, &plain, solver).map(|v| v - val_log_det)
+    };
     let mut best_field = field.clone();
-    let mut best_val = mean_nll(
-        &field.valid(),
-        cfg,
-        &xw,
-        cw.as_deref(),
-        &val_idx,
-        &plain,
-        rk4,
-    )? - val_log_det;
+    let mut best_val = val_nll(&field.valid(), rk4)?;
     let mut best_epoch = 0;
     let mut since_best = 0;
     let mut recoveries = 0;
@@ -376,15 +372,7 @@ pub fn fit(
         let val = if diverged {
             f64::NAN
         } else {
-            mean_nll(
-                &field.valid(),
-                cfg,
-                &xw,
-                cw.as_deref(),
-                &val_idx,
-                &plain,
-                rk4,
-            )? - val_log_det
+            val_nll(&field.valid(), rk4)?
         };
         if !val.is_finite() {
             recoveries += 1;
@@ -452,17 +440,7 @@ pub fn fit(
     // The kept weights scored again with the adaptive solver: the honest held-out NLL (the
     // fixed-step one can flatter a flow whose dynamics outgrew the step size).
     let adaptive = Solver::Dopri5(cfg.tolerance());
-    let best_val_adaptive = mean_nll(
-        &best_field,
-        cfg,
-        &xw,
-        cw.as_deref(),
-        &val_idx,
-        &plain,
-        adaptive,
-    )
-    .map(|v| v - val_log_det)
-    .unwrap_or(f64::NAN);
+    let best_val_adaptive = val_nll(&best_field, adaptive).unwrap_or(f64::NAN);
     let flow = Flow::from_parts(cfg.clone(), whitening, best_field, &plain);
     let report = TrainReport {
         epochs_run: epoch,
