@@ -5,12 +5,15 @@
 //! of device strings (default: flex, plus libtorch with the `tch` feature, plus cuda:0 when
 //! usable), `CNF_BENCH_BATCH` the batch (default 4096, the issue's workload; a GPU wants more).
 //! `CNF_BENCH_MALLOC=0` leaves glibc's allocator settings alone ([`cnf::backend::tune_allocator`]
-//! otherwise), `CNF_BENCH_TANH_REUSE=0` selects burn's own tanh backward.
+//! otherwise), `CNF_BENCH_TANH_REUSE=0` selects burn's own tanh backward, `CNF_BENCH_TANH_SIGMOID=0`
+//! the backend's own tanh instead of `2σ(2z) − 1`; `CNF_BENCH_TRAIN_ONLY=1` skips the evaluation
+//! and sampling figures (for profiling the training step).
 
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::AdamConfig;
 use burn::tensor::{Tensor, TensorData};
 use cnf::flow::{download, log_prob_whitened, transport_whitened, Solver};
+use cnf::parallel::{ParallelStep, Penalties};
 use cnf::{parse_device, FlowConfig, VectorField};
 use std::time::Instant;
 
@@ -25,18 +28,22 @@ fn batch_size() -> usize {
         .unwrap_or(DEFAULT_BATCH)
 }
 
-fn batch(device: &cnf::Device, seed: u64) -> Tensor<2> {
+/// A batch of `batch_size()` pseudo-random points in [-1.5, 1.5)³, row-major.
+fn batch_rows(seed: u64) -> Vec<f32> {
     let n = batch_size();
     let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-    let v: Vec<f32> = (0..n * 3)
+    (0..n * 3)
         .map(|_| {
             s = s
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
             ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 3.0
         })
-        .collect();
-    Tensor::from_data(TensorData::new(v, [n, 3]), device)
+        .collect()
+}
+
+fn batch(device: &cnf::Device, seed: u64) -> Tensor<2> {
+    Tensor::from_data(TensorData::new(batch_rows(seed), [batch_size(), 3]), device)
 }
 
 fn bench(spec: &str, iters: usize) -> Result<String, cnf::CnfError> {
@@ -51,13 +58,17 @@ fn bench(spec: &str, iters: usize) -> Result<String, cnf::CnfError> {
     let ad = device.clone().autodiff();
     let mut field = VectorField::new(&cfg.layer_sizes(), cfg.final_init_scale, 1, &ad);
     let mut optim = AdamConfig::new().init();
+    // The library's training step: the batch split over CPU threads (`CNF_BENCH_THREADS`, 0 =
+    // the backend's default; 1 = one thread driving the backend's own parallelism).
+    let threads = std::env::var("CNF_BENCH_THREADS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let parallel = ParallelStep::new(threads, &ad)?;
     let mut train_step = |i: u64| -> Result<(), cnf::CnfError> {
-        let x = batch(&ad, i);
-        let loss = log_prob_whitened(&field, &cfg, x, None, Solver::Rk4(cfg.rk4_steps))?
-            .mean()
-            .neg();
-        let grads = GradientsParams::from_grads(loss.backward(), &field);
-        field = optim.step(1e-3, field.clone(), grads);
+        let x = batch_rows(i);
+        let step = parallel.loss_and_grads(&field, &cfg, &x, None, Penalties::default(), &ad)?;
+        field = optim.step(1e-3, field.clone(), step.grads);
         let _ = download(field.weights[0].val().sum())?;
         Ok(())
     };
@@ -67,6 +78,14 @@ fn bench(spec: &str, iters: usize) -> Result<String, cnf::CnfError> {
         train_step(i as u64 + 1)?;
     }
     let train = (iters * batch_size()) as f64 / t.elapsed().as_secs_f64();
+    if std::env::var("CNF_BENCH_TRAIN_ONLY").is_ok_and(|v| v == "1") {
+        return Ok(format!(
+            "cnf bench backend={spec}: {train:.0} train samples/s (width 64, depth 3, RK4 10 \
+             steps, batch {}, {iters} iters, {} threads)",
+            batch_size(),
+            parallel.threads()
+        ));
+    }
 
     let plain = field.valid();
     let pdev = device.clone().without_autodiff();
@@ -101,8 +120,10 @@ fn bench(spec: &str, iters: usize) -> Result<String, cnf::CnfError> {
     let sample = (iters * batch_size()) as f64 / t.elapsed().as_secs_f64();
     Ok(format!(
         "cnf bench backend={spec}: {train:.0} train samples/s, {logp:.0} log_prob evals/s, \
-         {sample:.0} samples/s (width 64, depth 3, RK4 10 steps, batch {}, {iters} iters)",
-        batch_size()
+         {sample:.0} samples/s (width 64, depth 3, RK4 10 steps, batch {}, {iters} iters, \
+         {} training threads)",
+        batch_size(),
+        parallel.threads()
     ))
 }
 
@@ -137,9 +158,9 @@ fn main() {
         cnf::field::set_tanh_reuse(false);
         println!("cnf bench: burn's tanh backward (recomputes tanh)");
     }
-    if std::env::var("CNF_BENCH_STACKED").is_ok_and(|v| v == "1") {
-        cnf::trace::set_stacked_matmul(true);
-        println!("cnf bench: stacked single-matmul tangent layout");
+    if std::env::var("CNF_BENCH_TANH_SIGMOID").is_ok_and(|v| v == "0") {
+        cnf::field::set_tanh_via_sigmoid(false);
+        println!("cnf bench: the backend's own tanh");
     }
     for b in backends {
         match bench(&b, iters) {

@@ -26,6 +26,7 @@ pub mod error;
 pub mod field;
 pub mod flow;
 pub mod ode;
+pub mod parallel;
 pub mod trace;
 pub mod train;
 

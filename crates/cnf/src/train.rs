@@ -4,12 +4,11 @@
 use crate::compress::RadialCompression;
 use crate::error::CnfError;
 use crate::field::VectorField;
-use crate::flow::{
-    download, log_prob_regularised, log_prob_whitened, Flow, FlowConfig, Solver, Whitening,
-};
+use crate::flow::{download, log_prob_whitened, Flow, FlowConfig, Solver, Whitening};
+use crate::parallel::{ParallelStep, Penalties};
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::AdamConfig;
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -77,6 +76,12 @@ pub struct TrainConfig {
     /// Weight of the Jacobian penalty ∫‖∂F/∂y‖²_F dt (whitened units; 0: off).
     #[serde(default)]
     pub jacobian_reg: f64,
+    /// CPU threads of a training step: each mini-batch is split into this many shards trained
+    /// on separate threads ([`crate::parallel`]); 0 picks libtorch's intra-op thread count
+    /// (libtorch CPU) or the machine's cores (flex); GPUs always use one. Results are
+    /// reproducible for a given seed and thread count.
+    #[serde(default)]
+    pub threads: usize,
     /// Testing aid: treat the loss of this global optimisation step as NaN (once), to exercise
     /// the recovery path. None in normal use.
     pub inject_nan_at_step: Option<usize>,
@@ -97,6 +102,7 @@ impl Default for TrainConfig {
             time_limit_s: None,
             kinetic_reg: 0.0,
             jacobian_reg: 0.0,
+            threads: 0,
             inject_nan_at_step: None,
         }
     }
@@ -165,11 +171,17 @@ fn validate(train: &TrainConfig) -> Result<(), CnfError> {
     Ok(())
 }
 
-fn gather(src: &[f32], cols: usize, idx: &[usize], device: &Device) -> Tensor<2> {
+/// The rows `idx` of a row-major `cols`-column array.
+fn gather_rows(src: &[f32], cols: usize, idx: &[usize]) -> Vec<f32> {
     let mut v = Vec::with_capacity(idx.len() * cols);
     for &i in idx {
         v.extend_from_slice(&src[i * cols..(i + 1) * cols]);
     }
+    v
+}
+
+fn gather(src: &[f32], cols: usize, idx: &[usize], device: &Device) -> Tensor<2> {
+    let v = gather_rows(src, cols, idx);
     Tensor::from_data(TensorData::new(v, [idx.len(), cols]), device)
 }
 
@@ -309,6 +321,11 @@ pub fn fit(
     };
     let mut optim = make_optim();
 
+    let parallel = ParallelStep::new(train.threads, &ad)?;
+    let penalties = Penalties {
+        kinetic: train.kinetic_reg,
+        jacobian: train.jacobian_reg,
+    };
     let rk4 = Solver::Rk4(cfg.rk4_steps);
     // Held-out NLL in data space (nats) of a field with a solver.
     let val_nll = |f: &VectorField, solver: Solver| {
@@ -338,23 +355,10 @@ pub fn fit(
             if batch.len() < bs / 2 {
                 continue; // drop a small remainder: it adds noise, not information
             }
-            let xb = gather(&xw, 3, batch, &ad);
-            let cb = cw.as_deref().map(|c| gather(c, k, batch, &ad));
-            let (nll, loss) = if train.kinetic_reg > 0.0 || train.jacobian_reg > 0.0 {
-                let (lp, kinetic, frob) =
-                    log_prob_regularised(&field, cfg, xb, cb.as_ref(), cfg.rk4_steps);
-                let nll = lp.mean().neg();
-                let loss = nll.clone()
-                    + kinetic.mean().mul_scalar(train.kinetic_reg)
-                    + frob.mean().mul_scalar(train.jacobian_reg);
-                (nll, loss)
-            } else {
-                let lp =
-                    log_prob_whitened(&field, cfg, xb, cb.as_ref(), Solver::Rk4(cfg.rk4_steps))?;
-                let nll = lp.mean().neg();
-                (nll.clone(), nll)
-            };
-            let mut value = download(nll.inner())?.first().copied().unwrap_or(f64::NAN);
+            let xb = gather_rows(&xw, 3, batch);
+            let cb = cw.as_deref().map(|c| gather_rows(c, k, batch));
+            let step = parallel.loss_and_grads(&field, cfg, &xb, cb.as_deref(), penalties, &ad)?;
+            let mut value = step.nll;
             if !injected && train.inject_nan_at_step == Some(global_step) {
                 injected = true;
                 value = f64::NAN;
@@ -364,8 +368,7 @@ pub fn fit(
                 diverged = true;
                 break;
             }
-            let grads = GradientsParams::from_grads(loss.backward(), &field);
-            field = optim.step(lr, field, grads);
+            field = optim.step(lr, field, step.grads);
             sum_loss += value * batch.len() as f64;
             n_seen += batch.len();
         }

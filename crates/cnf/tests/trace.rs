@@ -11,13 +11,13 @@ use cnf::{Activation, FlowConfig, VectorField};
 /// compute in f64): truncation h⁴ |F⁽⁵⁾| / 30 ≈ 1e-9 and rounding ≈ ε₆₄ |F| / h ≈ 1e-14 with
 /// h = 1e-2, so the 1e-4 relative bound has a wide margin and still catches any real error.
 /// Checked per point: |tr_exact − tr_fd| ≤ 1e-4 · max(|tr_fd|, ‖J‖_F).
-fn check(act: Activation, context_dim: usize) {
+fn check(act: Activation, context_dim: usize, depth: usize) {
     let device = common::device();
     let dtype = DType::F64;
     let cfg = FlowConfig {
         context_dim,
         width: 32,
-        depth: 3,
+        depth,
         activation: act,
         final_init_scale: 1.0,
         ..FlowConfig::default()
@@ -96,20 +96,31 @@ fn check(act: Activation, context_dim: usize) {
             tr[bi]
         );
     }
-    eprintln!("{act:?} context {context_dim}: worst relative trace error {worst:.2e}");
+    eprintln!(
+        "{act:?} context {context_dim} depth {depth}: worst relative trace error {worst:.2e}"
+    );
 }
 
 #[test]
 fn exact_trace_matches_finite_differences_tanh() {
-    check(Activation::Tanh, 0);
+    check(Activation::Tanh, 0, 3);
+}
+
+/// Depths 0, 1 and 2 take their own paths through the tangent propagation (no hidden layer;
+/// the first tangent formed directly; folded into the second layer's weights), 4 the loop.
+#[test]
+fn exact_trace_matches_finite_differences_at_every_depth() {
+    for depth in [0, 1, 2, 4] {
+        check(Activation::Tanh, 2, depth);
+    }
 }
 
 #[test]
 fn exact_trace_matches_finite_differences_softplus_with_context() {
-    check(Activation::Softplus, 3);
+    check(Activation::Softplus, 3, 3);
 }
 
 #[test]
 fn exact_trace_matches_finite_differences_silu_with_context() {
-    check(Activation::Silu, 2);
+    check(Activation::Silu, 2, 3);
 }

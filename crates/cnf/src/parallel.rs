@@ -1,0 +1,236 @@
+//! Data-parallel loss and gradient of one mini-batch over CPU threads.
+//!
+//! The batch's rows are cut into as many contiguous shards as there are threads; each thread
+//! runs forward and backward on its shard with its own replica of the field (the same parameter
+//! ids, its own autodiff graph), its loss weighted by its share of the rows, and the shards'
+//! gradients are summed in shard order. The sum is the whole batch's gradient up to float
+//! rounding, and the same for a given thread count whatever the scheduling.
+//!
+//! Why: a training step is thousands of small operations, each a pass over a `[B, 64]` block.
+//! flex runs every one on a single core; libtorch splits each across its OpenMP team and makes
+//! the team wait at a barrier after each (and spin while burn's autodiff bookkeeping runs on the
+//! calling thread). Whole shards on separate threads, with libtorch held to one intra-op thread
+//! in each, keep every core busy on its own work. GPUs get one shard (one device, one stream).
+
+use crate::error::CnfError;
+use crate::field::VectorField;
+use crate::flow::{download, log_prob_regularised, log_prob_whitened, FlowConfig, Solver};
+use burn::module::{Module, ParamId};
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Tensor, TensorData};
+
+/// Weights of the RNODE penalties added to the NLL (whitened units; 0 turns one off).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Penalties {
+    /// Weight of ∫|F|² dt.
+    pub kinetic: f64,
+    /// Weight of ∫‖∂F/∂y‖²_F dt.
+    pub jacobian: f64,
+}
+
+/// Loss and gradient of one mini-batch.
+#[derive(Debug)]
+pub struct BatchGradient {
+    /// Mean NLL of the batch in whitened space (nats; penalties not included); NaN when any
+    /// shard's was not finite.
+    pub nll: f64,
+    /// Gradient of the mean loss (NLL plus penalties) by parameter.
+    pub grads: GradientsParams,
+}
+
+/// The threads that compute mini-batch gradients; build one per training run.
+pub struct ParallelStep {
+    pool: Option<rayon::ThreadPool>,
+    threads: usize,
+    libtorch_cpu: bool,
+}
+
+impl std::fmt::Debug for ParallelStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParallelStep")
+            .field("threads", &self.threads)
+            .finish()
+    }
+}
+
+/// libtorch's intra-op thread count as the calling thread sees it (`None` without `tch`).
+fn torch_threads() -> Option<usize> {
+    #[cfg(feature = "tch")]
+    {
+        // SAFETY: a plain getter of libtorch's thread setting.
+        Some(unsafe { torch_sys::at_get_num_threads() }.max(1) as usize)
+    }
+    #[cfg(not(feature = "tch"))]
+    None
+}
+
+/// Sets libtorch's intra-op thread count for the calling thread (and as the default of threads
+/// that have not run a parallel libtorch operation yet); no-op without `tch`.
+pub fn set_torch_threads(n: usize) {
+    #[cfg(feature = "tch")]
+    // SAFETY: a plain setter of libtorch's thread setting.
+    unsafe {
+        torch_sys::at_set_num_threads(n.max(1) as std::os::raw::c_int)
+    };
+    #[cfg(not(feature = "tch"))]
+    let _ = n;
+}
+
+impl ParallelStep {
+    /// Threads for `device`: `threads` when > 0, otherwise libtorch's intra-op thread count on
+    /// libtorch CPU and the machine's available parallelism on flex; always 1 on a GPU.
+    pub fn new(threads: usize, device: &Device) -> Result<Self, CnfError> {
+        let gpu = crate::backend::is_gpu(device);
+        let libtorch_cpu = !gpu && format!("{device:?}").contains("LibTorch");
+        let threads = if gpu {
+            1
+        } else if threads > 0 {
+            threads
+        } else if libtorch_cpu {
+            torch_threads().unwrap_or(1)
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        };
+        let pool = if threads > 1 {
+            Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .thread_name(|i| format!("cnf-shard-{i}"))
+                    .build()
+                    .map_err(|e| CnfError::Training(format!("cannot start threads: {e}")))?,
+            )
+        } else {
+            None
+        };
+        Ok(Self {
+            pool,
+            threads,
+            libtorch_cpu,
+        })
+    }
+
+    /// Number of shards (and threads) per batch.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// NLL and gradient of the batch `x` (`n × cfg.dim`, whitened, row-major) with context `ctx`
+    /// (`n × cfg.context_dim`), RK4 with `cfg.rk4_steps`; `device` is the autodiff device.
+    pub fn loss_and_grads(
+        &self,
+        field: &VectorField,
+        cfg: &FlowConfig,
+        x: &[f32],
+        ctx: Option<&[f32]>,
+        penalties: Penalties,
+        device: &Device,
+    ) -> Result<BatchGradient, CnfError> {
+        let n = x.len() / cfg.dim;
+        let shards = self.threads.min(n).max(1);
+        let Some(pool) = self.pool.as_ref().filter(|_| shards > 1) else {
+            let (nll, grads) = shard(field, cfg, x, ctx, 1.0, penalties, device)?;
+            return Ok(BatchGradient { nll, grads });
+        };
+        let bounds: Vec<(usize, usize)> = (0..shards)
+            .map(|s| (s * n / shards, (s + 1) * n / shards))
+            .collect();
+        let mut results: Vec<Option<Result<(f64, GradientsParams), CnfError>>> =
+            (0..shards).map(|_| None).collect();
+        pool.scope(|scope| {
+            for (slot, &(lo, hi)) in results.iter_mut().zip(&bounds) {
+                let xs = &x[lo * cfg.dim..hi * cfg.dim];
+                let cs = ctx.map(|c| &c[lo * cfg.context_dim..hi * cfg.context_dim]);
+                let weight = (hi - lo) as f64 / n as f64;
+                let libtorch_cpu = self.libtorch_cpu;
+                scope.spawn(move |_| {
+                    if libtorch_cpu {
+                        set_torch_threads(1);
+                    }
+                    let replica = field.clone().fork(device);
+                    *slot = Some(shard(&replica, cfg, xs, cs, weight, penalties, device));
+                });
+            }
+        });
+        if self.libtorch_cpu {
+            // The shard threads lowered libtorch's default for threads that start later.
+            set_torch_threads(self.threads);
+        }
+        let mut nll = 0.0;
+        let mut total: Option<GradientsParams> = None;
+        for (r, &(lo, hi)) in results.into_iter().zip(&bounds) {
+            let (v, g) = r.unwrap_or_else(|| {
+                Err(CnfError::Training("a gradient shard did not run".into()))
+            })?;
+            nll += v * (hi - lo) as f64 / n as f64;
+            total = Some(match total {
+                None => g,
+                Some(acc) => add_grads(acc, g, field),
+            });
+        }
+        Ok(BatchGradient {
+            nll,
+            grads: total.unwrap_or_default(),
+        })
+    }
+}
+
+/// Forward and backward of one shard; the loss is scaled by `weight` (its share of the batch).
+/// Returns the shard's mean NLL and its gradients.
+fn shard(
+    field: &VectorField,
+    cfg: &FlowConfig,
+    x: &[f32],
+    ctx: Option<&[f32]>,
+    weight: f64,
+    penalties: Penalties,
+    device: &Device,
+) -> Result<(f64, GradientsParams), CnfError> {
+    let rows = x.len() / cfg.dim;
+    let xb = Tensor::<2>::from_data(TensorData::new(x.to_vec(), [rows, cfg.dim]), device);
+    let cb = ctx.map(|c| {
+        Tensor::<2>::from_data(TensorData::new(c.to_vec(), [rows, cfg.context_dim]), device)
+    });
+    let (nll, loss) = if penalties.kinetic > 0.0 || penalties.jacobian > 0.0 {
+        let (lp, kinetic, frob) = log_prob_regularised(field, cfg, xb, cb.as_ref(), cfg.rk4_steps);
+        let nll = lp.mean().neg();
+        let loss = nll.clone()
+            + kinetic.mean().mul_scalar(penalties.kinetic)
+            + frob.mean().mul_scalar(penalties.jacobian);
+        (nll, loss)
+    } else {
+        let lp = log_prob_whitened(field, cfg, xb, cb.as_ref(), Solver::Rk4(cfg.rk4_steps))?;
+        let nll = lp.mean().neg();
+        (nll.clone(), nll)
+    };
+    let value = download(nll.inner())?.first().copied().unwrap_or(f64::NAN);
+    let loss = if weight == 1.0 {
+        loss
+    } else {
+        loss.mul_scalar(weight)
+    };
+    let grads = GradientsParams::from_grads(loss.backward(), field);
+    Ok((value, grads))
+}
+
+/// `a + b` parameter by parameter (the field's weights and biases).
+fn add_grads(
+    mut a: GradientsParams,
+    mut b: GradientsParams,
+    field: &VectorField,
+) -> GradientsParams {
+    fn merge<const D: usize>(a: &mut GradientsParams, b: &mut GradientsParams, id: ParamId) {
+        let sum = match (a.remove::<D>(id), b.remove::<D>(id)) {
+            (Some(x), Some(y)) => x + y,
+            (Some(x), None) | (None, Some(x)) => x,
+            (None, None) => return,
+        };
+        a.register(id, sum);
+    }
+    for w in &field.weights {
+        merge::<2>(&mut a, &mut b, w.id);
+    }
+    for p in &field.biases {
+        merge::<1>(&mut a, &mut b, p.id);
+    }
+    a
+}
