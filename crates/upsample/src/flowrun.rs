@@ -160,16 +160,12 @@ fn concurrency(cfg: &Config, pending: usize) -> (usize, usize) {
     (at_once, (threads / at_once).max(1))
 }
 
-/// Sets libtorch's intra-op thread count (CPU backend) so that concurrent clusters share the
-/// cores instead of oversubscribing them.
+/// Sets libtorch's intra-op thread count (CPU backend) for the calling thread so that
+/// concurrent clusters share the cores instead of oversubscribing them.
 fn set_backend_threads(cfg: &Config, per_cluster: usize) {
-    #[cfg(feature = "tch")]
     if cfg.device == "libtorch" {
-        // SAFETY: a plain setter of libtorch's global thread pool size, called before any work.
-        unsafe { torch_sys::at_set_num_threads(per_cluster as std::os::raw::c_int) };
+        cnf::parallel::set_torch_threads(per_cluster);
     }
-    #[cfg(not(feature = "tch"))]
-    let _ = (cfg, per_cluster);
 }
 
 /// Runs the flow method on prepared particles into `dir` (this shard's clusters, or all), then
@@ -248,6 +244,9 @@ pub fn run(
     let done = Mutex::new(0u64);
     let t = Instant::now();
     let work = |c: usize| -> Result<()> {
+        // This worker's own libtorch thread count (a setting per thread, whatever other
+        // clusters' training threads did to the default meanwhile).
+        set_backend_threads(cfg, per_cluster);
         let cluster = &clusters[c];
         let record = &manifest.clusters[c];
         let cdir = models.join(record.dir_name());
@@ -257,7 +256,7 @@ pub fn run(
                 m.members
             }
             None => {
-                let (members, training) = train_cluster(s, cluster, c, cfg, &device)?;
+                let (members, training) = train_cluster(s, cluster, c, cfg, &device, per_cluster)?;
                 save_cluster(&cdir, &members, &training)?;
                 members
             }

@@ -52,8 +52,9 @@ pub fn flow_config(cfg: &Config, role: Role) -> FlowConfig {
     }
 }
 
-/// Training hyper-parameters of one flow from the configuration.
-pub fn train_config(cfg: &Config, seed: u64) -> TrainConfig {
+/// Training hyper-parameters of one flow from the configuration; `threads` CPU threads share
+/// each mini-batch (0: the backend's default).
+pub fn train_config(cfg: &Config, seed: u64, threads: usize) -> TrainConfig {
     let t = &cfg.training;
     TrainConfig {
         epochs: t.epochs,
@@ -65,6 +66,7 @@ pub fn train_config(cfg: &Config, seed: u64) -> TrainConfig {
         seed,
         kinetic_reg: t.kinetic_reg,
         jacobian_reg: t.jacobian_reg,
+        threads,
         ..TrainConfig::default()
     }
 }
@@ -86,13 +88,15 @@ pub fn training_rows(cluster: &Cluster, max: usize, seed: u64) -> Vec<usize> {
     rows
 }
 
-/// Trains every ensemble member of cluster `index` on `device`; `log` receives progress lines.
+/// Trains every ensemble member of cluster `index` on `device`, with `threads` CPU threads per
+/// mini-batch (0: the backend's default).
 pub fn train_cluster(
     stars: &StarParticles,
     cluster: &Cluster,
     index: usize,
     cfg: &Config,
     device: &Device,
+    threads: usize,
 ) -> Result<(Vec<Member>, TrainingRecord)> {
     let t0 = Instant::now();
     let rows = training_rows(
@@ -121,7 +125,7 @@ pub fn train_cluster(
                 data,
                 ctx,
                 &flow_config(cfg, role),
-                &train_config(cfg, seed),
+                &train_config(cfg, seed, threads),
                 device,
                 |r| {
                     tracing::info!(
