@@ -7,7 +7,9 @@
 //! `CNF_BENCH_MALLOC=0` leaves glibc's allocator settings alone ([`cnf::backend::tune_allocator`]
 //! otherwise), `CNF_BENCH_TANH_REUSE=0` selects burn's own tanh backward, `CNF_BENCH_TANH_SIGMOID=0`
 //! the backend's own tanh instead of `2σ(2z) − 1`; `CNF_BENCH_TRAIN_ONLY=1` skips the evaluation
-//! and sampling figures (for profiling the training step).
+//! and sampling figures (for profiling the training step). `CNF_BENCH_SHARDS` (default 2 on a
+//! CPU, 1 on a GPU) and `CNF_BENCH_THREADS` set the training step's gradient shards and threads
+//! (`cnf::parallel`).
 
 use burn::module::Module;
 use burn::optim::AdamConfig;
@@ -58,13 +60,23 @@ fn bench(spec: &str, iters: usize) -> Result<String, cnf::CnfError> {
     let ad = device.clone().autodiff();
     let mut field = VectorField::new(&cfg.layer_sizes(), cfg.final_init_scale, 1, &ad);
     let mut optim = AdamConfig::new().init();
-    // The library's training step: the batch split over CPU threads (`CNF_BENCH_THREADS`, 0 =
-    // the backend's default; 1 = one thread driving the backend's own parallelism).
-    let threads = std::env::var("CNF_BENCH_THREADS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let parallel = ParallelStep::new(threads, &ad)?;
+    // The library's training step with `CNF_BENCH_SHARDS` gradient shards (default 2 on a CPU,
+    // one per core of a 2-core machine; 1 on a GPU, and 1 = the whole batch through the
+    // backend's own threads) on up to `CNF_BENCH_THREADS` threads (0: the backend's count).
+    let env = |k: &str, default: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(default)
+    };
+    let parallel = ParallelStep::new(
+        env(
+            "CNF_BENCH_SHARDS",
+            if cnf::backend::is_gpu(&ad) { 1 } else { 2 },
+        ),
+        env("CNF_BENCH_THREADS", 0),
+        &ad,
+    )?;
     let mut train_step = |i: u64| -> Result<(), cnf::CnfError> {
         let x = batch_rows(i);
         let step = parallel.loss_and_grads(&field, &cfg, &x, None, Penalties::default(), &ad)?;
@@ -81,8 +93,9 @@ fn bench(spec: &str, iters: usize) -> Result<String, cnf::CnfError> {
     if std::env::var("CNF_BENCH_TRAIN_ONLY").is_ok_and(|v| v == "1") {
         return Ok(format!(
             "cnf bench backend={spec}: {train:.0} train samples/s (width 64, depth 3, RK4 10 \
-             steps, batch {}, {iters} iters, {} threads)",
+             steps, batch {}, {iters} iters, {} shards on {} threads)",
             batch_size(),
+            parallel.shards(),
             parallel.threads()
         ));
     }
@@ -121,8 +134,9 @@ fn bench(spec: &str, iters: usize) -> Result<String, cnf::CnfError> {
     Ok(format!(
         "cnf bench backend={spec}: {train:.0} train samples/s, {logp:.0} log_prob evals/s, \
          {sample:.0} samples/s (width 64, depth 3, RK4 10 steps, batch {}, {iters} iters, \
-         {} training threads)",
+         training in {} shards on {} threads)",
         batch_size(),
+        parallel.shards(),
         parallel.threads()
     ))
 }

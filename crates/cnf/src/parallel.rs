@@ -1,10 +1,11 @@
 //! Data-parallel loss and gradient of one mini-batch over CPU threads.
 //!
-//! The batch's rows are cut into as many contiguous shards as there are threads; each thread
-//! runs forward and backward on its shard with its own replica of the field (the same parameter
-//! ids, its own autodiff graph), its loss weighted by its share of the rows, and the shards'
-//! gradients are summed in shard order. The sum is the whole batch's gradient up to float
-//! rounding, and the same for a given thread count whatever the scheduling.
+//! The batch's rows are cut into a fixed number of contiguous shards; each runs forward and
+//! backward with its own replica of the field (the same parameter ids, its own autodiff graph),
+//! its loss weighted by its share of the rows, and the shards' gradients are summed in shard
+//! order. The sum is the whole batch's gradient up to float rounding. Shards run on separate
+//! threads when the step has them and one after another when not: the shard count, never the
+//! thread count, decides the numbers, so a seed gives the same flows on one core or many.
 //!
 //! Why: a training step is thousands of small operations, each a pass over a `[B, 64]` block.
 //! flex runs every one on a single core; libtorch splits each across its OpenMP team and makes
@@ -41,13 +42,16 @@ pub struct BatchGradient {
 /// The threads that compute mini-batch gradients; build one per training run.
 pub struct ParallelStep {
     pool: Option<rayon::ThreadPool>,
+    shards: usize,
     threads: usize,
-    libtorch_cpu: bool,
+    /// libtorch intra-op threads of each shard thread (0: not libtorch CPU).
+    torch_threads: usize,
 }
 
 impl std::fmt::Debug for ParallelStep {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ParallelStep")
+            .field("shards", &self.shards)
             .field("threads", &self.threads)
             .finish()
     }
@@ -77,12 +81,16 @@ pub fn set_torch_threads(n: usize) {
 }
 
 impl ParallelStep {
-    /// Threads for `device`: `threads` when > 0, otherwise libtorch's intra-op thread count on
-    /// libtorch CPU and the machine's available parallelism on flex; always 1 on a GPU.
-    pub fn new(threads: usize, device: &Device) -> Result<Self, CnfError> {
+    /// `shards` gradient shards per mini-batch (at least 1) computed by up to `threads` CPU
+    /// threads; `threads = 0` takes libtorch's intra-op thread count on libtorch CPU and the
+    /// machine's available parallelism on flex. On libtorch CPU the threads are shared out:
+    /// each shard thread gets `threads / shard threads` intra-op threads. A GPU gets one thread
+    /// (its shards run one after another on the device).
+    pub fn new(shards: usize, threads: usize, device: &Device) -> Result<Self, CnfError> {
+        let shards = shards.max(1);
         let gpu = crate::backend::is_gpu(device);
         let libtorch_cpu = !gpu && format!("{device:?}").contains("LibTorch");
-        let threads = if gpu {
+        let budget = if gpu {
             1
         } else if threads > 0 {
             threads
@@ -91,10 +99,11 @@ impl ParallelStep {
         } else {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         };
-        let pool = if threads > 1 {
+        let workers = budget.min(shards);
+        let pool = if workers > 1 {
             Some(
                 rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
+                    .num_threads(workers)
                     .thread_name(|i| format!("cnf-shard-{i}"))
                     .build()
                     .map_err(|e| CnfError::Training(format!("cannot start threads: {e}")))?,
@@ -104,12 +113,22 @@ impl ParallelStep {
         };
         Ok(Self {
             pool,
-            threads,
-            libtorch_cpu,
+            shards,
+            threads: workers,
+            torch_threads: if libtorch_cpu {
+                (budget / workers).max(1)
+            } else {
+                0
+            },
         })
     }
 
-    /// Number of shards (and threads) per batch.
+    /// Gradient shards per mini-batch.
+    pub fn shards(&self) -> usize {
+        self.shards
+    }
+
+    /// Threads that compute the shards.
     pub fn threads(&self) -> usize {
         self.threads
     }
@@ -126,41 +145,72 @@ impl ParallelStep {
         device: &Device,
     ) -> Result<BatchGradient, CnfError> {
         let n = x.len() / cfg.dim;
-        let shards = self.threads.min(n).max(1);
-        let Some(pool) = self.pool.as_ref().filter(|_| shards > 1) else {
-            let (nll, grads) = shard(field, cfg, x, ctx, 1.0, penalties, device)?;
-            return Ok(BatchGradient { nll, grads });
-        };
+        let shards = self.shards.min(n).max(1);
         let bounds: Vec<(usize, usize)> = (0..shards)
             .map(|s| (s * n / shards, (s + 1) * n / shards))
             .collect();
-        let mut results: Vec<Option<Result<(f64, GradientsParams), CnfError>>> =
-            (0..shards).map(|_| None).collect();
-        pool.scope(|scope| {
-            for (slot, &(lo, hi)) in results.iter_mut().zip(&bounds) {
-                let xs = &x[lo * cfg.dim..hi * cfg.dim];
-                let cs = ctx.map(|c| &c[lo * cfg.context_dim..hi * cfg.context_dim]);
-                let weight = (hi - lo) as f64 / n as f64;
-                let libtorch_cpu = self.libtorch_cpu;
-                scope.spawn(move |_| {
-                    if libtorch_cpu {
-                        set_torch_threads(1);
-                    }
-                    let replica = field.clone().fork(device);
-                    *slot = Some(shard(&replica, cfg, xs, cs, weight, penalties, device));
-                });
+        let run = |(lo, hi): (usize, usize)| {
+            let xs = &x[lo * cfg.dim..hi * cfg.dim];
+            let cs = ctx.map(|c| &c[lo * cfg.context_dim..hi * cfg.context_dim]);
+            let weight = (hi - lo) as f64 / n as f64;
+            if shards == 1 {
+                shard(field, cfg, xs, cs, weight, penalties, device)
+            } else {
+                let replica = field.clone().fork(device);
+                shard(&replica, cfg, xs, cs, weight, penalties, device)
             }
-        });
-        if self.libtorch_cpu {
-            // The shard threads lowered libtorch's default for threads that start later.
-            set_torch_threads(self.threads);
-        }
+        };
+        let results: Vec<Result<(f64, GradientsParams), CnfError>> = match &self.pool {
+            None => {
+                // Shards one after another on this thread, with the intra-op threads a shard
+                // gets (libtorch's rounding depends on them; so the numbers match a pool's).
+                let own = torch_threads().filter(|_| self.torch_threads > 0);
+                let change = own.is_some_and(|t| t != self.torch_threads);
+                if change {
+                    set_torch_threads(self.torch_threads);
+                }
+                let r = bounds.iter().map(|&b| run(b)).collect();
+                if let (true, Some(t)) = (change, own) {
+                    set_torch_threads(t);
+                }
+                r
+            }
+            Some(pool) => {
+                let mut slots: Vec<Option<Result<(f64, GradientsParams), CnfError>>> =
+                    (0..shards).map(|_| None).collect();
+                let per_shard = self.torch_threads;
+                pool.scope(|scope| {
+                    for (slot, &b) in slots.iter_mut().zip(&bounds) {
+                        let run = &run;
+                        scope.spawn(move |_| {
+                            if per_shard > 0 {
+                                set_torch_threads(per_shard);
+                            }
+                            *slot = Some(run(b));
+                        });
+                    }
+                });
+                if per_shard > 0 {
+                    // The shard threads changed libtorch's default for threads that start
+                    // later; the calling thread's own setting is unchanged.
+                    if let Some(own) = torch_threads() {
+                        set_torch_threads(own);
+                    }
+                }
+                slots
+                    .into_iter()
+                    .map(|r| {
+                        r.unwrap_or_else(|| {
+                            Err(CnfError::Training("a gradient shard did not run".into()))
+                        })
+                    })
+                    .collect()
+            }
+        };
         let mut nll = 0.0;
         let mut total: Option<GradientsParams> = None;
         for (r, &(lo, hi)) in results.into_iter().zip(&bounds) {
-            let (v, g) = r.unwrap_or_else(|| {
-                Err(CnfError::Training("a gradient shard did not run".into()))
-            })?;
+            let (v, g) = r?;
             nll += v * (hi - lo) as f64 / n as f64;
             total = Some(match total {
                 None => g,

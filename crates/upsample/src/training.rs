@@ -52,8 +52,8 @@ pub fn flow_config(cfg: &Config, role: Role) -> FlowConfig {
     }
 }
 
-/// Training hyper-parameters of one flow from the configuration; `threads` CPU threads share
-/// each mini-batch (0: the backend's default).
+/// Training hyper-parameters of one flow from the configuration; up to `threads` CPU threads
+/// compute each mini-batch's gradient shards (0: the backend's default).
 pub fn train_config(cfg: &Config, seed: u64, threads: usize) -> TrainConfig {
     let t = &cfg.training;
     TrainConfig {
@@ -66,6 +66,7 @@ pub fn train_config(cfg: &Config, seed: u64, threads: usize) -> TrainConfig {
         seed,
         kinetic_reg: t.kinetic_reg,
         jacobian_reg: t.jacobian_reg,
+        shards: t.shards,
         threads,
         ..TrainConfig::default()
     }
@@ -88,8 +89,8 @@ pub fn training_rows(cluster: &Cluster, max: usize, seed: u64) -> Vec<usize> {
     rows
 }
 
-/// Trains every ensemble member of cluster `index` on `device`, with `threads` CPU threads per
-/// mini-batch (0: the backend's default).
+/// Trains every ensemble member of cluster `index` on `device`, with up to `threads` CPU threads
+/// per mini-batch (0: the backend's default).
 pub fn train_cluster(
     stars: &StarParticles,
     cluster: &Cluster,
