@@ -7,8 +7,8 @@
 //! `CNF_BENCH_MALLOC=0` leaves glibc's allocator settings alone ([`cnf::backend::tune_allocator`]
 //! otherwise), `CNF_BENCH_TANH_REUSE=0` selects burn's own tanh backward, `CNF_BENCH_TANH_SIGMOID=0`
 //! the backend's own tanh instead of `2σ(2z) − 1`; `CNF_BENCH_TRAIN_ONLY=1` skips the evaluation
-//! and sampling figures (for profiling the training step). `CNF_BENCH_SHARDS` (default 2 on a
-//! CPU, 1 on a GPU) and `CNF_BENCH_THREADS` set the training step's gradient shards and threads
+//! and sampling figures (for profiling the training step). `CNF_BENCH_PARTS` (default 2 on a
+//! CPU, 1 on a GPU) and `CNF_BENCH_THREADS` set the training step's gradient parts and threads
 //! (`cnf::parallel`).
 
 use burn::module::Module;
@@ -60,7 +60,7 @@ fn bench(spec: &str, iters: usize) -> Result<String, cnf::CnfError> {
     let ad = device.clone().autodiff();
     let mut field = VectorField::new(&cfg.layer_sizes(), cfg.final_init_scale, 1, &ad);
     let mut optim = AdamConfig::new().init();
-    // The library's training step with `CNF_BENCH_SHARDS` gradient shards (default 2 on a CPU,
+    // The library's training step with `CNF_BENCH_PARTS` gradient parts (default 2 on a CPU,
     // one per core of a 2-core machine; 1 on a GPU, and 1 = the whole batch through the
     // backend's own threads) on up to `CNF_BENCH_THREADS` threads (0: the backend's count).
     let env = |k: &str, default: usize| {
@@ -71,7 +71,7 @@ fn bench(spec: &str, iters: usize) -> Result<String, cnf::CnfError> {
     };
     let parallel = ParallelStep::new(
         env(
-            "CNF_BENCH_SHARDS",
+            "CNF_BENCH_PARTS",
             if cnf::backend::is_gpu(&ad) { 1 } else { 2 },
         ),
         env("CNF_BENCH_THREADS", 0),
@@ -93,9 +93,9 @@ fn bench(spec: &str, iters: usize) -> Result<String, cnf::CnfError> {
     if std::env::var("CNF_BENCH_TRAIN_ONLY").is_ok_and(|v| v == "1") {
         return Ok(format!(
             "cnf bench backend={spec}: {train:.0} train samples/s (width 64, depth 3, RK4 10 \
-             steps, batch {}, {iters} iters, {} shards on {} threads)",
+             steps, batch {}, {iters} iters, {} parts on {} threads)",
             batch_size(),
-            parallel.shards(),
+            parallel.parts(),
             parallel.threads()
         ));
     }
@@ -134,9 +134,9 @@ fn bench(spec: &str, iters: usize) -> Result<String, cnf::CnfError> {
     Ok(format!(
         "cnf bench backend={spec}: {train:.0} train samples/s, {logp:.0} log_prob evals/s, \
          {sample:.0} samples/s (width 64, depth 3, RK4 10 steps, batch {}, {iters} iters, \
-         training in {} shards on {} threads)",
+         training in {} parts on {} threads)",
         batch_size(),
-        parallel.shards(),
+        parallel.parts(),
         parallel.threads()
     ))
 }

@@ -1,17 +1,17 @@
 //! Data-parallel loss and gradient of one mini-batch over CPU threads.
 //!
-//! The batch's rows are cut into a fixed number of contiguous shards; each runs forward and
+//! The batch's rows are cut into a fixed number of contiguous parts; each runs forward and
 //! backward with its own replica of the field (the same parameter ids, its own autodiff graph),
-//! its loss weighted by its share of the rows, and the shards' gradients are summed in shard
-//! order. The sum is the whole batch's gradient up to float rounding. Shards run on separate
-//! threads when the step has them and one after another when not: the shard count, never the
+//! its loss weighted by its share of the rows, and the parts' gradients are summed in part
+//! order. The sum is the whole batch's gradient up to float rounding. Parts run on separate
+//! threads when the step has them and one after another when not: the part count, never the
 //! thread count, decides the numbers, so a seed gives the same flows on one core or many.
 //!
 //! Why: a training step is thousands of small operations, each a pass over a `[B, 64]` block.
 //! flex runs every one on a single core; libtorch splits each across its OpenMP team and makes
 //! the team wait at a barrier after each (and spin while burn's autodiff bookkeeping runs on the
-//! calling thread). Whole shards on separate threads, with libtorch held to one intra-op thread
-//! in each, keep every core busy on its own work. GPUs get one shard (one device, one stream).
+//! calling thread). Whole parts on separate threads, with libtorch held to one intra-op thread
+//! in each, keep every core busy on its own work. GPUs get one part (one device, one stream).
 
 use crate::error::CnfError;
 use crate::field::VectorField;
@@ -33,7 +33,7 @@ pub struct Penalties {
 #[derive(Debug)]
 pub struct BatchGradient {
     /// Mean NLL of the batch in whitened space (nats; penalties not included); NaN when any
-    /// shard's was not finite.
+    /// part's was not finite.
     pub nll: f64,
     /// Gradient of the mean loss (NLL plus penalties) by parameter.
     pub grads: GradientsParams,
@@ -42,16 +42,16 @@ pub struct BatchGradient {
 /// The threads that compute mini-batch gradients; build one per training run.
 pub struct ParallelStep {
     pool: Option<rayon::ThreadPool>,
-    shards: usize,
+    parts: usize,
     threads: usize,
-    /// libtorch intra-op threads of each shard thread (0: not libtorch CPU).
+    /// libtorch intra-op threads of each part thread (0: not libtorch CPU).
     torch_threads: usize,
 }
 
 impl std::fmt::Debug for ParallelStep {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ParallelStep")
-            .field("shards", &self.shards)
+            .field("parts", &self.parts)
             .field("threads", &self.threads)
             .finish()
     }
@@ -81,13 +81,13 @@ pub fn set_torch_threads(n: usize) {
 }
 
 impl ParallelStep {
-    /// `shards` gradient shards per mini-batch (at least 1) computed by up to `threads` CPU
+    /// `parts` gradient parts per mini-batch (at least 1) computed by up to `threads` CPU
     /// threads; `threads = 0` takes libtorch's intra-op thread count on libtorch CPU and the
     /// machine's available parallelism on flex. On libtorch CPU the threads are shared out:
-    /// each shard thread gets `threads / shard threads` intra-op threads. A GPU gets one thread
-    /// (its shards run one after another on the device).
-    pub fn new(shards: usize, threads: usize, device: &Device) -> Result<Self, CnfError> {
-        let shards = shards.max(1);
+    /// each part thread gets `threads / part threads` intra-op threads. A GPU gets one thread
+    /// (its parts run one after another on the device).
+    pub fn new(parts: usize, threads: usize, device: &Device) -> Result<Self, CnfError> {
+        let parts = parts.max(1);
         let gpu = crate::backend::is_gpu(device);
         let libtorch_cpu = !gpu && format!("{device:?}").contains("LibTorch");
         let budget = if gpu {
@@ -99,12 +99,12 @@ impl ParallelStep {
         } else {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         };
-        let workers = budget.min(shards);
+        let workers = budget.min(parts);
         let pool = if workers > 1 {
             Some(
                 rayon::ThreadPoolBuilder::new()
                     .num_threads(workers)
-                    .thread_name(|i| format!("cnf-shard-{i}"))
+                    .thread_name(|i| format!("cnf-part-{i}"))
                     .build()
                     .map_err(|e| CnfError::Training(format!("cannot start threads: {e}")))?,
             )
@@ -113,7 +113,7 @@ impl ParallelStep {
         };
         Ok(Self {
             pool,
-            shards,
+            parts,
             threads: workers,
             torch_threads: if libtorch_cpu {
                 (budget / workers).max(1)
@@ -123,12 +123,12 @@ impl ParallelStep {
         })
     }
 
-    /// Gradient shards per mini-batch.
-    pub fn shards(&self) -> usize {
-        self.shards
+    /// Gradient parts per mini-batch.
+    pub fn parts(&self) -> usize {
+        self.parts
     }
 
-    /// Threads that compute the shards.
+    /// Threads that compute the parts.
     pub fn threads(&self) -> usize {
         self.threads
     }
@@ -145,24 +145,24 @@ impl ParallelStep {
         device: &Device,
     ) -> Result<BatchGradient, CnfError> {
         let n = x.len() / cfg.dim;
-        let shards = self.shards.min(n).max(1);
-        let bounds: Vec<(usize, usize)> = (0..shards)
-            .map(|s| (s * n / shards, (s + 1) * n / shards))
+        let parts = self.parts.min(n).max(1);
+        let bounds: Vec<(usize, usize)> = (0..parts)
+            .map(|s| (s * n / parts, (s + 1) * n / parts))
             .collect();
         let run = |(lo, hi): (usize, usize)| {
             let xs = &x[lo * cfg.dim..hi * cfg.dim];
             let cs = ctx.map(|c| &c[lo * cfg.context_dim..hi * cfg.context_dim]);
             let weight = (hi - lo) as f64 / n as f64;
-            if shards == 1 {
-                shard(field, cfg, xs, cs, weight, penalties, device)
+            if parts == 1 {
+                part(field, cfg, xs, cs, weight, penalties, device)
             } else {
                 let replica = field.clone().fork(device);
-                shard(&replica, cfg, xs, cs, weight, penalties, device)
+                part(&replica, cfg, xs, cs, weight, penalties, device)
             }
         };
         let results: Vec<Result<(f64, GradientsParams), CnfError>> = match &self.pool {
             None => {
-                // Shards one after another on this thread, with the intra-op threads a shard
+                // Parts one after another on this thread, with the intra-op threads a part
                 // gets (libtorch's rounding depends on them; so the numbers match a pool's).
                 let own = torch_threads().filter(|_| self.torch_threads > 0);
                 let change = own.is_some_and(|t| t != self.torch_threads);
@@ -177,21 +177,21 @@ impl ParallelStep {
             }
             Some(pool) => {
                 let mut slots: Vec<Option<Result<(f64, GradientsParams), CnfError>>> =
-                    (0..shards).map(|_| None).collect();
-                let per_shard = self.torch_threads;
+                    (0..parts).map(|_| None).collect();
+                let per_part = self.torch_threads;
                 pool.scope(|scope| {
                     for (slot, &b) in slots.iter_mut().zip(&bounds) {
                         let run = &run;
                         scope.spawn(move |_| {
-                            if per_shard > 0 {
-                                set_torch_threads(per_shard);
+                            if per_part > 0 {
+                                set_torch_threads(per_part);
                             }
                             *slot = Some(run(b));
                         });
                     }
                 });
-                if per_shard > 0 {
-                    // The shard threads changed libtorch's default for threads that start
+                if per_part > 0 {
+                    // The part threads changed libtorch's default for threads that start
                     // later; the calling thread's own setting is unchanged.
                     if let Some(own) = torch_threads() {
                         set_torch_threads(own);
@@ -201,7 +201,7 @@ impl ParallelStep {
                     .into_iter()
                     .map(|r| {
                         r.unwrap_or_else(|| {
-                            Err(CnfError::Training("a gradient shard did not run".into()))
+                            Err(CnfError::Training("a gradient part did not run".into()))
                         })
                     })
                     .collect()
@@ -224,9 +224,9 @@ impl ParallelStep {
     }
 }
 
-/// Forward and backward of one shard; the loss is scaled by `weight` (its share of the batch).
-/// Returns the shard's mean NLL and its gradients.
-fn shard(
+/// Forward and backward of one part; the loss is scaled by `weight` (its share of the batch).
+/// Returns the part's mean NLL and its gradients.
+fn part(
     field: &VectorField,
     cfg: &FlowConfig,
     x: &[f32],

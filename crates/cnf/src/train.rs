@@ -80,13 +80,13 @@ pub struct TrainConfig {
     /// Weight of the Jacobian penalty ∫‖∂F/∂y‖²_F dt (whitened units; 0: off).
     #[serde(default)]
     pub jacobian_reg: f64,
-    /// Gradient shards per mini-batch: the batch is cut into this many parts whose gradients
-    /// are computed on separate threads when there are threads to spare ([`crate::parallel`]).
-    /// The shard count changes the float rounding of the gradient, the thread count never does.
-    /// 1: the whole batch at once (on libtorch, with its own intra-op threads). On flex, whose
-    /// operations run on one core, 2 shards train about 1.7x faster on 2 cores.
+    /// Parts per mini-batch: the batch is cut into this many parts whose gradients are computed
+    /// on separate threads when there are threads to spare ([`crate::parallel`]). The number of
+    /// parts changes the float rounding of the gradient, the thread count never does. 1: the
+    /// whole batch at once (on libtorch, with its own intra-op threads). On flex, whose
+    /// operations run on one core, 2 parts train about 1.7x faster on 2 cores.
     #[serde(default = "one")]
-    pub shards: usize,
+    pub batch_parts: usize,
     /// CPU threads a training step may use (0: libtorch's intra-op thread count on libtorch,
     /// the machine's cores on flex); only the speed depends on it.
     #[serde(default)]
@@ -111,7 +111,7 @@ impl Default for TrainConfig {
             time_limit_s: None,
             kinetic_reg: 0.0,
             jacobian_reg: 0.0,
-            shards: 1,
+            batch_parts: 1,
             threads: 0,
             inject_nan_at_step: None,
         }
@@ -331,7 +331,7 @@ pub fn fit(
     };
     let mut optim = make_optim();
 
-    let parallel = ParallelStep::new(train.shards, train.threads, &ad)?;
+    let parallel = ParallelStep::new(train.batch_parts, train.threads, &ad)?;
     let penalties = Penalties {
         kinetic: train.kinetic_reg,
         jacobian: train.jacobian_reg,

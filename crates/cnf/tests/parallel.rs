@@ -1,4 +1,4 @@
-//! Sharded mini-batch gradients: equal to the whole batch's, and independent of the threads.
+//! Mini-batch gradients in parts: equal to the whole batch's, and independent of the threads.
 mod common;
 
 use cnf::flow::download;
@@ -18,7 +18,7 @@ fn flatten(field: &VectorField, grads: &burn::optim::GradientsParams) -> Vec<f64
 }
 
 #[test]
-fn sharded_gradient_equals_the_whole_batch_and_ignores_the_thread_count() {
+fn gradient_in_parts_equals_the_whole_batch_and_ignores_the_thread_count() {
     let device = common::device().autodiff();
     let cfg = FlowConfig {
         context_dim: 2,
@@ -30,7 +30,7 @@ fn sharded_gradient_equals_the_whole_batch_and_ignores_the_thread_count() {
     };
     let field = VectorField::new(&cfg.layer_sizes(), cfg.final_init_scale, 3, &device);
     let mut rng = common::rng(5);
-    let n = 301; // not a multiple of the shard count: unequal shards, weighted by their rows
+    let n = 301; // not a multiple of the part count: unequal parts, weighted by their rows
     let x: Vec<f32> = (0..n)
         .flat_map(|_| common::normal3(&mut rng))
         .map(|v| v as f32)
@@ -42,8 +42,8 @@ fn sharded_gradient_equals_the_whole_batch_and_ignores_the_thread_count() {
         kinetic: 0.1,
         jacobian: 0.05,
     };
-    let run = |shards: usize, threads: usize| {
-        let step = ParallelStep::new(shards, threads, &device).unwrap();
+    let run = |parts: usize, threads: usize| {
+        let step = ParallelStep::new(parts, threads, &device).unwrap();
         let g = step
             .loss_and_grads(&field, &cfg, &x, Some(&c), pen, &device)
             .unwrap();
@@ -55,7 +55,7 @@ fn sharded_gradient_equals_the_whole_batch_and_ignores_the_thread_count() {
     // One core or three: the same numbers, bit for bit.
     assert_eq!(nll3a.to_bits(), nll3b.to_bits());
     assert_eq!(g3a, g3b);
-    // Three weighted shards: the whole batch's mean loss and gradient, up to f32 rounding.
+    // Three weighted parts: the whole batch's mean loss and gradient, up to f32 rounding.
     assert!(
         (nll1 - nll3a).abs() < 1e-5 * (1.0 + nll1.abs()),
         "{nll1} vs {nll3a}"
@@ -63,6 +63,9 @@ fn sharded_gradient_equals_the_whole_batch_and_ignores_the_thread_count() {
     let scale = g1.iter().fold(0f64, |m, v| m.max(v.abs()));
     assert!(scale > 1e-3, "a gradient to compare ({scale})");
     for (a, b) in g1.iter().zip(&g3a) {
-        assert!((a - b).abs() <= 1e-4 * scale, "gradient {a} vs sharded {b}");
+        assert!(
+            (a - b).abs() <= 1e-4 * scale,
+            "gradient {a} vs in parts {b}"
+        );
     }
 }

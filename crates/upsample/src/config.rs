@@ -130,10 +130,10 @@ pub struct TrainingConfig {
     pub kinetic_reg: f64,
     /// Weight of the Jacobian penalty ∫‖∂F/∂y‖²_F dt (whitened units).
     pub jacobian_reg: f64,
-    /// Gradient shards per mini-batch, computed on separate threads when a cluster has cores
-    /// to spare (few clusters, many cores); 1: the whole batch at once. Changes the float
+    /// Parts per mini-batch whose gradients are computed on separate threads when a cluster has
+    /// cores to spare (few clusters, many cores); 1: the whole batch at once. Changes the float
     /// rounding of training, so part of what a seed reproduces; the thread count is not.
-    pub shards: usize,
+    pub batch_parts: usize,
 }
 
 /// Star-drawing knobs.
@@ -207,7 +207,7 @@ impl Default for TrainingConfig {
             ensemble: 1,
             kinetic_reg: 0.01,
             jacobian_reg: 0.01,
-            shards: 1,
+            batch_parts: 1,
         }
     }
 }
@@ -307,8 +307,8 @@ impl Config {
             );
         }
         let t = &self.training;
-        if t.batch_size == 0 || t.ensemble == 0 || t.shards == 0 {
-            bail!("training.batch_size, training.ensemble and training.shards must be at least 1");
+        if t.batch_size == 0 || t.ensemble == 0 || t.batch_parts == 0 {
+            bail!("training.batch_size, training.ensemble and training.batch_parts must be at least 1");
         }
         if !(t.learning_rate.is_finite() && t.learning_rate > 0.0) {
             bail!(

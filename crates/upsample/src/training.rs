@@ -53,7 +53,7 @@ pub fn flow_config(cfg: &Config, role: Role) -> FlowConfig {
 }
 
 /// Training hyper-parameters of one flow from the configuration; up to `threads` CPU threads
-/// compute each mini-batch's gradient shards (0: the backend's default).
+/// compute the parts of each mini-batch's gradient (0: the backend's default).
 pub fn train_config(cfg: &Config, seed: u64, threads: usize) -> TrainConfig {
     let t = &cfg.training;
     TrainConfig {
@@ -66,7 +66,7 @@ pub fn train_config(cfg: &Config, seed: u64, threads: usize) -> TrainConfig {
         seed,
         kinetic_reg: t.kinetic_reg,
         jacobian_reg: t.jacobian_reg,
-        shards: t.shards,
+        batch_parts: t.batch_parts,
         threads,
         ..TrainConfig::default()
     }
