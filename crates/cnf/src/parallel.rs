@@ -11,7 +11,8 @@
 //! flex runs every one on a single core; libtorch splits each across its OpenMP team and makes
 //! the team wait at a barrier after each (and spin while burn's autodiff bookkeeping runs on the
 //! calling thread). Whole parts on separate threads, with libtorch held to one intra-op thread
-//! in each, keep every core busy on its own work. GPUs get one part (one device, one stream).
+//! in each, keep every core busy on its own work. A GPU gets one thread (its parts, if more than
+//! one, run one after another).
 
 use crate::error::CnfError;
 use crate::field::VectorField;
