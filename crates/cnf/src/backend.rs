@@ -107,6 +107,13 @@ pub fn is_gpu(device: &Device) -> bool {
     format!("{device:?}").contains("Cuda(")
 }
 
+/// Whether `device` is libtorch on the CPU, whose intra-op thread count is a per-thread setting
+/// ([`crate::parallel::set_torch_threads`]).
+pub fn is_libtorch_cpu(device: &Device) -> bool {
+    let name = format!("{device:?}");
+    name.contains("LibTorch") && !name.contains("Cuda(")
+}
+
 /// Keeps freed tensor memory in the process instead of returning it to the kernel after every
 /// operation (glibc only; elsewhere a no-op). libtorch's CPU allocator frees each intermediate
 /// tensor, and glibc's defaults hand blocks above its adaptive mmap threshold (and heap tops above

@@ -90,7 +90,7 @@ impl ParallelStep {
     pub fn new(parts: usize, threads: usize, device: &Device) -> Result<Self, CnfError> {
         let parts = parts.max(1);
         let gpu = crate::backend::is_gpu(device);
-        let libtorch_cpu = !gpu && format!("{device:?}").contains("LibTorch");
+        let libtorch_cpu = crate::backend::is_libtorch_cpu(device);
         let budget = if gpu {
             1
         } else if threads > 0 {
