@@ -1,0 +1,6 @@
+//! Mock survey observables (issue 13): isochrone photometry, observer astrometry,
+//! extinction, Gaia-like error models and selection, as pure functions over star arrays.
+//!
+//! Units: angles in degrees, parallax mas, proper motions mas/yr (pmra includes cos δ),
+//! radial velocity km/s, magnitudes Vega, extinction mag. Galaxy-frame inputs: positions kpc,
+//! velocities km/s, z along the galaxy's angular momentum.
