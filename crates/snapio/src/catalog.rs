@@ -340,7 +340,7 @@ impl CatalogWriter {
         std::fs::rename(&self.tmp, &self.path).map_err(|source| SnapError::Io {
             path: self.path.clone(),
             context: format!("renaming {} to the final name", self.tmp.display()),
-            source,
+            error: source,
         })?;
         Ok(self.rows)
     }

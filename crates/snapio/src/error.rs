@@ -14,15 +14,17 @@ pub enum SnapError {
         expected: String,
     },
     /// An operating-system I/O error.
-    #[error("{path}: {context}: {source}")]
+    ///
+    /// The I/O error is part of the message and deliberately not exposed as `source()`: a
+    /// `{:#}` chain (anyhow) would print it twice.
+    #[error("{path}: {context}: {error}")]
     Io {
         /// File concerned.
         path: PathBuf,
         /// What was being done.
         context: String,
         /// Underlying error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file exists but carries no HDF5 signature.
     #[error(
@@ -33,7 +35,11 @@ pub enum SnapError {
         path: PathBuf,
     },
     /// The HDF5 library reported an error (truncated or corrupt file, I/O failure, ...).
-    #[error("{path}: {object}: {context}: {source}")]
+    ///
+    /// The message carries the HDF5 stack once, shortened by [`short_hdf5_message`] (the file,
+    /// the failing HDF5 call and errno's text); the error is not also exposed as `source()`, so a
+    /// `{:#}` chain (anyhow) prints it once.
+    #[error("{path}: {object}: {context}: {}", short_hdf5_message(&error.to_string()))]
     Hdf5 {
         /// File concerned.
         path: PathBuf,
@@ -42,8 +48,7 @@ pub enum SnapError {
         /// What was being done.
         context: String,
         /// Underlying HDF5 error.
-        #[source]
-        source: hdf5::Error,
+        error: hdf5::Error,
     },
     /// A required group is absent.
     #[error("{path}: missing group `{group}` ({expected})")]
@@ -168,10 +173,118 @@ pub(crate) fn h5err(
     let path = path.to_path_buf();
     let object = object.to_string();
     let context = context.to_string();
-    move |source| SnapError::Hdf5 {
+    move |error| SnapError::Hdf5 {
         path,
         object,
         context,
-        source,
+        error,
+    }
+}
+
+/// Shortens an HDF5 error text to what a user needs: the failing call and errno's text.
+///
+/// HDF5 reports operating-system failures as a list of `key = value` details (`name = '...'`,
+/// `errno = 28`, `error message = 'No space left on device'`, `flags`, `buf`, offsets ...). When
+/// an errno is present, the text before that list is kept and the list becomes
+/// `(errno 28: No space left on device)`; otherwise the text is returned unchanged.
+pub fn short_hdf5_message(text: &str) -> String {
+    let Some(errno_at) = text.find("errno = ") else {
+        return text.to_string();
+    };
+    let digits: String = text[errno_at + 8..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    let message = text
+        .find("error message = '")
+        .and_then(|k| {
+            let rest = &text[k + 17..];
+            rest.find('\'').map(|e| &rest[..e])
+        })
+        .unwrap_or("");
+    // The detail list starts at the first `key = ` after the last ": " before it.
+    let first_eq = text.find(" = ").unwrap_or(errno_at);
+    let head_end = text[..first_eq].rfind(": ").unwrap_or(first_eq);
+    let head = text[..head_end].trim_end_matches([',', ' ']);
+    match (digits.is_empty(), message.is_empty()) {
+        (false, false) => format!("{head} (errno {digits}: {message})"),
+        (false, true) => format!("{head} (errno {digits})"),
+        _ => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Message and `source()` chain joined as anyhow's `{:#}` prints them.
+    fn chain(e: &SnapError) -> String {
+        let mut s = e.to_string();
+        let mut src = std::error::Error::source(e);
+        while let Some(x) = src {
+            s.push_str(&format!(": {x}"));
+            src = x.source();
+        }
+        s
+    }
+
+    #[test]
+    fn hdf5_error_in_a_missing_folder_surfaces_once_and_short() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("no_such_folder").join("snap.hdf5");
+        let e = hdf5::File::create(&path)
+            .map_err(h5err(&path, "/", "creating snapshot file"))
+            .unwrap_err();
+        let text = chain(&e);
+        assert_eq!(
+            text.matches("No such file or directory").count(),
+            1,
+            "{text}"
+        );
+        assert_eq!(text.matches("H5Fcreate").count(), 1, "{text}");
+        assert_eq!(text.matches("snap.hdf5").count(), 1, "{text}");
+        assert!(
+            text.contains("errno 2: No such file or directory"),
+            "{text}"
+        );
+        assert!(text.contains("creating snapshot file"), "{text}");
+        assert!(!text.contains("o_flags"), "{text}");
+    }
+
+    #[test]
+    fn hdf5_error_on_a_read_only_file_surfaces_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ro.hdf5");
+        hdf5::File::create(&path).unwrap();
+        let f = hdf5::File::open(&path).unwrap();
+        let e = f
+            .create_group("PartType4")
+            .map_err(h5err(&path, "PartType4", "creating group"))
+            .unwrap_err();
+        let text = chain(&e);
+        assert_eq!(text.matches("no write intent").count(), 1, "{text}");
+        assert!(
+            text.starts_with(&format!(
+                "{}: PartType4: creating group: H5Gcreate",
+                path.display()
+            )),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn short_message_keeps_call_and_errno_text() {
+        let full = "H5Dwrite(): can't write data: file write failed: time = Tue Dec  1 13:00:00 2026, \
+                    filename = '/scratch/run/catalog.hdf5.tmp', file descriptor = 5, errno = 28, \
+                    error message = 'No space left on device', buf = 0x7f, total write size = 524288, \
+                    bytes this sub-write = 524288, bytes actually written = 18446744073709551615, offset = 0";
+        assert_eq!(
+            short_hdf5_message(full),
+            "H5Dwrite(): can't write data: file write failed (errno 28: No space left on device)"
+        );
+        assert_eq!(
+            short_hdf5_message("H5Gcreate2(): no write intent on file"),
+            "H5Gcreate2(): no write intent on file"
+        );
     }
 }

@@ -21,7 +21,7 @@ pub use catalog::{
     read_catalog, write_attr, AttrValue, CatalogMeta, CatalogWriter, StarBatch, CATALOG_CHUNK_ROWS,
     CATALOG_DEFLATE_LEVEL,
 };
-pub use error::{Result, SnapError};
+pub use error::{short_hdf5_message, Result, SnapError};
 pub use frame::{basis_from_z, FrameOptions, GalaxyFrame};
 pub use header::{
     cosmic_time_gyr, scale_factor_at_time_gyr, Header, Layout, GYR_S, HUBBLE_TIME_GYR_H1, KMS_CMS,

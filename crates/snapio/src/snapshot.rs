@@ -109,14 +109,14 @@ fn list_dir(dir: &Path) -> Result<Vec<NamedFile>> {
     let rd = std::fs::read_dir(dir).map_err(|source| SnapError::Io {
         path: dir.to_path_buf(),
         context: "listing folder".into(),
-        source,
+        error: source,
     })?;
     let mut out = Vec::new();
     for e in rd {
         let e = e.map_err(|source| SnapError::Io {
             path: dir.to_path_buf(),
             context: "listing folder".into(),
-            source,
+            error: source,
         })?;
         let p = e.path();
         if !p.is_file() {
@@ -230,7 +230,7 @@ fn check_signature(path: &Path) -> Result<()> {
             SnapError::Io {
                 path: path.to_path_buf(),
                 context: "opening file".into(),
-                source,
+                error: source,
             }
         }
     })?;
@@ -240,7 +240,7 @@ fn check_signature(path: &Path) -> Result<()> {
         let k = f.read(&mut head[n..]).map_err(|source| SnapError::Io {
             path: path.to_path_buf(),
             context: "reading file signature".into(),
-            source,
+            error: source,
         })?;
         if k == 0 || n + k == head.len() {
             n += k;

@@ -146,7 +146,7 @@ pub fn write_table(
         std::fs::rename(&tmp, path).map_err(|source| SnapError::Io {
             path: path.to_path_buf(),
             context: format!("renaming {} to the final name", tmp.display()),
-            source,
+            error: source,
         })
     });
     if result.is_err() {
