@@ -4,3 +4,11 @@
 //! Units: angles in degrees, parallax mas, proper motions mas/yr (pmra includes cos δ),
 //! radial velocity km/s, magnitudes Vega, extinction mag. Galaxy-frame inputs: positions kpc,
 //! velocities km/s, z along the galaxy's angular momentum.
+
+pub mod error;
+pub mod isochrone;
+pub mod isochrone_interp;
+
+pub use error::{Result, SurveyError};
+pub use isochrone::{read_isochrone_dir, read_isochrone_file, Isochrone, IsochroneSet};
+pub use isochrone_interp::{IsochroneGrid, PhotometryColumns, StarProperties};
