@@ -16,8 +16,8 @@ fn device() -> String {
 }
 
 /// The sample's analytic Plummer sphere (data/snap_099.truth.json).
-fn sample_truth() -> upsample::plummer::Plummer {
-    upsample::plummer::Plummer::from_truth_json(&common::root().join("data/snap_099.truth.json"))
+fn sample_truth() -> upsample::dynamics::Plummer {
+    upsample::dynamics::Plummer::from_truth_json(&common::root().join("data/snap_099.truth.json"))
         .unwrap()
 }
 
@@ -176,7 +176,7 @@ fn evaluate(flow_dir: &Path, kernel_dir: &Path) -> Figures {
     let report = read_report(flow_dir);
     let total = report["stellar_mass_msun"].as_f64().unwrap();
     let probe = &tx[..4000];
-    let model_ll = models.log_mass_density(probe).unwrap();
+    let model_ll = upsample::dynamics::PhaseSpaceDensity::log_density(&models, probe).unwrap();
     let nll_model = -model_ll.iter().map(|l| l - total.ln()).sum::<f64>() / probe.len() as f64;
     let nll_true =
         -probe.iter().map(|x| p.log_position_density(x)).sum::<f64>() / probe.len() as f64;
@@ -338,10 +338,16 @@ fn flow_catalogue_matches_the_analytic_system() {
     let models = ModelSet::load(&flow_dir, &dev).unwrap();
     let truth = sample_truth();
     let b = truth.scale_kpc;
-    let opts = upsample::eom::EomOptions::default();
-    let check =
-        upsample::plummer::check_against_plummer(&models, &truth, 0.5 * b, 5.0 * b, 200, &opts)
-            .unwrap();
+    let opts = upsample::dynamics::EomOptions::default();
+    let check = upsample::dynamics::truth::check_against_plummer(
+        &models,
+        &truth,
+        0.5 * b,
+        5.0 * b,
+        200,
+        &opts,
+    )
+    .unwrap();
     eprintln!("accelerations from the flows: {check:?}");
     assert!(check.solved >= 190, "{check:?}");
     assert!(check.median_relative_error <= 0.2, "{check:?}");
@@ -470,16 +476,23 @@ fn accelerations_from_whole_galaxy_flows_match_the_analytic_system() {
     let truth = sample_truth();
     let b = truth.scale_kpc;
     let check = |fit| {
-        let opts = upsample::eom::EomOptions {
+        let opts = upsample::dynamics::EomOptions {
             k: 512,
             fit,
-            ..upsample::eom::EomOptions::default()
+            ..upsample::dynamics::EomOptions::default()
         };
-        upsample::plummer::check_against_plummer(&models, &truth, 0.5 * b, 5.0 * b, 200, &opts)
-            .unwrap()
+        upsample::dynamics::truth::check_against_plummer(
+            &models,
+            &truth,
+            0.5 * b,
+            5.0 * b,
+            200,
+            &opts,
+        )
+        .unwrap()
     };
-    let tls = check(upsample::eom::Fit::Tls);
-    let ols = check(upsample::eom::Fit::Ols);
+    let tls = check(upsample::dynamics::Fit::Tls);
+    let ols = check(upsample::dynamics::Fit::Ols);
     eprintln!(
         "dynamics preset on {} (trained in {secs:.0} s): TLS {tls:?}; OLS {ols:?}",
         device()
@@ -498,7 +511,7 @@ fn accelerations_from_whole_galaxy_flows_match_the_analytic_system() {
 #[ignore]
 fn dump_acceleration_terms() {
     use std::io::Write;
-    use upsample::eom::PhaseSpaceDensity;
+    use upsample::dynamics::PhaseSpaceDensity;
     let spec = std::env::var("FLOW_DUMP").expect("FLOW_DUMP=models_dir,out.csv,K");
     let parts: Vec<&str> = spec.split(',').collect();
     assert_eq!(parts.len(), 3, "FLOW_DUMP=models_dir,out.csv,K");
@@ -508,9 +521,9 @@ fn dump_acceleration_terms() {
     // The sample's DF with a step in L_z too sharp to matter away from L_z = 0.
     let truth = sample_truth().rotating(0.6, 1e-9);
     let b = truth.scale_kpc;
-    let x = upsample::plummer::shell_points(0.5 * b, 5.0 * b, 200);
+    let x = upsample::dynamics::truth::shell_points(0.5 * b, 5.0 * b, 200);
     let seeds: Vec<u64> = (0..x.len())
-        .map(|i| upsample::eom::point_seed(1, i))
+        .map(|i| upsample::seed::point_seed(1, i))
         .collect();
     let v = models.sample_velocities(&x, k, &seeds).unwrap();
     let flows = models.grad_log_f(&x, &v).unwrap();

@@ -13,10 +13,11 @@
 use std::time::Instant;
 
 use cnf::{Flow, FlowConfig};
-use upsample::eom::{accelerations, EomOptions, PhaseSpaceDensity};
-use upsample::flow_density::harmonic;
+use upsample::dynamics::harmonic;
+use upsample::dynamics::truth::shell_points;
+use upsample::dynamics::Plummer;
+use upsample::dynamics::{accelerations, EomOptions, PhaseSpaceDensity};
 use upsample::models::{Member, ModelSet};
-use upsample::plummer::{shell_points, Plummer};
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)

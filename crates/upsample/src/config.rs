@@ -1,16 +1,16 @@
-//! Run configuration: a TOML file (every knob, with defaults) that command-line flags override.
+//! Run configuration: a TOML file (every knob, with defaults; `pipelines/default.toml` documents
+//! them) that the command line's flags override (`cli::run`). Plain serde: serialised into every
+//! output, so part of what a run records.
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-use crate::cli::RunArgs;
-use crate::clusters::ClusterMethod;
-use crate::imf::ImfConfig;
-use crate::kernel::KernelConfig;
+use crate::decompose::ClusterMethod;
+use crate::stars::{Imf, ImfConfig, KernelConfig};
 
 /// How stars are placed in phase space.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
     /// Ananke-style 6D Epanechnikov kernels around each parent particle (the baseline).
@@ -228,45 +228,6 @@ impl Config {
         })
     }
 
-    /// The configuration of a run: the file (if any), then the command-line overrides, validated.
-    pub fn resolve(args: &RunArgs) -> Result<Config> {
-        let mut cfg = match &args.config {
-            Some(path) => Config::from_file(path)?,
-            None => Config::default(),
-        };
-        if let Some(seed) = args.seed {
-            cfg.seed = seed;
-        }
-        if let Some(device) = &args.device {
-            cfg.device = device.clone();
-        }
-        if let Some(radius) = args.region_radius {
-            let center = match args.region_center.as_deref() {
-                Some([x, y, z]) => [*x, *y, *z],
-                Some(other) => bail!(
-                    "--region-center needs 3 values X,Y,Z in kpc, got {}",
-                    other.len()
-                ),
-                None => [0.0; 3],
-            };
-            cfg.region = Some(RegionConfig { center, radius });
-        }
-        if let Some(n) = args.clusters {
-            cfg.clusters.n = n;
-        }
-        if let Some(e) = args.epochs {
-            cfg.training.epochs = e;
-        }
-        if let Some(f) = args.star_fraction {
-            cfg.stars.fraction = f;
-        }
-        if let Some(m) = args.method {
-            cfg.method = m;
-        }
-        cfg.validate()?;
-        Ok(cfg)
-    }
-
     /// Checks every value's range, naming the knob and what was expected.
     pub fn validate(&self) -> Result<()> {
         if !(self.stars.fraction > 0.0 && self.stars.fraction <= 1.0) {
@@ -286,7 +247,7 @@ impl Config {
                 bail!("region centre must be finite (kpc), got {:?}", r.center);
             }
         }
-        crate::imf::Imf::new(&self.imf)?;
+        Imf::new(&self.imf)?;
         if self.kernel.k == 0 {
             bail!("kernel.k (neighbours) must be at least 1");
         }
@@ -351,50 +312,6 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn flags_override_file_and_bad_values_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.toml");
-        std::fs::write(
-            &path,
-            "seed = 5\ndevice = \"flex\"\n[stars]\nfraction = 0.5\n",
-        )
-        .unwrap();
-        let args = RunArgs {
-            config: Some(path.clone()),
-            seed: Some(7),
-            region_radius: Some(3.0),
-            ..Default::default()
-        };
-        let cfg = Config::resolve(&args).unwrap();
-        assert_eq!(cfg.seed, 7);
-        assert_eq!(cfg.stars.fraction, 0.5);
-        assert_eq!(cfg.region.as_ref().unwrap().radius, 3.0);
-        let back: Config = toml::from_str(&cfg.to_toml()).unwrap();
-        assert_eq!(back, cfg);
-
-        let bad = RunArgs {
-            star_fraction: Some(1.5),
-            ..Default::default()
-        };
-        assert!(Config::resolve(&bad)
-            .unwrap_err()
-            .to_string()
-            .contains("star fraction"));
-        std::fs::write(&path, "sed = 5\n").unwrap();
-        let err = Config::resolve(&RunArgs {
-            config: Some(path),
-            ..Default::default()
-        })
-        .unwrap_err();
-        assert!(format!("{err:#}").contains("c.toml"));
-        let bad_dev = RunArgs {
-            device: Some("gpu".into()),
-            ..Default::default()
-        };
-        assert!(Config::resolve(&bad_dev).is_err());
-    }
 
     #[test]
     fn shipped_presets_are_valid_and_default_toml_states_the_defaults() {

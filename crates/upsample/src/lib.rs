@@ -1,25 +1,31 @@
 //! The upsampling pipeline: composes `snapio` (snapshots, units, frames, catalogues) and `cnf`
-//! (normalizing flows) into the `upsample` job. Usable as a library without the binary.
+//! (normalizing flows) into the `upsample` job. The library is what the binary runs and what
+//! tests call; its API is internal to this project (the stable contracts are the command line
+//! and the files, `docs/ARCHITECTURE.md`).
+//!
+//! Layers, each importing only from those below it (`scripts/check-layers.sh` enforces it):
+//!
+//! ```text
+//! pipeline     run / merge / accel: the job, the run folder, kernel and flow methods, training
+//! config       the TOML configuration (plain serde)
+//! dynamics     phase-space densities, the CBE least-squares solve, the flows' density
+//! models       trained flows in memory and on disk (models/)
+//! stars        IMF, kernels, parent finding, star assembly
+//! decompose    cells, friends-of-friends, labels
+//! seed, fsio, observe   the seed tree, atomic files and JSON, progress reporting
+//! ```
+//!
+//! The command line (`src/cli/`, clap, progress bars, printing) belongs to the binary.
 
-pub mod accel;
-pub mod cli;
-pub mod clusters;
 pub mod config;
-pub mod eom;
-pub mod flow_density;
-pub mod flowrun;
-pub mod imf;
-pub mod inspect;
-pub mod job;
-pub mod kernel;
-pub mod logging;
+pub mod decompose;
+pub mod dynamics;
+pub mod fsio;
 pub mod models;
-pub mod parents;
-pub mod plummer;
-pub mod progress;
-pub mod report;
+pub mod observe;
+pub mod pipeline;
+pub mod seed;
 pub mod stars;
-pub mod training;
 
 /// Program version written into every output (crate version).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

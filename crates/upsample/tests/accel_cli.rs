@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use upsample::flow_density::harmonic;
+use upsample::dynamics::harmonic;
 use upsample::models::{
     save_cluster, ClusterRecord, ModelsManifest, TrainingRecord, MODELS_FORMAT,
 };

@@ -1,5 +1,5 @@
-//! `upsample accel`: accelerations at positions from a run's trained flows (the solver is
-//! [`crate::eom`], the density [`crate::flow_density`]): reading positions (CSV, HDF5 or a grid
+//! Accelerations at positions from a run's trained flows (the library half of `upsample accel`;
+//! the solver and the density are `crate::dynamics`): reading positions (CSV, HDF5 or a grid
 //! spec), writing one row per position with the diagnostics (CSV or HDF5 with units), timing.
 //! Units: positions kpc, accelerations (km/s)²/kpc, density Msun/kpc³.
 
@@ -9,10 +9,11 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use snapio::{AttrValue, TableColumn, TableValues};
 
-use crate::cli::AccelArgs;
-use crate::eom::{accelerations, poisson_density, Acceleration, EomOptions, PhaseSpaceDensity};
+use crate::dynamics::{
+    accelerations, poisson_density, Acceleration, EomOptions, PhaseSpaceDensity,
+};
 use crate::models::ModelSet;
-use crate::progress::Progress;
+use crate::observe::Progress;
 
 /// File formats of positions and results, chosen by extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -257,7 +258,7 @@ pub fn write_accelerations(
                 s.push_str(&row.join(","));
                 s.push('\n');
             }
-            crate::report::write_atomically(path, s.as_bytes())
+            crate::fsio::write_atomically(path, s.as_bytes())
         }
         TableFormat::Hdf5 => {
             let acc = &table.accelerations;
@@ -326,16 +327,17 @@ pub fn write_accelerations(
 }
 
 /// Solves the accelerations (and optionally the Poisson density with step `poisson_step` kpc)
-/// of `density` at `x`, with a progress bar and a timing line (accelerations per second).
+/// of `density` at `x`, reporting progress and a timing line (accelerations per second).
 pub fn compute<D: PhaseSpaceDensity + ?Sized>(
     density: &D,
     x: &[[f64; 3]],
     opts: &EomOptions,
     poisson_step: Option<f64>,
     device_name: &str,
+    progress: &dyn Progress,
 ) -> Result<AccelTable> {
     let start = Instant::now();
-    let mut bar = Progress::new(x.len() as u64, "accelerations");
+    let mut bar = progress.task(x.len() as u64, "accelerations");
     let acc = accelerations(density, x, opts, &mut |done, _| {
         bar.set(done as u64, "positions")
     })?;
@@ -350,7 +352,7 @@ pub fn compute<D: PhaseSpaceDensity + ?Sized>(
     );
     let density_col = match poisson_step {
         Some(h) => {
-            let mut bar = Progress::new(6 * x.len() as u64, "poisson stencil");
+            let mut bar = progress.task(6 * x.len() as u64, "poisson stencil");
             let d = poisson_density(density, x, h, opts, &mut |done, _| {
                 bar.set(done as u64, "positions")
             })?;
@@ -366,48 +368,70 @@ pub fn compute<D: PhaseSpaceDensity + ?Sized>(
     })
 }
 
-/// Runs `upsample accel`.
-pub fn run(args: &AccelArgs) -> Result<()> {
-    table_format(&args.out).context("--out")?;
-    if let Some(parent) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+/// Where the positions of an acceleration request come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Positions {
+    /// A CSV file with header `x,y,z`, or an HDF5 file with an (N, 3) dataset of this name.
+    File {
+        /// The file (kpc, galaxy frame of the run).
+        path: std::path::PathBuf,
+        /// Dataset name in an HDF5 file.
+        dataset: String,
+    },
+    /// A grid spec, e.g. "x=-5:5:11,y=0,z=0" (see [`parse_grid`]).
+    Grid(String),
+}
+
+/// One acceleration job: which models, where, with which solver settings, into which file.
+#[derive(Debug, Clone)]
+pub struct AccelRequest {
+    /// A run's models/ folder, or the run folder holding it.
+    pub model: std::path::PathBuf,
+    /// Query positions, kpc.
+    pub positions: Positions,
+    /// Output file (.csv or .h5/.hdf5).
+    pub out: std::path::PathBuf,
+    /// Compute device ("flex", "libtorch", "cuda:N").
+    pub device: String,
+    /// Solver settings.
+    pub opts: EomOptions,
+    /// Step of the Poisson density's finite differences, kpc (None: no density column).
+    pub poisson_step: Option<f64>,
+}
+
+/// Runs an acceleration job: validates, loads the models, solves, writes the table.
+pub fn run_accel(req: &AccelRequest, progress: &dyn Progress) -> Result<()> {
+    table_format(&req.out).context("--out")?;
+    if let Some(parent) = req.out.parent().filter(|p| !p.as_os_str().is_empty()) {
         if !parent.is_dir() {
             bail!(
                 "{}: output folder {} does not exist",
-                args.out.display(),
+                req.out.display(),
                 parent.display()
             );
         }
     }
-    if let Some(h) = args.poisson_step {
+    if let Some(h) = req.poisson_step {
         if !(h > 0.0 && h.is_finite()) {
             bail!("--poisson-step must be a positive length in kpc, got {h}");
         }
     }
-    let opts = EomOptions {
-        k: args.k,
-        seed: args.seed,
-        form: args.form,
-        fit: args.fit,
-        bootstrap: args.bootstrap,
-        max_condition: args.max_condition,
-        batch_points: args.batch,
-    };
+    let opts = &req.opts;
     opts.validate().context("invalid accel settings")?;
-    let x = match (&args.positions, &args.grid) {
-        (Some(p), _) => read_positions(p, &args.positions_dataset)?,
-        (None, Some(g)) => parse_grid(g)?,
-        (None, None) => bail!("give --positions FILE or --grid SPEC"),
+    let x = match &req.positions {
+        Positions::File { path, dataset } => read_positions(path, dataset)?,
+        Positions::Grid(g) => parse_grid(g)?,
     };
-    if !args.model.is_dir() {
+    if !req.model.is_dir() {
         bail!(
             "{}: model folder not found (expected a run's models/ folder or the run folder)",
-            args.model.display()
+            req.model.display()
         );
     }
     let device =
-        cnf::parse_device(&args.device).with_context(|| format!("--device {}", args.device))?;
-    let models = ModelSet::load(&args.model, &device)
-        .with_context(|| format!("loading the models of {}", args.model.display()))?;
+        cnf::parse_device(&req.device).with_context(|| format!("--device {}", req.device))?;
+    let models = ModelSet::load(&req.model, &device)
+        .with_context(|| format!("loading the models of {}", req.model.display()))?;
     tracing::info!(
         "accel: {} clusters ({} flows) from {}, {} positions, K = {}, form {:?}, fit {:?}",
         models.clusters.len(),
@@ -422,7 +446,7 @@ pub fn run(args: &AccelArgs) -> Result<()> {
         opts.form,
         opts.fit
     );
-    let table = compute(&models, &x, &opts, args.poisson_step, &args.device)?;
+    let table = compute(&models, &x, opts, req.poisson_step, &req.device, progress)?;
     let bad = table
         .accelerations
         .iter()
@@ -444,43 +468,42 @@ pub fn run(args: &AccelArgs) -> Result<()> {
             "model".to_string(),
             AttrValue::Str(models.dir.display().to_string()),
         ),
-        ("device".to_string(), AttrValue::Str(args.device.clone())),
-        ("seed".to_string(), AttrValue::Int(args.seed as i64)),
-        ("k".to_string(), AttrValue::Int(args.k as i64)),
+        ("device".to_string(), AttrValue::Str(req.device.clone())),
+        ("seed".to_string(), AttrValue::Int(opts.seed as i64)),
+        ("k".to_string(), AttrValue::Int(opts.k as i64)),
         (
             "form".to_string(),
-            AttrValue::Str(format!("{:?}", args.form).to_lowercase()),
+            AttrValue::Str(format!("{:?}", opts.form).to_lowercase()),
         ),
         (
             "fit".to_string(),
-            AttrValue::Str(format!("{:?}", args.fit).to_lowercase()),
+            AttrValue::Str(format!("{:?}", opts.fit).to_lowercase()),
         ),
         (
             "bootstrap".to_string(),
-            AttrValue::Int(args.bootstrap as i64),
+            AttrValue::Int(opts.bootstrap as i64),
         ),
         (
             "max_condition".to_string(),
-            AttrValue::Float(args.max_condition),
+            AttrValue::Float(opts.max_condition),
         ),
         (
             "G_kpc_kms2_per_Msun".to_string(),
             AttrValue::Float(snapio::G_KPC_KMS2_MSUN),
         ),
     ];
-    if let Some(h) = args.poisson_step {
+    if let Some(h) = req.poisson_step {
         attrs.push(("poisson_step_kpc".to_string(), AttrValue::Float(h)));
     }
-    write_accelerations(&args.out, &table, &attrs)?;
-    tracing::info!("accel: wrote {} rows to {}", x.len(), args.out.display());
+    write_accelerations(&req.out, &table, &attrs)?;
+    tracing::info!("accel: wrote {} rows to {}", x.len(), req.out.display());
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eom::Status;
-    use crate::plummer::Plummer;
+    use crate::dynamics::{Plummer, Status};
 
     #[test]
     fn grid_specs() {
@@ -571,7 +594,7 @@ mod tests {
             bootstrap: 10,
             ..EomOptions::default()
         };
-        let mut table = compute(&s, &x, &opts, Some(1e-3), "cpu").unwrap();
+        let mut table = compute(&s, &x, &opts, Some(1e-3), "cpu", &crate::observe::Quiet).unwrap();
         table.accelerations[2] = Acceleration {
             a: [f64::NAN; 3],
             status: Status::IllConditioned,

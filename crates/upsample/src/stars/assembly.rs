@@ -4,15 +4,14 @@
 
 use anyhow::{bail, Context, Result};
 use rand::rngs::Xoshiro256PlusPlus;
-use rand::SeedableRng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use snapio::{CatalogWriter, StarBatch, StarParticles};
 
-use crate::clusters::{CellBox, Cluster};
-use crate::imf::{main_sequence_lifetime_gyr, Imf};
-use crate::models::Member;
-use crate::parents::ParentFinder;
+use super::imf::{main_sequence_lifetime_gyr, Imf};
+use super::parents::ParentFinder;
+use crate::decompose::{CellBox, Cluster};
+use crate::seed::{chunk_seed, cluster_seed, mix_seed, particle_rng, VELOCITY_DRAW};
 
 /// Parent particles processed per batch (bounds memory: their stars are written before the next).
 const PARTICLES_PER_BATCH: usize = 2048;
@@ -32,6 +31,17 @@ pub struct StarTotals {
     pub particle_initial_mass_msun: f64,
 }
 
+impl StarTotals {
+    /// Adds another pass's totals (a cluster's) to these.
+    pub fn add(&mut self, s: &StarTotals) {
+        self.stars_written += s.stars_written;
+        self.stars_drawn += s.stars_drawn;
+        self.initial_mass_drawn_msun += s.initial_mass_drawn_msun;
+        self.initial_mass_written_msun += s.initial_mass_written_msun;
+        self.particle_initial_mass_msun += s.particle_initial_mass_msun;
+    }
+}
+
 /// What the stars are drawn from: the IMF, the fraction of stars wanted and the job's seed.
 #[derive(Debug, Clone)]
 pub struct StarDraw<'a> {
@@ -43,18 +53,13 @@ pub struct StarDraw<'a> {
     pub seed: u64,
 }
 
-/// Mixes a seed and a second value into a well-spread 64-bit seed (SplitMix64 finaliser), so
-/// that every (seed, particle), (seed, cluster, chunk) … gets its own random stream.
-pub fn mix_seed(seed: u64, value: u64) -> u64 {
-    let mut z = seed ^ value.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// A random stream for one parent particle, independent of processing order and threads.
-pub fn particle_rng(seed: u64, particle_id: u64) -> Xoshiro256PlusPlus {
-    Xoshiro256PlusPlus::seed_from_u64(mix_seed(seed, particle_id))
+/// What stars are drawn from in phase space: one ensemble member's position sampler and its
+/// velocity sampler conditioned on position (the flow method's flows; anything else will do).
+pub trait PhaseSampler: Sync {
+    /// `n` positions (kpc), deterministic given `seed`.
+    fn positions(&self, n: usize, seed: u64) -> Result<Vec<[f64; 3]>>;
+    /// One velocity (km/s) at each position `x` (kpc), deterministic given `seed`.
+    fn velocities(&self, x: &[[f64; 3]], seed: u64) -> Result<Vec<[f64; 3]>>;
 }
 
 /// Draws the stars of every particle of `parents` (galaxy frame) and appends them to `writer`.
@@ -140,11 +145,11 @@ const MAX_REJECTION_ROUNDS: usize = 64;
 /// p_c(v | x); age, metallicity and parent ID from the nearest training particle in
 /// standardised phase space; then the main-sequence lifetime cut with the inherited age.
 /// Ensemble members share the stars equally (star j comes from member j mod E).
-pub fn draw_flow_stars(
+pub fn draw_flow_stars<S: PhaseSampler>(
     parents: &StarParticles,
     cluster: &Cluster,
     index: usize,
-    members: &[Member],
+    members: &[S],
     draw: &StarDraw,
     writer: &mut CatalogWriter,
 ) -> Result<StarTotals> {
@@ -181,7 +186,7 @@ pub fn draw_flow_stars(
         Some(_) => cluster.members.len() as f64 / rows.len().max(1) as f64,
         None => 1.0,
     };
-    let cluster_seed = mix_seed(mix_seed(draw.seed, 0x57A2_5EED), index as u64);
+    let cluster_seed = cluster_seed(draw.seed, index);
     let e = members.len();
     for (chunk, chunk_masses) in masses.chunks(STARS_PER_CHUNK).enumerate() {
         let n = chunk_masses.len();
@@ -192,15 +197,13 @@ pub fn draw_flow_stars(
             if want == 0 {
                 continue;
             }
-            let seed = mix_seed(mix_seed(cluster_seed, chunk as u64), m as u64);
+            let seed = chunk_seed(cluster_seed, chunk, m);
             let x = sample_in_core(member, cluster.core.as_ref(), want, seed, &mut acceptance)
                 .with_context(|| {
                     format!("drawing positions of {} (cluster {index})", cluster.label)
                 })?;
-            let context: Vec<f64> = x.iter().flat_map(|p| p.iter().copied()).collect();
             let v = member
-                .velocity
-                .sample(want, Some(&context), mix_seed(seed, 0x7E10_C17E))
+                .velocities(&x, mix_seed(seed, VELOCITY_DRAW))
                 .with_context(|| {
                     format!("drawing velocities of {} (cluster {index})", cluster.label)
                 })?;
@@ -236,23 +239,21 @@ pub fn draw_flow_stars(
 
 /// Draws `want` positions from a member's position flow, inside `core` when given (rejection,
 /// in rounds sized by the running `acceptance` estimate). Deterministic given `seed`.
-fn sample_in_core(
-    member: &Member,
+fn sample_in_core<S: PhaseSampler>(
+    member: &S,
     core: Option<&CellBox>,
     want: usize,
     seed: u64,
     acceptance: &mut f64,
 ) -> Result<Vec<[f64; 3]>> {
     let Some(core) = core else {
-        return Ok(member.position.sample(want, None, seed)?);
+        return member.positions(want, seed);
     };
     let mut kept = Vec::with_capacity(want);
     for round in 0..MAX_REJECTION_ROUNDS {
         let missing = want - kept.len();
         let tries = ((missing as f64 / acceptance.max(1e-3)) * 1.1).ceil() as usize + 64;
-        let x = member
-            .position
-            .sample(tries, None, mix_seed(seed, round as u64))?;
+        let x = member.positions(tries, mix_seed(seed, round as u64))?;
         let before = kept.len();
         kept.extend(x.into_iter().filter(|p| core.contains(p)).take(missing));
         let inside = kept.len() - before;

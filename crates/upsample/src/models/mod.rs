@@ -12,17 +12,20 @@
 //! The phase-space density a cluster stands for is f_c(x, v) = W_c p_c(x) p_c(v | x), W_c the
 //! current stellar mass of the particles it was trained on (Msun), so f_c is a mass density in
 //! phase space (Msun kpc⁻³ (km/s)⁻³). With ensemble members, f_c is their mean in f.
+//!
+//! This file holds the in-memory models and the records of the manifest; `store.rs` their
+//! on-disk form (paths, saving, loading, the layout version). The density the models stand for,
+//! as the acceleration solver sees it, is `crate::dynamics::flow_density`.
 
-use anyhow::{bail, Context, Result};
-use cnf::{Device, Flow, TrainReport};
+mod store;
+
+pub use store::{cluster_dir_name, load_cluster, save_cluster, MODELS_FORMAT};
+
+use cnf::{Flow, TrainReport};
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use crate::clusters::{CellBox, Cluster};
-use crate::report::write_json;
-
-/// Version of the `models/` layout.
-pub const MODELS_FORMAT: u32 = 1;
+use crate::decompose::{CellBox, Cluster};
 
 /// A cluster as recorded in `models/manifest.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -79,11 +82,6 @@ impl ClusterRecord {
     pub fn dir_name(&self) -> String {
         cluster_dir_name(self.index)
     }
-}
-
-/// Folder name of cluster `index` inside `models/`.
-pub fn cluster_dir_name(index: usize) -> String {
-    format!("cluster_{index:04}")
 }
 
 /// `models/manifest.json`: the decomposition of the run.
@@ -190,145 +188,4 @@ pub struct ModelSet {
     pub manifest: ModelsManifest,
     /// The clusters' models, in index order.
     pub clusters: Vec<ClusterModel>,
-}
-
-/// Paths of member `m` of a cluster folder: (position flow dir, velocity flow dir).
-pub fn member_dirs(cluster_dir: &Path, m: usize) -> (PathBuf, PathBuf) {
-    let d = cluster_dir.join(format!("m{m}"));
-    (d.join("position"), d.join("velocity"))
-}
-
-/// `models/cluster_NNNN/training.json` of a cluster folder.
-pub fn training_record_path(cluster_dir: &Path) -> PathBuf {
-    cluster_dir.join("training.json")
-}
-
-/// Reads a JSON file, naming it in errors.
-pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| {
-        format!(
-            "{} is not a valid file of this kind (written by another version?)",
-            path.display()
-        )
-    })
-}
-
-impl ModelsManifest {
-    /// Reads `manifest.json` of a `models/` folder.
-    pub fn read(models_dir: &Path) -> Result<ModelsManifest> {
-        let path = models_dir.join("manifest.json");
-        let m: ModelsManifest = read_json(&path)?;
-        if m.format != MODELS_FORMAT {
-            bail!(
-                "{}: models layout version {} (this build reads {MODELS_FORMAT})",
-                path.display(),
-                m.format
-            );
-        }
-        Ok(m)
-    }
-
-    /// Writes `manifest.json` into a `models/` folder, atomically.
-    pub fn write(&self, models_dir: &Path) -> Result<()> {
-        write_json(&models_dir.join("manifest.json"), self)
-    }
-}
-
-/// Saves a cluster's members and training record (the record last: it marks completion).
-pub fn save_cluster(cluster_dir: &Path, members: &[Member], record: &TrainingRecord) -> Result<()> {
-    for (m, member) in members.iter().enumerate() {
-        let (p, v) = member_dirs(cluster_dir, m);
-        member
-            .position
-            .save(&p)
-            .with_context(|| format!("cannot save the position flow into {}", p.display()))?;
-        member
-            .velocity
-            .save(&v)
-            .with_context(|| format!("cannot save the velocity flow into {}", v.display()))?;
-    }
-    write_json(&training_record_path(cluster_dir), record)
-}
-
-/// Loads a trained cluster from its folder, or None when it has not finished training.
-pub fn load_cluster(
-    cluster_dir: &Path,
-    record: &ClusterRecord,
-    ensemble: usize,
-    device: &Device,
-) -> Result<Option<ClusterModel>> {
-    let tpath = training_record_path(cluster_dir);
-    if !tpath.exists() {
-        return Ok(None);
-    }
-    let training: TrainingRecord = read_json(&tpath)?;
-    let mut members = Vec::with_capacity(ensemble);
-    for m in 0..ensemble {
-        let (p, v) = member_dirs(cluster_dir, m);
-        let position = Flow::load(&p, device)
-            .with_context(|| format!("cannot load the position flow {}", p.display()))?;
-        let velocity = Flow::load(&v, device)
-            .with_context(|| format!("cannot load the velocity flow {}", v.display()))?;
-        if position.config.context_dim != 0 || velocity.config.context_dim != 3 {
-            bail!(
-                "{}: expected an unconditional position flow and a velocity flow conditioned on 3 coordinates",
-                cluster_dir.display()
-            );
-        }
-        members.push(Member { position, velocity });
-    }
-    Ok(Some(ClusterModel {
-        index: record.index,
-        label: record.label.clone(),
-        weight_msun: record.weight_msun,
-        core: record.core(),
-        members,
-        training,
-    }))
-}
-
-impl ModelSet {
-    /// Loads every cluster of a run's `models/` folder (or of the run folder holding it).
-    pub fn load(dir: &Path, device: &Device) -> Result<ModelSet> {
-        let dir = if dir.join("manifest.json").exists() {
-            dir.to_path_buf()
-        } else {
-            dir.join("models")
-        };
-        let manifest = ModelsManifest::read(&dir)?;
-        let mut clusters = Vec::with_capacity(manifest.clusters.len());
-        for rec in &manifest.clusters {
-            let cdir = dir.join(rec.dir_name());
-            match load_cluster(&cdir, rec, manifest.ensemble, device)? {
-                Some(c) => clusters.push(c),
-                None => bail!(
-                    "{}: cluster {} ({}) has not finished training (no {}); resume the run first",
-                    dir.display(),
-                    rec.index,
-                    rec.label,
-                    training_record_path(&cdir).display()
-                ),
-            }
-        }
-        Ok(ModelSet {
-            dir,
-            manifest,
-            clusters,
-        })
-    }
-
-    /// Whether the clusters are cells (each position answered by the one cell holding it).
-    pub fn is_cells(&self) -> bool {
-        self.clusters.iter().all(|c| c.core.is_some())
-    }
-
-    /// The galaxy's stellar mass density at each position, ln(Msun kpc⁻³): with cells, the
-    /// cell holding x answers (W_c p_c(x)); otherwise the sum over populations. Ensemble members
-    /// are averaged in density. (The same mixture the acceleration solver uses.)
-    pub fn log_mass_density(&self, x: &[[f64; 3]]) -> Result<Vec<f64>> {
-        use crate::eom::PhaseSpaceDensity;
-        crate::flow_density::model_density(self).log_density(x)
-    }
 }

@@ -16,291 +16,25 @@
 //! `[[M, c B], [c Bᵀ, c² S]]`, `S = Σ w s²` (λ = 0 for an exact steady state, so exact densities
 //! are solved exactly either way).
 //!
-//! The solver knows nothing of flows: anything implementing [`PhaseSpaceDensity`] will do (the
-//! analytic Plummer sphere of [`crate::plummer`], the trained flows of a run). Sums of densities
-//! (ensembles of flows, overlapping clusters) are [`Mixture`]s, combined by [`LogFGrad::mixture`].
+//! The solver knows nothing of flows: anything implementing [`PhaseSpaceDensity`] (`density.rs`)
+//! will do (the analytic Plummer sphere of `plummer.rs`, the trained flows of a run in
+//! `flow_density.rs`). Its small dense linear algebra is in `linalg.rs`.
 //! Units: positions kpc, velocities km/s, accelerations (km/s)²/kpc. See `docs/EOM.md`.
 
 // Small dense linear algebra reads best with index loops.
 #![allow(clippy::needless_range_loop)]
 
 use anyhow::{bail, Context, Result};
-use rand::rngs::Xoshiro256PlusPlus;
-use rand::{Rng, RngExt};
+use rand::RngExt;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::stars::{mix_seed, particle_rng};
-
-/// log f and its gradients at one phase-space point (x kpc, v km/s).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LogFGrad {
-    /// log f (natural log; f in any fixed units, e.g. Msun kpc⁻³ (km/s)⁻³); -inf where f = 0.
-    pub log_f: f64,
-    /// ∂ log f / ∂x, per kpc.
-    pub d_dx: [f64; 3],
-    /// ∂ log f / ∂v, per km/s.
-    pub d_dv: [f64; 3],
-}
-
-impl LogFGrad {
-    /// The value at a point where f = 0 (or is unknown): log f = -inf, gradients NaN.
-    pub const EMPTY: LogFGrad = LogFGrad {
-        log_f: f64::NEG_INFINITY,
-        d_dx: [f64::NAN; 3],
-        d_dv: [f64::NAN; 3],
-    };
-
-    /// The sum `f = Σ_i exp(log_weight_i) f_i` of weighted densities at one point: log f by
-    /// log-sum-exp and `∇ log f = Σ_i w_i f_i ∇ log f_i / Σ_i w_i f_i`. Terms with f_i = 0 or
-    /// weight 0 (log -inf) drop out; if all do, the result is [`LogFGrad::EMPTY`].
-    ///
-    /// This is the one place where densities are added: ensembles of flows (weights 1/E) and
-    /// overlapping clusters (weights N_c) both go through it.
-    pub fn mixture(terms: impl IntoIterator<Item = (f64, LogFGrad)>) -> LogFGrad {
-        let terms: Vec<(f64, LogFGrad)> = terms
-            .into_iter()
-            .map(|(lw, g)| (lw + g.log_f, g))
-            .filter(|(l, _)| *l != f64::NEG_INFINITY)
-            .collect();
-        if terms.iter().any(|(l, _)| l.is_nan()) {
-            return LogFGrad {
-                log_f: f64::NAN,
-                ..LogFGrad::EMPTY
-            };
-        }
-        let Some(max) = terms.iter().map(|(l, _)| *l).reduce(f64::max) else {
-            return LogFGrad::EMPTY;
-        };
-        if max == f64::INFINITY {
-            return LogFGrad {
-                log_f: f64::INFINITY,
-                ..LogFGrad::EMPTY
-            };
-        }
-        let mut total = 0.0;
-        let mut d_dx = [0.0; 3];
-        let mut d_dv = [0.0; 3];
-        for (l, g) in &terms {
-            let w = (l - max).exp();
-            total += w;
-            for j in 0..3 {
-                d_dx[j] += w * g.d_dx[j];
-                d_dv[j] += w * g.d_dv[j];
-            }
-        }
-        for j in 0..3 {
-            d_dx[j] /= total;
-            d_dv[j] /= total;
-        }
-        LogFGrad {
-            log_f: max + total.ln(),
-            d_dx,
-            d_dv,
-        }
-    }
-}
-
-/// A phase-space density that can be sampled in v at fixed x and differentiated.
-///
-/// Positions are in kpc, velocities in km/s. A density may have no support at some positions
-/// (a cell model outside its cells): there `log_density` is -inf, sampled velocities are NaN and
-/// gradients are [`LogFGrad::EMPTY`]; the solver flags those points instead of failing.
-pub trait PhaseSpaceDensity: Sync {
-    /// log n(x) = log ∫ f(x, v) d³v at each position (same units as f times (km/s)³; -inf where
-    /// the density has no support). Used to weigh the parts of a [`Mixture`].
-    fn log_density(&self, x: &[[f64; 3]]) -> Result<Vec<f64>>;
-
-    /// `k` velocities (km/s) drawn from f(v | x) at each position (kpc), the draws of point `i`
-    /// seeded by `seeds[i]` alone (so results do not depend on batching); returns `x.len() * k`
-    /// rows, point-major. NaN rows where the density has no support.
-    fn sample_velocities(&self, x: &[[f64; 3]], k: usize, seeds: &[u64]) -> Result<Vec<[f64; 3]>>;
-
-    /// log f and its gradients with respect to x (per kpc) and v (per km/s) at each pair
-    /// (x_i, v): `v` holds `v.len() / x.len()` velocities per position, point-major (as
-    /// returned by [`PhaseSpaceDensity::sample_velocities`]); returns one row per velocity.
-    fn grad_log_f(&self, x: &[[f64; 3]], v: &[[f64; 3]]) -> Result<Vec<LogFGrad>>;
-}
-
-/// Velocities per position of a point-major (x, v) batch, checked.
-pub fn velocities_per_point(x: &[[f64; 3]], v: &[[f64; 3]]) -> Result<usize> {
-    if x.is_empty() {
-        if v.is_empty() {
-            return Ok(0);
-        }
-        bail!("{} velocities given for no position", v.len());
-    }
-    if v.len() % x.len() != 0 {
-        bail!(
-            "{} velocities for {} positions: expected a whole number per position",
-            v.len(),
-            x.len()
-        );
-    }
-    Ok(v.len() / x.len())
-}
-
-/// A random seed for stream `stream` of the query point with seed `seed` (SplitMix64-mixed).
-pub fn sub_seed(seed: u64, stream: u64) -> u64 {
-    mix_seed(seed, stream)
-}
-
-/// A weighted sum of densities `f = Σ_c w_c f_c` (weights >= 0, e.g. N_c Msun for clusters and
-/// 1/E for the members of an ensemble). Velocities at x are drawn from the mixture: component c
-/// with probability ∝ w_c n_c(x), then v from f_c(v | x).
-///
-/// Components whose weight at x, w_c n_c(x), is below exp(-[`Mixture::PRUNE_NATS`]) times the
-/// largest are not evaluated there (their share of f is negligible unless their velocity
-/// distribution is more than e^40 times denser at the sampled velocities).
-pub struct Mixture<D> {
-    /// (weight, density) pairs; weight in the units that make Σ w_c f_c the wanted f.
-    pub components: Vec<(f64, D)>,
-}
-
-impl<D> Mixture<D> {
-    /// Components lighter than this many e-folds below the heaviest at x are skipped.
-    pub const PRUNE_NATS: f64 = 40.0;
-}
-
-impl<D: PhaseSpaceDensity> Mixture<D> {
-    /// log(w_c n_c(x)) for each component c (outer) and point (inner).
-    fn log_weights(&self, x: &[[f64; 3]]) -> Result<Vec<Vec<f64>>> {
-        self.components
-            .iter()
-            .enumerate()
-            .map(|(c, (w, d))| {
-                if !(*w >= 0.0 && w.is_finite()) {
-                    bail!("mixture component {c}: weight {w} (expected finite and >= 0)");
-                }
-                if *w == 0.0 {
-                    return Ok(vec![f64::NEG_INFINITY; x.len()]);
-                }
-                let ln = d
-                    .log_density(x)
-                    .with_context(|| format!("log density of mixture component {c}"))?;
-                Ok(ln.into_iter().map(|l| l + w.ln()).collect())
-            })
-            .collect()
-    }
-}
-
-impl<D: PhaseSpaceDensity> PhaseSpaceDensity for Mixture<D> {
-    fn log_density(&self, x: &[[f64; 3]]) -> Result<Vec<f64>> {
-        let lw = self.log_weights(x)?;
-        Ok((0..x.len())
-            .map(|i| {
-                LogFGrad::mixture(lw.iter().map(|l| {
-                    (
-                        l[i],
-                        LogFGrad {
-                            log_f: 0.0,
-                            d_dx: [0.0; 3],
-                            d_dv: [0.0; 3],
-                        },
-                    )
-                }))
-                .log_f
-            })
-            .collect())
-    }
-
-    fn sample_velocities(&self, x: &[[f64; 3]], k: usize, seeds: &[u64]) -> Result<Vec<[f64; 3]>> {
-        if seeds.len() != x.len() {
-            bail!("{} seeds for {} positions", seeds.len(), x.len());
-        }
-        let lw = self.log_weights(x)?;
-        let nc = self.components.len();
-        // Per component: (output row, position, seed) of each draw assigned to it.
-        let mut jobs: Vec<Vec<(usize, [f64; 3], u64)>> = vec![Vec::new(); nc];
-        let mut out = vec![[f64::NAN; 3]; x.len() * k];
-        for (i, xi) in x.iter().enumerate() {
-            let max = lw.iter().map(|l| l[i]).fold(f64::NEG_INFINITY, f64::max);
-            if !max.is_finite() {
-                continue; // no support (NaN rows) or broken density (NaN rows too)
-            }
-            let p: Vec<f64> = lw.iter().map(|l| (l[i] - max).exp()).collect();
-            let total: f64 = p.iter().sum();
-            let mut rng = particle_rng(seeds[i], 0x6d69_7874); // "mixt"
-            for j in 0..k {
-                let u = rng.random::<f64>() * total;
-                let c = pick(&p, u);
-                jobs[c].push((i * k + j, *xi, rng.next_u64()));
-            }
-        }
-        for (c, job) in jobs.iter().enumerate() {
-            if job.is_empty() {
-                continue;
-            }
-            let xs: Vec<[f64; 3]> = job.iter().map(|j| j.1).collect();
-            let ss: Vec<u64> = job.iter().map(|j| j.2).collect();
-            let v = self.components[c]
-                .1
-                .sample_velocities(&xs, 1, &ss)
-                .with_context(|| format!("sampling velocities of mixture component {c}"))?;
-            for (row, vj) in job.iter().map(|j| j.0).zip(v) {
-                out[row] = vj;
-            }
-        }
-        Ok(out)
-    }
-
-    fn grad_log_f(&self, x: &[[f64; 3]], v: &[[f64; 3]]) -> Result<Vec<LogFGrad>> {
-        let k = velocities_per_point(x, v)?;
-        let lw = self.log_weights(x)?;
-        let mut parts: Vec<Vec<(f64, LogFGrad)>> = vec![Vec::new(); v.len()];
-        for (c, (w, d)) in self.components.iter().enumerate() {
-            let keep: Vec<usize> = (0..x.len())
-                .filter(|&i| {
-                    let max = lw.iter().map(|l| l[i]).fold(f64::NEG_INFINITY, f64::max);
-                    lw[c][i] > f64::NEG_INFINITY && lw[c][i] >= max - Self::PRUNE_NATS
-                })
-                .collect();
-            if keep.is_empty() {
-                continue;
-            }
-            let xs: Vec<[f64; 3]> = keep.iter().map(|&i| x[i]).collect();
-            let vs: Vec<[f64; 3]> = keep
-                .iter()
-                .flat_map(|&i| v[i * k..(i + 1) * k].iter().copied())
-                .collect();
-            let g = d
-                .grad_log_f(&xs, &vs)
-                .with_context(|| format!("gradients of mixture component {c}"))?;
-            if g.len() != vs.len() {
-                bail!(
-                    "mixture component {c} returned {} gradients for {} velocities",
-                    g.len(),
-                    vs.len()
-                );
-            }
-            for (n, &i) in keep.iter().enumerate() {
-                for j in 0..k {
-                    parts[i * k + j].push((w.ln(), g[n * k + j]));
-                }
-            }
-        }
-        Ok(parts.into_iter().map(LogFGrad::mixture).collect())
-    }
-}
-
-/// The index c with Σ_{j<c} p_j <= u < Σ_{j<=c} p_j among positive p (rounding: the last positive).
-fn pick(p: &[f64], u: f64) -> usize {
-    let mut acc = 0.0;
-    let mut last = 0;
-    for (c, &pc) in p.iter().enumerate() {
-        if pc > 0.0 {
-            acc += pc;
-            last = c;
-            if u < acc {
-                return c;
-            }
-        }
-    }
-    last
-}
+use super::density::{LogFGrad, PhaseSpaceDensity};
+use super::linalg::{solve_normal_equations, symmetric_eigen};
+use crate::seed::{point_seed, stream, BOOTSTRAP};
 
 /// Which form of the equation is fitted (see the module documentation and `docs/EOM.md`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Form {
     /// The equation divided by f: every velocity sample counts equally (default).
@@ -311,7 +45,7 @@ pub enum Form {
 }
 
 /// How the over-determined system is fitted (see the module documentation and `docs/EOM.md`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Fit {
     /// Errors-in-variables (total least squares, columns scaled to equal RMS):
@@ -521,103 +255,6 @@ pub fn solve_fit(ne: &NormalEquations, fit: Fit, max_condition: f64) -> ([f64; 3
     solve_normal_equations(&m, &ne.b, max_condition)
 }
 
-/// Eigen-decomposition of a small symmetric N×N matrix by cyclic Jacobi rotations:
-/// (eigenvalues, eigenvectors as columns), eigenvalues in ascending order. Accurate to rounding
-/// for any symmetric input (no closed-form characteristic polynomial).
-pub fn symmetric_eigen<const N: usize>(m: &[[f64; N]; N]) -> ([f64; N], [[f64; N]; N]) {
-    let mut a = *m;
-    let mut v = [[0.0; N]; N];
-    for (i, row) in v.iter_mut().enumerate() {
-        row[i] = 1.0;
-    }
-    for _sweep in 0..64 {
-        let mut off = 0.0;
-        let mut diag = 0.0;
-        for p in 0..N {
-            diag += a[p][p].powi(2);
-            for q in p + 1..N {
-                off += a[p][q].powi(2);
-            }
-        }
-        if off <= 1e-36 * diag || off == 0.0 {
-            break;
-        }
-        for (p, q) in (0..N).flat_map(|p| (p + 1..N).map(move |q| (p, q))) {
-            if a[p][q] == 0.0 {
-                continue;
-            }
-            let theta = (a[q][q] - a[p][p]) / (2.0 * a[p][q]);
-            let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
-            let t = if theta == 0.0 { 1.0 } else { t };
-            let c = 1.0 / (t * t + 1.0).sqrt();
-            let s = t * c;
-            // A <- Jᵀ A J with J the rotation in the (p, q) plane.
-            for r in 0..N {
-                let arp = a[r][p];
-                let arq = a[r][q];
-                a[r][p] = c * arp - s * arq;
-                a[r][q] = s * arp + c * arq;
-            }
-            for r in 0..N {
-                let apr = a[p][r];
-                let aqr = a[q][r];
-                a[p][r] = c * apr - s * aqr;
-                a[q][r] = s * apr + c * aqr;
-            }
-            for r in 0..N {
-                let vrp = v[r][p];
-                let vrq = v[r][q];
-                v[r][p] = c * vrp - s * vrq;
-                v[r][q] = s * vrp + c * vrq;
-            }
-        }
-    }
-    let mut order = [0; N];
-    for (i, o) in order.iter_mut().enumerate() {
-        *o = i;
-    }
-    order.sort_by(|&i, &j| a[i][i].total_cmp(&a[j][j]));
-    let mut vals = [0.0; N];
-    let mut vecs = [[0.0; N]; N];
-    for (col, &o) in order.iter().enumerate() {
-        vals[col] = a[o][o];
-        for r in 0..N {
-            vecs[r][col] = v[r][o];
-        }
-    }
-    (vals, vecs)
-}
-
-/// Solves M a = -B for symmetric positive semi-definite M by eigen-decomposition: (a, condition
-/// number). a is NaN when the condition number (λ_max / λ_min, inf when λ_min <= 0) exceeds
-/// `max_condition` or M is not finite.
-pub fn solve_normal_equations(
-    m: &[[f64; 3]; 3],
-    b: &[f64; 3],
-    max_condition: f64,
-) -> ([f64; 3], f64) {
-    if !m.iter().flatten().chain(b).all(|x| x.is_finite()) {
-        return ([f64::NAN; 3], f64::NAN);
-    }
-    let (vals, vecs) = symmetric_eigen(m);
-    let cond = if vals[0] > 0.0 {
-        vals[2] / vals[0]
-    } else {
-        f64::INFINITY
-    };
-    if cond.is_nan() || cond > max_condition {
-        return ([f64::NAN; 3], cond);
-    }
-    let mut a = [0.0; 3];
-    for k in 0..3 {
-        let proj = (0..3).map(|r| vecs[r][k] * b[r]).sum::<f64>() / vals[k];
-        for r in 0..3 {
-            a[r] -= vecs[r][k] * proj;
-        }
-    }
-    (a, cond)
-}
-
 fn dot(a: &[f64; 3], b: &[f64; 3]) -> f64 {
     a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 }
@@ -644,7 +281,7 @@ pub fn solve_point(
     fit: Fit,
     bootstrap: usize,
     max_condition: f64,
-    rng: &mut Xoshiro256PlusPlus,
+    rng: &mut rand::rngs::Xoshiro256PlusPlus,
 ) -> Acceleration {
     let n = terms.len();
     let nan3 = [f64::NAN; 3];
@@ -712,11 +349,6 @@ pub fn solve_point(
     }
 }
 
-/// The seed of query point `index` of a run with `seed`.
-pub fn point_seed(seed: u64, index: usize) -> u64 {
-    sub_seed(seed, index as u64)
-}
-
 /// Accelerations at positions `x` (kpc) from `density`; point `i` uses its own random stream
 /// ([`point_seed`]), so results do not depend on the batch size or the order of points.
 /// `progress(done, total)` is called after each batch.
@@ -773,7 +405,7 @@ pub fn accelerations_seeded<D: PhaseSpaceDensity + ?Sized>(
             .into_par_iter()
             .map(|i| {
                 let t = terms(&g[i * k..(i + 1) * k], &v[i * k..(i + 1) * k], opts.form);
-                let mut rng = particle_rng(sb[i], 0x626f_6f74); // "boot"
+                let mut rng = stream(sb[i], BOOTSTRAP);
                 solve_point(&t, opts.fit, opts.bootstrap, opts.max_condition, &mut rng)
             })
             .collect();
@@ -829,8 +461,10 @@ pub fn poisson_density<D: PhaseSpaceDensity + ?Sized>(
 mod tests {
     use super::*;
 
+    use rand::rngs::Xoshiro256PlusPlus;
+
     fn rng(seed: u64) -> Xoshiro256PlusPlus {
-        particle_rng(seed, 0)
+        stream(seed, 0)
     }
 
     fn eigen_reconstructs<const N: usize>(seed: u64) {

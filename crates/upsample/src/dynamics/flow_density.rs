@@ -1,4 +1,4 @@
-//! The phase-space density of a run's trained flows, for the EOM solver ([`crate::eom`]).
+//! The phase-space density of a run's trained flows, for the EOM solver (`eom.rs`).
 //!
 //! One ensemble member of cluster c stands for `f_cm(x, v) = p_cm(x) p_cm(v | x)` (position
 //! flow times velocity flow conditioned on position), restricted to the core cell when the
@@ -14,10 +14,10 @@
 use anyhow::{bail, Context, Result};
 use rand_distr::{Distribution, StandardNormal};
 
-use crate::clusters::CellBox;
-use crate::eom::{velocities_per_point, LogFGrad, Mixture, PhaseSpaceDensity};
+use super::density::{velocities_per_point, LogFGrad, Mixture, PhaseSpaceDensity};
+use crate::decompose::CellBox;
 use crate::models::{Member, ModelSet};
-use crate::stars::particle_rng;
+use crate::seed::{stream, FLOW_BASE};
 
 /// One ensemble member's density `p(x) p(v | x)` (kpc, km/s), zero outside `core` if given.
 pub struct FlowDensity<'a> {
@@ -68,7 +68,7 @@ impl PhaseSpaceDensity for FlowDensity<'_> {
         let mut z = Vec::with_capacity(idx.len() * k);
         let mut ctx = Vec::with_capacity(idx.len() * k * 3);
         for &i in &idx {
-            let mut rng = particle_rng(seeds[i], 0x666c_6f77); // "flow"
+            let mut rng = stream(seeds[i], FLOW_BASE);
             for _ in 0..k {
                 z.push([
                     StandardNormal.sample(&mut rng),
@@ -173,93 +173,11 @@ impl PhaseSpaceDensity for ModelSet {
     }
 }
 
-/// Test models whose flows are exact Gaussians (identity vector field, `final_init_scale = 0`,
-/// whitening = the Gaussian's mean and scale): f = W N(x; 0, s²) N(v; 0, σ²) is the isothermal
-/// steady state of the harmonic potential Φ = σ² r² / (2 s²), so a = -σ² x / s² exactly.
-pub mod harmonic {
-    use crate::clusters::CellBox;
-    use crate::models::{
-        ClusterModel, Member, ModelSet, ModelsManifest, TrainingRecord, MODELS_FORMAT,
-    };
-    use cnf::{Device, Flow, FlowConfig, Whitening};
-
-    /// A flow that is exactly N(mean, scale² I) (in 3D, with `context_dim` ignored inputs).
-    pub fn gaussian_flow(context_dim: usize, scale: f64, device: &Device) -> anyhow::Result<Flow> {
-        let cfg = FlowConfig {
-            context_dim,
-            width: 8,
-            depth: 1,
-            final_init_scale: 0.0,
-            ..FlowConfig::default()
-        };
-        let mut f = Flow::new(&cfg, device, 7)?;
-        f.whitening = Whitening {
-            mean: vec![0.0; 3],
-            chol: vec![scale, 0.0, 0.0, 0.0, scale, 0.0, 0.0, 0.0, scale],
-            context_mean: vec![0.0; context_dim],
-            context_std: vec![1.0; context_dim],
-            compress: None,
-            context_compress: None,
-        };
-        Ok(f)
-    }
-
-    /// A member with position scale `s` kpc and velocity dispersion `sigma` km/s.
-    pub fn member(s: f64, sigma: f64, device: &Device) -> anyhow::Result<Member> {
-        Ok(Member {
-            position: gaussian_flow(0, s, device)?,
-            velocity: gaussian_flow(3, sigma, device)?,
-        })
-    }
-
-    /// The exact acceleration of that model, (km/s)²/kpc.
-    pub fn acceleration(s: f64, sigma: f64, x: &[f64; 3]) -> [f64; 3] {
-        x.map(|c| -sigma * sigma / (s * s) * c)
-    }
-
-    /// A cluster model of `members` with weight `weight_msun` and optional core cell.
-    pub fn cluster(
-        index: usize,
-        weight_msun: f64,
-        core: Option<CellBox>,
-        members: Vec<Member>,
-    ) -> ClusterModel {
-        ClusterModel {
-            index,
-            label: format!("test {index}"),
-            weight_msun,
-            core,
-            members,
-            training: TrainingRecord {
-                index,
-                position: vec![],
-                velocity: vec![],
-                seconds: 0.0,
-            },
-        }
-    }
-
-    /// An in-memory model set of `clusters` (all with the same ensemble size).
-    pub fn model_set(clusters: Vec<ClusterModel>) -> ModelSet {
-        ModelSet {
-            dir: std::path::PathBuf::from("(memory)"),
-            manifest: ModelsManifest {
-                format: MODELS_FORMAT,
-                version: crate::VERSION.into(),
-                method: "cells".into(),
-                ensemble: clusters.first().map_or(1, |c| c.members.len()),
-                clusters: vec![],
-            },
-            clusters,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::harmonic::*;
     use super::*;
-    use crate::eom::{accelerations, EomOptions, Form, Status};
+    use crate::dynamics::harmonic::*;
+    use crate::dynamics::{accelerations, EomOptions, Form, Status};
     use cnf::{Flow, FlowConfig};
 
     fn device() -> cnf::Device {

@@ -1,7 +1,65 @@
 //! Command-line contract (kept stable: users script against it). Units are stated in each help.
+//! The only clap types of the project: the library's enums get their command-line names here.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
+
+use upsample::config::Method;
+use upsample::dynamics::{Fit, Form};
+
+/// `--method`: how stars are placed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MethodArg {
+    /// Per-cluster normalizing flows (the default).
+    Flow,
+    /// Ananke-style 6D kernels around each parent (the baseline).
+    Kernel,
+}
+
+impl From<MethodArg> for Method {
+    fn from(m: MethodArg) -> Method {
+        match m {
+            MethodArg::Flow => Method::Flow,
+            MethodArg::Kernel => Method::Kernel,
+        }
+    }
+}
+
+/// `--form`: which form of the collisionless Boltzmann equation is fitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormArg {
+    /// Divided by f: every sample weighs the same.
+    Log,
+    /// In f: samples weighted by f^2.
+    Linear,
+}
+
+impl From<FormArg> for Form {
+    fn from(f: FormArg) -> Form {
+        match f {
+            FormArg::Log => Form::Log,
+            FormArg::Linear => Form::Linear,
+        }
+    }
+}
+
+/// `--fit`: how the over-determined system is fitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FitArg {
+    /// Errors-in-variables (total least squares).
+    Tls,
+    /// Ordinary least squares.
+    Ols,
+}
+
+impl From<FitArg> for Fit {
+    fn from(f: FitArg) -> Fit {
+        match f {
+            FitArg::Tls => Fit::Tls,
+            FitArg::Ols => Fit::Ols,
+        }
+    }
+}
 
 /// Turn a galaxy simulation's star particles into a mock catalogue of individual stars.
 ///
@@ -80,13 +138,13 @@ pub struct AccelArgs {
     pub device: String,
     /// Form of the equation: log (divided by f, every sample weighs the same; default) or
     /// linear (in f, samples weighted by f^2). See docs/EOM.md.
-    #[arg(long, value_enum, default_value_t = crate::eom::Form::Log)]
-    pub form: crate::eom::Form,
+    #[arg(long, value_enum, default_value_t = FormArg::Log)]
+    pub form: FormArg,
     /// How the over-determined system is fitted: tls (errors-in-variables, unbiased when the
     /// model's gradients are noisy; default) or ols (ordinary least squares, M a + B = 0, biased
     /// towards a = 0 by that noise). See docs/EOM.md.
-    #[arg(long, value_enum, default_value_t = crate::eom::Fit::Tls)]
-    pub fit: crate::eom::Fit,
+    #[arg(long, value_enum, default_value_t = FitArg::Tls)]
+    pub fit: FitArg,
     /// Bootstrap resamples of the K samples for the error columns (0: none, NaN errors).
     #[arg(long, value_name = "B", default_value_t = 100)]
     pub bootstrap: usize,
@@ -155,7 +213,7 @@ pub struct RunArgs {
     /// How stars are placed: flow (per-cluster normalizing flows, the default) or kernel
     /// (Ananke-style 6D kernels around each parent, the baseline).
     #[arg(long, value_enum)]
-    pub method: Option<crate::config::Method>,
+    pub method: Option<MethodArg>,
     /// Fraction of the stars to draw (0 < F <= 1), for quick runs; recorded in the output.
     #[arg(long, value_name = "F")]
     pub star_fraction: Option<f64>,

@@ -1,6 +1,7 @@
-//! The run report (`report.json`) and the atomic file writes every output goes through.
+//! File-system helpers every output goes through: atomic writes (temporary sibling, then
+//! rename) and JSON files that name themselves in errors.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::io::Write;
 use std::path::Path;
@@ -38,6 +39,39 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let mut text = serde_json::to_string_pretty(value).context("cannot serialise report")?;
     text.push('\n');
     write_atomically(path, text.as_bytes())
+}
+
+/// Reads a JSON file, naming it in errors.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not a valid file of this kind (written by another version?)",
+            path.display()
+        )
+    })
+}
+
+/// Writes `value` to `path` as JSON, or, when the file exists, checks it holds the same value
+/// (`what`, e.g. "a run": a resumed run or another shard must be the same job). Compared as
+/// text: parsing JSON floats back may differ in the last bit.
+pub fn write_or_check<T: Serialize>(path: &Path, value: &T, what: &str) -> Result<()> {
+    if path.exists() {
+        let old = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let mut new = serde_json::to_string_pretty(value).context("cannot serialise")?;
+        new.push('\n');
+        if old != new {
+            bail!(
+                "{} holds {what} that differs from this one (another snapshot, configuration or \
+                 program version): resume only with the same arguments, or choose a new --out",
+                path.display()
+            );
+        }
+        return Ok(());
+    }
+    write_json(path, value)
 }
 
 #[cfg(test)]

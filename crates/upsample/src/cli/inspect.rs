@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 
-use crate::cli::InspectArgs;
+use super::args::InspectArgs;
 use snapio::Snapshot;
 
 /// Prints the inventory of a snapshot to stdout.

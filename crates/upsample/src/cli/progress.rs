@@ -1,11 +1,22 @@
-//! Progress of long work: a bar on a terminal, plain `tracing` lines in batch logs.
+//! Progress of long work: a bar on a terminal, plain `tracing` lines in batch logs. The
+//! pipeline's [`upsample::observe::Progress`] as the command line shows it.
 
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::time::Instant;
+use upsample::observe::{Progress, Task};
+
+/// Progress bars on a terminal, log lines otherwise.
+pub struct Bars;
+
+impl Progress for Bars {
+    fn task(&self, total: u64, label: &str) -> Box<dyn Task> {
+        Box::new(Bar::new(total, label))
+    }
+}
 
 /// Reports progress of a counted task (bar on a TTY; otherwise a log line every ~10%).
-pub struct Progress {
+pub struct Bar {
     bar: Option<ProgressBar>,
     label: String,
     total: u64,
@@ -13,9 +24,9 @@ pub struct Progress {
     start: Instant,
 }
 
-impl Progress {
+impl Bar {
     /// Starts a task of `total` units named `label`.
-    pub fn new(total: u64, label: &str) -> Progress {
+    pub fn new(total: u64, label: &str) -> Bar {
         let bar = std::io::stderr().is_terminal().then(|| {
             let b = ProgressBar::new(total);
             let style =
@@ -25,7 +36,7 @@ impl Progress {
             b.set_prefix(label.to_string());
             b
         });
-        Progress {
+        Bar {
             bar,
             label: label.to_string(),
             total,
@@ -33,9 +44,10 @@ impl Progress {
             start: Instant::now(),
         }
     }
+}
 
-    /// Sets the units done and a short message (e.g. stars written).
-    pub fn set(&mut self, done: u64, msg: &str) {
+impl Task for Bar {
+    fn set(&mut self, done: u64, msg: &str) {
         match &self.bar {
             Some(b) => {
                 b.set_position(done);
@@ -60,8 +72,7 @@ impl Progress {
         }
     }
 
-    /// Ends the task.
-    pub fn finish(self) {
+    fn finish(self: Box<Self>) {
         if let Some(b) = self.bar {
             b.finish_and_clear();
         }

@@ -17,10 +17,8 @@ use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::eom::{
-    accelerations, velocities_per_point, EomOptions, LogFGrad, PhaseSpaceDensity, Status,
-};
-use crate::stars::particle_rng;
+use super::density::{velocities_per_point, LogFGrad, PhaseSpaceDensity};
+use crate::seed::{stream, PLUMMER_DRAW};
 use snapio::G_KPC_KMS2_MSUN;
 
 /// Rotation of the DF: the factor (1 + α tanh(L_z / L_0)).
@@ -204,7 +202,7 @@ impl Plummer {
     /// from q² (1 - q²)^p (q = v / v_esc), isotropic direction, then the sign of v_φ set positive
     /// with probability (1 + α tanh(|L_z|/L_0)) / 2 (exact: the two signs have equal E).
     pub fn sample_at(&self, x: &[f64; 3], k: usize, seed: u64) -> Vec<[f64; 3]> {
-        let mut rng = particle_rng(seed, 0x706c_756d); // "plum"
+        let mut rng = stream(seed, PLUMMER_DRAW);
         let p = self.df_power;
         let v_esc = (-2.0 * self.potential(x)).sqrt();
         let q2_peak = 1.0 / (1.0 + p);
@@ -276,89 +274,15 @@ impl PhaseSpaceDensity for Plummer {
     }
 }
 
-/// Statistics of solved accelerations against an analytic truth.
-#[derive(Debug, Clone, Serialize)]
-pub struct TruthCheck {
-    /// Query points.
-    pub points: usize,
-    /// Points solved ([`Status::Ok`]).
-    pub solved: usize,
-    /// Median over solved points of |a - a_true| / |a_true|.
-    pub median_relative_error: f64,
-    /// Largest relative error over solved points.
-    pub max_relative_error: f64,
-    /// Fraction of solved points whose radial component a·x̂ is negative (pointing inwards, as
-    /// the truth's).
-    pub radial_sign_right: f64,
-}
-
-/// Query points at radii log-spaced between `r_min` and `r_max` (kpc), directions on a
-/// Fibonacci sphere: deterministic and evenly spread.
-pub fn shell_points(r_min: f64, r_max: f64, n: usize) -> Vec<[f64; 3]> {
-    let golden = std::f64::consts::PI * (3.0 - 5f64.sqrt());
-    (0..n)
-        .map(|i| {
-            let t = (i as f64 + 0.5) / n as f64;
-            let r = r_min * (r_max / r_min).powf(t);
-            let z = 1.0 - 2.0 * t;
-            let s = (1.0 - z * z).sqrt();
-            let phi = golden * i as f64;
-            [r * s * phi.cos(), r * s * phi.sin(), r * z]
-        })
-        .collect()
-}
-
-/// Solves the accelerations of `density` at [`shell_points`] between `r_min` and `r_max` kpc and
-/// compares them with the Plummer sphere `truth` (the acceptance check on trained flows uses
-/// 0.5 b to 5 b).
-pub fn check_against_plummer<D: PhaseSpaceDensity + ?Sized>(
-    density: &D,
-    truth: &Plummer,
-    r_min: f64,
-    r_max: f64,
-    n: usize,
-    opts: &EomOptions,
-) -> Result<TruthCheck> {
-    let x = shell_points(r_min, r_max, n);
-    let acc = accelerations(density, &x, opts, &mut |_, _| {})?;
-    let mut errors = Vec::new();
-    let mut inward = 0usize;
-    for (p, a) in x.iter().zip(&acc) {
-        if a.status != Status::Ok {
-            continue;
-        }
-        let t = truth.acceleration(p);
-        let d: f64 = (0..3).map(|j| (a.a[j] - t[j]).powi(2)).sum::<f64>().sqrt();
-        let tn: f64 = t.iter().map(|c| c * c).sum::<f64>().sqrt();
-        errors.push(d / tn);
-        if (0..3).map(|j| a.a[j] * p[j]).sum::<f64>() < 0.0 {
-            inward += 1;
-        }
-    }
-    let solved = errors.len();
-    errors.sort_by(f64::total_cmp);
-    let median = match solved {
-        0 => f64::NAN,
-        s if s % 2 == 1 => errors[s / 2],
-        s => 0.5 * (errors[s / 2 - 1] + errors[s / 2]),
-    };
-    Ok(TruthCheck {
-        points: n,
-        solved,
-        median_relative_error: median,
-        max_relative_error: errors.last().copied().unwrap_or(f64::NAN),
-        radial_sign_right: if solved > 0 {
-            inward as f64 / solved as f64
-        } else {
-            f64::NAN
-        },
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eom::{accelerations_seeded, point_seed, poisson_density, Fit, Form, Mixture};
+    use crate::dynamics::truth::{check_against_plummer, shell_points};
+    use crate::dynamics::{
+        accelerations, accelerations_seeded, poisson_density, EomOptions, Fit, Form, Mixture,
+        Status,
+    };
+    use crate::seed::{point_seed, stream};
 
     const M: f64 = 1e8;
     const B: f64 = 0.5;
@@ -598,7 +522,7 @@ mod tests {
             Ok(x.iter()
                 .zip(seeds)
                 .flat_map(|(_, &s)| {
-                    let mut r = particle_rng(s, 1);
+                    let mut r = stream(s, 1);
                     (0..k)
                         .map(|_| {
                             [

@@ -8,31 +8,10 @@ use rand::RngExt;
 use snapio::StarParticles;
 use std::time::Instant;
 
-use crate::clusters::Cluster;
 use crate::config::Config;
+use crate::decompose::Cluster;
 use crate::models::{FlowMetrics, Member, TrainingRecord};
-use crate::stars::{mix_seed, particle_rng};
-
-/// What a flow models: the role enters its seed so that the two flows are independent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// p_c(x).
-    Position,
-    /// p_c(v | x).
-    Velocity,
-}
-
-/// Seed of one flow of one cluster's ensemble member, from the job seed.
-pub fn flow_seed(seed: u64, cluster: usize, member: usize, role: Role) -> u64 {
-    let r = match role {
-        Role::Position => 1,
-        Role::Velocity => 2,
-    };
-    mix_seed(
-        mix_seed(mix_seed(seed, 0x5EED_F10E), cluster as u64),
-        (member as u64) << 2 | r,
-    )
-}
+use crate::seed::{flow_seed, subset_rng, Role};
 
 /// Flow architecture of a role from the configuration (position: no context; velocity:
 /// context = position, 3 coordinates).
@@ -72,12 +51,12 @@ pub fn train_config(cfg: &Config, seed: u64, threads: usize) -> TrainConfig {
     }
 }
 
-/// The rows a cluster trains on: members and ghosts, at most `max` of them (a seeded random
-/// subset, in ascending order) when `max > 0`.
-pub fn training_rows(cluster: &Cluster, max: usize, seed: u64) -> Vec<usize> {
+/// The rows cluster `index` trains on: members and ghosts, at most `max` of them (a random
+/// subset under the job's `seed`, in ascending order) when `max > 0`.
+pub fn training_rows(cluster: &Cluster, index: usize, max: usize, seed: u64) -> Vec<usize> {
     let mut rows = cluster.training();
     if max > 0 && rows.len() > max {
-        let mut rng = particle_rng(seed, 0x0005_0B5E);
+        let mut rng = subset_rng(seed, index);
         // Partial Fisher–Yates: the first `max` entries become a uniform random subset.
         for i in 0..max {
             let j = rng.random_range(i..rows.len());
@@ -100,11 +79,7 @@ pub fn train_cluster(
     threads: usize,
 ) -> Result<(Vec<Member>, TrainingRecord)> {
     let t0 = Instant::now();
-    let rows = training_rows(
-        cluster,
-        cfg.training.max_particles,
-        mix_seed(cfg.seed, index as u64),
-    );
+    let rows = training_rows(cluster, index, cfg.training.max_particles, cfg.seed);
     let x: Vec<[f64; 3]> = rows.iter().map(|&i| stars.position[i]).collect();
     let v: Vec<[f64; 3]> = rows.iter().map(|&i| stars.velocity[i]).collect();
     let context: Vec<f64> = x.iter().flat_map(|p| p.iter().copied()).collect();

@@ -1,0 +1,200 @@
+//! Decomposition of the star particles into clusters: the populations that each get their own
+//! flows, their own stars, and that fail or restart alone. Positions are in kpc (galaxy frame).
+//!
+//! Three methods ([`ClusterMethod`]):
+//!
+//! - **`cells`** (default, [`decompose_cells`], `cells.rs`): a balanced k-d split of space into `n_cells`
+//!   axis-aligned boxes. Each cell owns the particles inside it and also trains on *ghosts*,
+//!   neighbouring particles within a margin around it, so that its flows see the density
+//!   continue across its faces; stars drawn outside the core cell are discarded.
+//! - **`fof`** ([`decompose_fof`], `fof.rs`): friends-of-friends groups, particles closer than the linking
+//!   length (kpc) being friends; groups smaller than a minimum size are pooled into one field
+//!   population. No ghosts, no core.
+//! - **`field:NAME`** ([`decompose_labels`], `labels.rs`): one population per value of an integer dataset
+//!   (host subhalo, group number, ...), joined to the stars by particle ID ([`labels_by_id`]);
+//!   labels with few particles are pooled.
+//!
+//!
+//! # Cost
+//!
+//! Cells work on a copy of the positions with their indices (32 bytes a particle) reordered in
+//! place. Measured on 2 shared, busy cores (the `timing_one_and_ten_million` test, ignored by
+//! default): 10 million particles into 1000 cells with margin 0.5 in about 5 s and 1.1 GB
+//! peak; FoF on the same points in 25–35 s, a third of it building the k-d tree.
+
+mod cells;
+mod fof;
+mod labels;
+#[cfg(test)]
+mod tests;
+
+pub use cells::decompose_cells;
+pub use fof::decompose_fof;
+pub use labels::{decompose_labels, labels_by_id};
+
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// How star particles are split into populations: "cells" (default), "fof" or "field:NAME".
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum ClusterMethod {
+    /// Spatial cells of a balanced k-d split, trained with ghost margins.
+    #[default]
+    Cells,
+    /// Friends-of-friends groups, small groups pooled.
+    Fof,
+    /// One population per value of the named integer dataset, small ones pooled.
+    Field(String),
+}
+
+/// The accepted spellings of a [`ClusterMethod`], for error messages.
+const METHOD_FORMS: &str = "`cells`, `fof` or `field:NAME` (NAME an integer dataset of the star \
+                            particles or of a side file, e.g. `field:SubhaloID`)";
+
+impl FromStr for ClusterMethod {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "cells" => Ok(Self::Cells),
+            "fof" => Ok(Self::Fof),
+            _ => match s.strip_prefix("field:") {
+                Some(name) if !name.trim().is_empty() => Ok(Self::Field(name.to_string())),
+                Some(_) => bail!(
+                    "cluster method `{s}`: no dataset name after `field:`; expected {METHOD_FORMS}"
+                ),
+                None => bail!("unknown cluster method `{s}`: expected {METHOD_FORMS}"),
+            },
+        }
+    }
+}
+
+impl TryFrom<String> for ClusterMethod {
+    type Error = anyhow::Error;
+
+    fn try_from(s: String) -> Result<Self> {
+        s.parse()
+    }
+}
+
+impl fmt::Display for ClusterMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Cells => f.write_str("cells"),
+            Self::Fof => f.write_str("fof"),
+            Self::Field(name) => write!(f, "field:{name}"),
+        }
+    }
+}
+
+impl From<ClusterMethod> for String {
+    fn from(m: ClusterMethod) -> String {
+        m.to_string()
+    }
+}
+
+/// Axis-aligned cell, half-open [lo, hi) on each axis, kpc; outer faces are ±infinity so the
+/// cells tile all space and every point lies in exactly one cell.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CellBox {
+    /// Lower corner, kpc (inclusive; −infinity on outer faces).
+    pub lo: [f64; 3],
+    /// Upper corner, kpc (exclusive; +infinity on outer faces).
+    pub hi: [f64; 3],
+}
+
+impl CellBox {
+    /// The box holding all space, kpc.
+    pub const EVERYWHERE: CellBox = CellBox {
+        lo: [f64::NEG_INFINITY; 3],
+        hi: [f64::INFINITY; 3],
+    };
+
+    /// Whether `x` (kpc) lies in the box: lo <= x < hi on every axis.
+    pub fn contains(&self, x: &[f64; 3]) -> bool {
+        (0..3).all(|d| self.lo[d] <= x[d] && x[d] < self.hi[d])
+    }
+
+    /// Euclidean distance from x to the box (0 inside), kpc.
+    pub fn distance(&self, x: &[f64; 3]) -> f64 {
+        self.distance2(x).sqrt()
+    }
+
+    /// Squared distance from `x` to the box (0 inside or on a face), kpc².
+    fn distance2(&self, x: &[f64; 3]) -> f64 {
+        (0..3)
+            .map(|d| {
+                let gap = (self.lo[d] - x[d]).max(x[d] - self.hi[d]).max(0.0);
+                gap * gap
+            })
+            .sum()
+    }
+
+    /// Squared distance between two boxes (0 if they touch or overlap), kpc². Never above the
+    /// squared distance from this box to any point of `other`.
+    fn box_distance2(&self, other: &CellBox) -> f64 {
+        (0..3)
+            .map(|d| {
+                // Outer faces are infinite but lo is never +inf nor hi −inf: no inf − inf here.
+                let gap = (self.lo[d] - other.hi[d])
+                    .max(other.lo[d] - self.hi[d])
+                    .max(0.0);
+                gap * gap
+            })
+            .sum()
+    }
+}
+
+/// One population: the particles it owns, the ghost particles it also trains on, its cell.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cluster {
+    /// Human-readable name, e.g. "cell 3", "fof group 12 (845 particles)", "field Group=17", "fof field (pooled small groups)".
+    pub label: String,
+    /// Indices (ascending) of the particles the cluster owns: their initial mass sets its star count.
+    pub members: Vec<usize>,
+    /// Cells: indices (ascending) of neighbouring particles within the ghost margin (trained on, owned elsewhere). Empty otherwise.
+    pub ghosts: Vec<usize>,
+    /// Cells: the core cell; stars are kept only inside it. None for fof and field populations.
+    pub core: Option<CellBox>,
+}
+
+impl Cluster {
+    /// Members then ghosts: the rows (particle indices) a cluster's flows are trained on.
+    pub fn training(&self) -> Vec<usize> {
+        let mut rows = Vec::with_capacity(self.members.len() + self.ghosts.len());
+        rows.extend_from_slice(&self.members);
+        rows.extend_from_slice(&self.ghosts);
+        rows
+    }
+
+    /// Largest distance of a ghost from the core cell (the margin h), kpc; 0 without ghosts or core.
+    pub fn ghost_radius(&self, positions: &[[f64; 3]]) -> f64 {
+        match &self.core {
+            Some(core) => self
+                .ghosts
+                .iter()
+                .filter_map(|&i| positions.get(i))
+                .map(|x| core.distance(x))
+                .fold(0.0, f64::max),
+            None => 0.0,
+        }
+    }
+}
+
+/// Checks that there are positions and that all are finite; `what` names the method for errors.
+pub(crate) fn check_positions(positions: &[[f64; 3]], what: &str) -> Result<()> {
+    if positions.is_empty() {
+        bail!("{what}: no particles to decompose (empty position list)");
+    }
+    if let Some((i, p)) = positions
+        .iter()
+        .enumerate()
+        .find(|(_, p)| !p.iter().all(|x| x.is_finite()))
+    {
+        bail!("{what}: particle {i} has a non-finite position {p:?} kpc (expected finite numbers)");
+    }
+    Ok(())
+}

@@ -1,0 +1,564 @@
+//! Tests of the decompositions.
+
+use super::*;
+use rand::rngs::Xoshiro256PlusPlus;
+use rand::{RngExt, SeedableRng};
+use rand_distr::{Distribution, StandardNormal};
+
+/// Gaussian blob (σ = 2 kpc) with a tenth of the points far out (uniform in ±50 kpc).
+fn galaxy(n: usize, seed: u64) -> Vec<[f64; 3]> {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    (0..n)
+        .map(|i| {
+            if i % 10 == 0 {
+                [0, 1, 2].map(|_| rng.random_range(-50.0..50.0))
+            } else {
+                [0, 1, 2].map(|_| {
+                    let z: f64 = StandardNormal.sample(&mut rng);
+                    2.0 * z
+                })
+            }
+        })
+        .collect()
+}
+
+fn brute_distance2(b: &CellBox, x: &[f64; 3]) -> f64 {
+    let mut s = 0.0;
+    for (d, &xd) in x.iter().enumerate() {
+        let g = if xd < b.lo[d] {
+            b.lo[d] - xd
+        } else if xd > b.hi[d] {
+            xd - b.hi[d]
+        } else {
+            0.0
+        };
+        s += g * g;
+    }
+    s
+}
+
+#[test]
+fn cluster_method_parses_prints_and_serialises() {
+    for (s, m) in [
+        ("cells", ClusterMethod::Cells),
+        ("fof", ClusterMethod::Fof),
+        ("field:SubhaloID", ClusterMethod::Field("SubhaloID".into())),
+    ] {
+        assert_eq!(s.parse::<ClusterMethod>().unwrap(), m);
+        assert_eq!(m.to_string(), s);
+        let json = serde_json::to_string(&m).unwrap();
+        assert_eq!(json, format!("\"{s}\""));
+        assert_eq!(serde_json::from_str::<ClusterMethod>(&json).unwrap(), m);
+    }
+    assert_eq!(ClusterMethod::default(), ClusterMethod::Cells);
+    for bad in ["kd", "Cells", "field:", "field: ", ""] {
+        let e = bad.parse::<ClusterMethod>().unwrap_err().to_string();
+        assert!(e.contains("`cells`, `fof` or `field:NAME`"), "{bad}: {e}");
+    }
+    let e = serde_json::from_str::<ClusterMethod>("\"voronoi\"")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("voronoi") && e.contains("field:NAME"), "{e}");
+}
+
+#[test]
+fn cell_box_contains_and_distance() {
+    let b = CellBox {
+        lo: [0.0, f64::NEG_INFINITY, -1.0],
+        hi: [1.0, 2.0, f64::INFINITY],
+    };
+    assert!(b.contains(&[0.0, -1e300, 5.0]));
+    assert!(!b.contains(&[1.0, 0.0, 0.0]), "upper face is outside");
+    assert!(!b.contains(&[0.5, 2.0, 0.0]));
+    assert_eq!(b.distance(&[0.5, 0.0, 0.0]), 0.0);
+    assert_eq!(b.distance(&[1.0, 0.0, 0.0]), 0.0);
+    assert!((b.distance(&[4.0, 6.0, -1.0]) - 5.0).abs() < 1e-12);
+    assert!((b.distance(&[-3.0, 0.0, -5.0]) - 5.0).abs() < 1e-12);
+    let far = CellBox {
+        lo: [4.0, 6.0, f64::NEG_INFINITY],
+        hi: [f64::INFINITY; 3],
+    };
+    assert!((b.box_distance2(&far) - 25.0).abs() < 1e-12);
+    assert_eq!(b.box_distance2(&CellBox::EVERYWHERE), 0.0);
+}
+
+#[test]
+fn cells_tile_space_and_own_exactly_their_particles() {
+    let pos = galaxy(5000, 1);
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(9);
+    let probes: Vec<[f64; 3]> = (0..20_000)
+        .map(|i| {
+            let w = if i % 2 == 0 { 10.0 } else { 1e4 };
+            [0, 1, 2].map(|_| rng.random_range(-w..w))
+        })
+        .collect();
+    for n_cells in [1, 2, 3, 7, 8, 16, 37, 64] {
+        let cells = decompose_cells(&pos, n_cells, 0.5).unwrap();
+        assert_eq!(cells.len(), n_cells);
+        let mut owner = vec![usize::MAX; pos.len()];
+        for (k, c) in cells.iter().enumerate() {
+            assert_eq!(c.label, format!("cell {k}"));
+            assert!(
+                c.members.windows(2).all(|w| w[0] < w[1]),
+                "members ascending"
+            );
+            for &i in &c.members {
+                assert_eq!(owner[i], usize::MAX, "particle {i} in two cells");
+                owner[i] = k;
+            }
+        }
+        for (i, p) in pos.iter().enumerate() {
+            let inside: Vec<usize> = (0..n_cells)
+                .filter(|&k| cells[k].core.unwrap().contains(p))
+                .collect();
+            assert_eq!(inside, vec![owner[i]], "particle {i} at {p:?}");
+        }
+        for p in &probes {
+            let inside = cells.iter().filter(|c| c.core.unwrap().contains(p)).count();
+            assert_eq!(
+                inside, 1,
+                "probe {p:?} lies in {inside} cells (n = {n_cells})"
+            );
+        }
+    }
+}
+
+#[test]
+fn cells_are_balanced_within_one() {
+    for (n, seed) in [(4096, 2), (5000, 3), (12_345, 4)] {
+        let pos = galaxy(n, seed);
+        for n_cells in [2, 3, 5, 8, 13, 32, 100, 128] {
+            let cells = decompose_cells(&pos, n_cells, 0.0).unwrap();
+            let (lo, hi) = (n / n_cells, n.div_ceil(n_cells));
+            for c in &cells {
+                let m = c.members.len();
+                assert!(
+                    (lo..=hi).contains(&m),
+                    "N = {n}, {n_cells} cells: {} has {m} particles, expected {lo}..={hi}",
+                    c.label
+                );
+                assert!(c.ghosts.is_empty(), "margin 0 gives no ghosts");
+            }
+        }
+    }
+}
+
+#[test]
+fn power_of_two_cells_split_at_the_median_of_the_widest_axis() {
+    // An elongated cloud along y: the first cut is across y at the median.
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);
+    let pos: Vec<[f64; 3]> = (0..1001)
+        .map(|_| {
+            [
+                rng.random_range(-1.0..1.0),
+                rng.random_range(-10.0..10.0),
+                rng.random_range(-2.0..2.0),
+            ]
+        })
+        .collect();
+    let cells = decompose_cells(&pos, 2, 0.0).unwrap();
+    let cut = cells[0].core.unwrap().hi[1];
+    assert_eq!(cells[1].core.unwrap().lo[1], cut);
+    assert_eq!(cells[0].core.unwrap().hi[0], f64::INFINITY);
+    let mut ys: Vec<f64> = pos.iter().map(|p| p[1]).collect();
+    ys.sort_by(f64::total_cmp);
+    assert_eq!(cells[0].members.len(), 500);
+    assert!(
+        ys[499] < cut && cut < ys[500],
+        "cut {cut} between the two middle values"
+    );
+}
+
+/// Checks the ghost rule of every cell by brute force: ghosts are exactly the outside
+/// particles within h, h the g-th smallest distance, g = round(margin × members); with
+/// `continuous` positions (no ties in distance) at most 1% + 2 more than g.
+fn check_ghosts(pos: &[[f64; 3]], cells: &[Cluster], margin: f64, continuous: bool) {
+    for c in cells {
+        let core = c.core.unwrap();
+        let mut dist: Vec<(f64, usize)> = (0..pos.len())
+            .filter(|&i| !core.contains(&pos[i]))
+            .map(|i| (brute_distance2(&core, &pos[i]), i))
+            .collect();
+        dist.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let g = ((margin * c.members.len() as f64).round() as usize).min(dist.len());
+        if g == 0 {
+            assert!(c.ghosts.is_empty());
+            continue;
+        }
+        let h2 = dist[g - 1].0;
+        let mut want: Vec<usize> = dist.iter().filter(|x| x.0 <= h2).map(|x| x.1).collect();
+        want.sort_unstable();
+        assert_eq!(
+            c.ghosts, want,
+            "{}: ghosts differ from the brute-force rule",
+            c.label
+        );
+        for &i in &c.ghosts {
+            assert!(
+                !core.contains(&pos[i]),
+                "{}: ghost {i} inside the core",
+                c.label
+            );
+            assert!(core.distance(&pos[i]) <= h2.sqrt() + 1e-12);
+        }
+        let extra = c.ghosts.len() - g;
+        assert!(
+            !continuous || extra <= 2 + g / 100,
+            "{}: {} ghosts for g = {g}",
+            c.label,
+            c.ghosts.len()
+        );
+        assert!((c.ghost_radius(pos) - h2.sqrt()).abs() < 1e-9);
+    }
+}
+
+#[test]
+fn ghosts_follow_the_margin_rule() {
+    let pos = galaxy(6000, 6);
+    for (n_cells, margin) in [
+        (2, 0.5),
+        (7, 0.5),
+        (16, 0.5),
+        (33, 0.25),
+        (8, 3.0),
+        (5, 20.0),
+    ] {
+        let cells = decompose_cells(&pos, n_cells, margin).unwrap();
+        check_ghosts(&pos, &cells, margin, true);
+        let total: usize = cells.iter().map(|c| c.ghosts.len()).sum();
+        let want: f64 = cells
+            .iter()
+            .map(|c| (margin * c.members.len() as f64).min((pos.len() - c.members.len()) as f64))
+            .sum();
+        assert!(
+            (total as f64 - want).abs() <= 0.01 * want + n_cells as f64,
+            "{n_cells} cells, margin {margin}: {total} ghosts, want ≈ {want}"
+        );
+    }
+    // One cell: nothing outside, no ghosts.
+    let one = decompose_cells(&pos, 1, 0.5).unwrap();
+    assert!(one[0].ghosts.is_empty());
+    assert_eq!(one[0].core, Some(CellBox::EVERYWHERE));
+}
+
+#[test]
+fn tied_coordinates_still_tile_and_follow_the_rules() {
+    // Integer grid coordinates: many particles share every cut coordinate.
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(7);
+    let pos: Vec<[f64; 3]> = (0..3000)
+        .map(|_| [0, 1, 2].map(|_| rng.random_range(0..6) as f64))
+        .collect();
+    for n_cells in [2, 5, 16] {
+        let cells = decompose_cells(&pos, n_cells, 0.5).unwrap();
+        assert_eq!(cells.len(), n_cells);
+        for (i, p) in pos.iter().enumerate() {
+            let owners: Vec<&Cluster> = cells
+                .iter()
+                .filter(|c| c.core.unwrap().contains(p))
+                .collect();
+            assert_eq!(owners.len(), 1);
+            assert!(owners[0].members.binary_search(&i).is_ok());
+        }
+        assert_eq!(
+            cells.iter().map(|c| c.members.len()).sum::<usize>(),
+            pos.len()
+        );
+        check_ghosts(&pos, &cells, 0.5, false);
+    }
+}
+
+#[test]
+fn cells_and_fof_are_deterministic_across_thread_counts() {
+    let pos = galaxy(250_000, 8);
+    let run = |threads: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| {
+                (
+                    decompose_cells(&pos, 24, 0.5).unwrap(),
+                    decompose_fof(&pos, 0.08, 10).unwrap(),
+                )
+            })
+    };
+    let (c1, f1) = run(1);
+    let (c4, f4) = run(4);
+    assert_eq!(c1, c4);
+    assert_eq!(f1, f4);
+    let (c1b, _) = run(1);
+    for (a, b) in c1.iter().zip(&c1b) {
+        assert_eq!(a.training(), b.training());
+    }
+    assert!(f1.len() > 2, "fof found {} populations", f1.len());
+}
+
+#[test]
+fn training_rows_are_members_then_ghosts() {
+    let c = Cluster {
+        label: "cell 0".into(),
+        members: vec![1, 4, 9],
+        ghosts: vec![0, 2],
+        core: None,
+    };
+    assert_eq!(c.training(), vec![1, 4, 9, 0, 2]);
+}
+
+#[test]
+fn bad_inputs_are_refused_with_clear_errors() {
+    let pos = galaxy(100, 10);
+    let err = |r: Result<Vec<Cluster>>| r.unwrap_err().to_string();
+    assert!(err(decompose_cells(&pos, 0, 0.5)).contains("at least 1"));
+    assert!(err(decompose_cells(&pos, 101, 0.5)).contains("cannot make 101 cells from 100"));
+    assert!(err(decompose_cells(&[], 1, 0.5)).contains("no particles"));
+    for m in [-0.1, f64::NAN, f64::INFINITY] {
+        assert!(err(decompose_cells(&pos, 4, m)).contains("margin"), "{m}");
+    }
+    let mut bad = pos.clone();
+    bad[17][1] = f64::NAN;
+    assert!(err(decompose_cells(&bad, 4, 0.5)).contains("particle 17"));
+    assert!(err(decompose_fof(&bad, 0.1, 5)).contains("particle 17"));
+    bad[17][1] = f64::NEG_INFINITY;
+    assert!(err(decompose_cells(&bad, 4, 0.5)).contains("non-finite"));
+    for ll in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        assert!(
+            err(decompose_fof(&pos, ll, 5)).contains("linking length"),
+            "{ll}"
+        );
+    }
+    assert!(err(decompose_fof(&[], 0.1, 5)).contains("no particles"));
+    let same = vec![[1.0, 2.0, 3.0]; 10];
+    assert!(err(decompose_cells(&same, 2, 0.5)).contains("same position"));
+    // Exactly N cells of N distinct particles works: one particle each.
+    let cells = decompose_cells(&pos, 100, 0.5).unwrap();
+    assert!(cells.iter().all(|c| c.members.len() == 1));
+}
+
+/// Plummer sphere of `n` points, scale `b`, truncated at 2b (so that FoF keeps it whole).
+fn plummer(n: usize, b: f64, center: [f64; 3], rng: &mut Xoshiro256PlusPlus) -> Vec<[f64; 3]> {
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let u: f64 = rng.random_range(1e-9..1.0);
+        let r = b / (u.powf(-2.0 / 3.0) - 1.0).sqrt();
+        if r > 2.0 * b {
+            continue;
+        }
+        let cos_t: f64 = rng.random_range(-1.0..1.0);
+        let phi: f64 = rng.random_range(0.0..std::f64::consts::TAU);
+        let s = (1.0 - cos_t * cos_t).sqrt();
+        out.push([
+            center[0] + r * s * phi.cos(),
+            center[1] + r * s * phi.sin(),
+            center[2] + r * cos_t,
+        ]);
+    }
+    out
+}
+
+#[test]
+fn fof_finds_two_blobs_and_pools_the_background() {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(11);
+    let (ca, cb) = ([-4.0, 0.0, 0.0], [4.0, 1.0, -1.0]);
+    let a = plummer(2000, 0.5, ca, &mut rng);
+    let b = plummer(3000, 0.5, cb, &mut rng);
+    // Sparse background in a 20 kpc cube, kept 2 kpc away from the blob centres.
+    let far = |p: &[f64; 3], c: [f64; 3]| (0..3).map(|d| (p[d] - c[d]).powi(2)).sum::<f64>() > 4.0;
+    let mut bg = Vec::new();
+    while bg.len() < 600 {
+        let p = [0, 1, 2].map(|_| rng.random_range(-10.0..10.0));
+        if far(&p, ca) && far(&p, cb) {
+            bg.push(p);
+        }
+    }
+    // Interleave so that groups are not index ranges: a, b, bg cycling.
+    let mut pos = Vec::new();
+    let mut kind = Vec::new();
+    let (mut ia, mut ib, mut ig) = (a.into_iter(), b.into_iter(), bg.into_iter());
+    loop {
+        let mut any = false;
+        for (k, it) in [(0, &mut ia), (1, &mut ib), (2, &mut ig)] {
+            if let Some(p) = it.next() {
+                pos.push(p);
+                kind.push(k);
+                any = true;
+            }
+        }
+        if !any {
+            break;
+        }
+    }
+    let idx_of = |k: usize| -> Vec<usize> { (0..pos.len()).filter(|&i| kind[i] == k).collect() };
+    let groups = decompose_fof(&pos, 0.4, 20).unwrap();
+    assert_eq!(
+        groups.len(),
+        3,
+        "{:?}",
+        groups.iter().map(|g| &g.label).collect::<Vec<_>>()
+    );
+    assert_eq!(groups[0].members, idx_of(1), "largest group is blob b");
+    assert_eq!(groups[0].label, "fof group 0 (3000 particles)");
+    assert_eq!(groups[1].members, idx_of(0), "second group is blob a");
+    assert_eq!(groups[2].members, idx_of(2), "background pooled");
+    assert!(groups[2]
+        .label
+        .starts_with("fof field (pooled small groups"));
+    assert!(groups
+        .iter()
+        .all(|g| g.ghosts.is_empty() && g.core.is_none()));
+    // min_size 1: every particle in a group, no field; blobs still first.
+    let all = decompose_fof(&pos, 0.4, 1).unwrap();
+    assert!(all.iter().all(|g| g.label.starts_with("fof group")));
+    assert_eq!(all[0].members, idx_of(1));
+    assert_eq!(
+        all.iter().map(|g| g.members.len()).sum::<usize>(),
+        pos.len()
+    );
+}
+
+/// FoF by brute force: O(N²) pairs, breadth-first labelling.
+fn brute_fof(pos: &[[f64; 3]], ll: f64) -> Vec<Vec<usize>> {
+    let n = pos.len();
+    let mut label = vec![usize::MAX; n];
+    let mut groups = Vec::new();
+    for s in 0..n {
+        if label[s] != usize::MAX {
+            continue;
+        }
+        let g = groups.len();
+        label[s] = g;
+        let mut queue = vec![s];
+        let mut members = vec![];
+        while let Some(i) = queue.pop() {
+            members.push(i);
+            for j in 0..n {
+                let d2: f64 = (0..3).map(|d| (pos[i][d] - pos[j][d]).powi(2)).sum();
+                if label[j] == usize::MAX && d2 <= ll * ll {
+                    label[j] = g;
+                    queue.push(j);
+                }
+            }
+        }
+        members.sort_unstable();
+        groups.push(members);
+    }
+    groups.sort_by(|a, b| b.len().cmp(&a.len()).then(a[0].cmp(&b[0])));
+    groups
+}
+
+#[test]
+fn fof_equals_brute_force_on_random_points() {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(12);
+    let pos: Vec<[f64; 3]> = (0..2000)
+        .map(|_| [0, 1, 2].map(|_| rng.random_range(0.0..10.0)))
+        .collect();
+    // Mean separation 0.79 kpc; 0.55 gives many small groups and a few large ones.
+    let ll = 0.55;
+    let want = brute_fof(&pos, ll);
+    let got: Vec<Vec<usize>> = decompose_fof(&pos, ll, 1)
+        .unwrap()
+        .into_iter()
+        .map(|c| c.members)
+        .collect();
+    assert!(
+        want.len() > 50 && want[0].len() > 10,
+        "{} groups, largest {}",
+        want.len(),
+        want[0].len()
+    );
+    assert_eq!(got, want);
+    // With pooling: the groups of >= 5 first, the rest pooled last.
+    let pooled = decompose_fof(&pos, ll, 5).unwrap();
+    let big: Vec<&Vec<usize>> = want.iter().filter(|g| g.len() >= 5).collect();
+    assert_eq!(pooled.len(), big.len() + 1);
+    for (c, g) in pooled.iter().zip(&big) {
+        assert_eq!(&c.members, *g);
+    }
+    let mut rest: Vec<usize> = want
+        .iter()
+        .filter(|g| g.len() < 5)
+        .flatten()
+        .copied()
+        .collect();
+    rest.sort_unstable();
+    assert_eq!(pooled.last().unwrap().members, rest);
+}
+
+#[test]
+fn labels_group_sort_and_pool() {
+    let labels = [17, -1, 3, 17, 3, 17, 5, 3, 42, 17];
+    let pops = decompose_labels(&labels, "Group", 3);
+    let names: Vec<&str> = pops.iter().map(|c| c.label.as_str()).collect();
+    assert_eq!(names[..2], ["field Group=3", "field Group=17"]);
+    assert_eq!(pops[0].members, vec![2, 4, 7]);
+    assert_eq!(pops[1].members, vec![0, 3, 5, 9]);
+    assert_eq!(pops[2].members, vec![1, 6, 8], "labels -1, 5 and 42 pooled");
+    assert!(
+        pops[2].label.contains("pooled: 3 values"),
+        "{}",
+        pops[2].label
+    );
+    assert!(pops.iter().all(|c| c.ghosts.is_empty() && c.core.is_none()));
+    // min_size 0 or 1: no pooling; min_size above every count: one pooled population.
+    assert_eq!(decompose_labels(&labels, "Group", 1).len(), 5);
+    assert_eq!(decompose_labels(&labels, "Group", 0).len(), 5);
+    let one = decompose_labels(&labels, "Group", 100);
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0].members, (0..10).collect::<Vec<_>>());
+    assert!(decompose_labels(&[], "Group", 3).is_empty());
+}
+
+#[test]
+fn labels_join_by_particle_id() {
+    let ids = [30, 10, 20];
+    let field_ids = [10, 99, 20, 30];
+    let values = [1, 7, 2, 3];
+    assert_eq!(
+        labels_by_id(&ids, &field_ids, &values, "snap.hdf5 PartType4/Group").unwrap(),
+        vec![3, 1, 2]
+    );
+    let e = labels_by_id(&[30, 11, 12], &field_ids, &values, "side.h5")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("side.h5") && e.contains("ID 11") && e.contains("2 of 3"),
+        "{e}"
+    );
+    let e = labels_by_id(&ids, &field_ids, &values[..3], "side.h5")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("4 particle IDs but 3 values"), "{e}");
+    let e = labels_by_id(&ids, &[10, 10, 20, 30], &values, "side.h5")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("ID 10 is listed twice"), "{e}");
+    // The same value twice is fine.
+    assert!(labels_by_id(&ids, &[10, 10, 20, 30], &[1, 1, 2, 3], "s").is_ok());
+}
+
+/// Timings on 1M and 10M points (run with `--ignored --nocapture`; tests build optimised).
+#[test]
+#[ignore]
+fn timing_one_and_ten_million() {
+    for n in [1_000_000, 10_000_000] {
+        let pos = galaxy(n, 13);
+        for n_cells in [64, 1000] {
+            let t = std::time::Instant::now();
+            let cells = decompose_cells(&pos, n_cells, 0.5).unwrap();
+            let ghosts: usize = cells.iter().map(|c| c.ghosts.len()).sum();
+            eprintln!(
+                "decompose_cells: {n} points, {n_cells} cells, margin 0.5: {:.2} s ({ghosts} ghosts)",
+                t.elapsed().as_secs_f64()
+            );
+        }
+        for ll in [0.02, 0.05] {
+            let t = std::time::Instant::now();
+            let groups = decompose_fof(&pos, ll, 20).unwrap();
+            eprintln!(
+                "decompose_fof: {n} points, ll {ll} kpc: {:.2} s ({} populations, first {})",
+                t.elapsed().as_secs_f64(),
+                groups.len(),
+                groups[0].label
+            );
+        }
+    }
+}

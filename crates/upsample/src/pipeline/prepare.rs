@@ -1,0 +1,64 @@
+//! Preparing the particles: read the snapshot's stars in physical units, find the galaxy frame,
+//! move into it, keep the configured region.
+
+use anyhow::Result;
+use std::path::Path;
+
+use crate::config::Config;
+use snapio::{FrameOptions, GalaxyFrame, ReadOptions, ReadReport, Snapshot, Sphere, StarParticles};
+
+/// Star particles ready for the pipeline: physical units, galaxy frame, region applied.
+pub struct Prepared {
+    /// The stars (kpc, km/s, Msun, Gyr), galaxy frame.
+    pub stars: StarParticles,
+    /// Transform from the snapshot's physical frame to the galaxy frame.
+    pub frame: GalaxyFrame,
+    /// What the reader found (files, wind particles dropped, notes).
+    pub read: ReadReport,
+    /// Star particles before the region cut.
+    pub n_read: usize,
+    /// Human name of the snapshot's layout.
+    pub layout: String,
+}
+
+/// Reads and prepares the stars of a snapshot according to `cfg`.
+pub fn prepare(snapshot: &Path, cfg: &Config) -> Result<Prepared> {
+    let snap = Snapshot::open(snapshot)?;
+    let (mut stars, read) = snap.read_stars(&ReadOptions::default())?;
+    let n_read = stars.len();
+    tracing::info!(
+        "read {} star particles from {} file(s) ({}), {} wind particles dropped",
+        n_read,
+        read.files.len(),
+        snap.layout(),
+        read.winds_dropped
+    );
+    let frame = if cfg.frame.enabled {
+        GalaxyFrame::find(&stars, &FrameOptions::default())?
+    } else {
+        GalaxyFrame::identity()
+    };
+    frame.to_frame(&mut stars);
+    if let Some(region) = &cfg.region {
+        let sphere = Sphere {
+            center: region.center,
+            radius: region.radius,
+        };
+        stars = snapio::select_sphere(&stars, &sphere);
+        if stars.is_empty() {
+            anyhow::bail!(
+                "no star particle of {} lies within {} kpc of {:?} (galaxy frame)",
+                snapshot.display(),
+                region.radius,
+                region.center
+            );
+        }
+    }
+    Ok(Prepared {
+        stars,
+        frame,
+        read,
+        n_read,
+        layout: snap.layout().to_string(),
+    })
+}

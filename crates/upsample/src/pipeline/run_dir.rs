@@ -1,0 +1,181 @@
+//! The run folder `DIR` and the records in it: what a run is (`run.json`), what it did
+//! (`report.json`), and where each cluster's parts go. The one place that names a run's files.
+//!
+//! ```text
+//! DIR/run.json                   RunInfo: snapshot, frame, configuration (checked on resume)
+//! DIR/models/manifest.json       the decomposition (crate::models)
+//! DIR/models/cluster_NNNN/       the cluster's flows and training.json (crate::models)
+//! DIR/parts/cluster_NNNN.hdf5    its stars, in the catalogue format (renamed into place)
+//! DIR/parts/cluster_NNNN.json    ClusterStars: written last, marks the cluster done
+//! DIR/catalog.hdf5, report.json  written once every cluster is done (or by the kernel method)
+//! ```
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+use super::prepare::Prepared;
+use crate::config::{Config, Method};
+use crate::models::{cluster_dir_name, ClusterRecord, TrainingRecord};
+use crate::stars::StarTotals;
+use snapio::GalaxyFrame;
+
+/// The files of one run: the snapshot it reads and the folder it writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunPaths {
+    /// Snapshot: a file, any file of a multi-file set, or a snapdir_NNN/ folder.
+    pub snapshot: PathBuf,
+    /// The run folder (`--out`).
+    pub out: PathBuf,
+}
+
+impl RunPaths {
+    /// `DIR/catalog.hdf5`.
+    pub fn catalog(&self) -> PathBuf {
+        self.out.join("catalog.hdf5")
+    }
+
+    /// `DIR/report.json`.
+    pub fn report(&self) -> PathBuf {
+        self.out.join("report.json")
+    }
+
+    /// `DIR/run.json`.
+    pub fn run_info(&self) -> PathBuf {
+        self.out.join("run.json")
+    }
+
+    /// `DIR/models/`.
+    pub fn models(&self) -> PathBuf {
+        self.out.join("models")
+    }
+
+    /// `DIR/parts/`.
+    pub fn parts(&self) -> PathBuf {
+        self.out.join("parts")
+    }
+
+    /// Cluster `c`'s star file and its completion record in `DIR/parts/`.
+    pub fn part(&self, c: usize) -> (PathBuf, PathBuf) {
+        let parts = self.parts();
+        let name = cluster_dir_name(c);
+        (
+            parts.join(format!("{name}.hdf5")),
+            parts.join(format!("{name}.json")),
+        )
+    }
+
+    /// Whether cluster `c`'s stars are complete.
+    pub fn part_done(&self, c: usize) -> bool {
+        self.part(c).1.exists()
+    }
+}
+
+/// What a run is: the snapshot, what was read from it, the frame and the configuration.
+/// Written to `DIR/run.json` before any work; a resumed run or a shard checks it matches.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunInfo {
+    /// Program version.
+    pub version: String,
+    /// Snapshot path as given.
+    pub snapshot: PathBuf,
+    /// Files read.
+    pub files: Vec<PathBuf>,
+    /// Layout detected.
+    pub layout: String,
+    /// Star particles read (winds excluded).
+    pub star_particles_read: usize,
+    /// Wind particles dropped.
+    pub wind_particles_dropped: u64,
+    /// Star particles in the selected region.
+    pub star_particles_selected: usize,
+    /// Their total current mass, Msun.
+    pub stellar_mass_msun: f64,
+    /// Their total initial mass, Msun.
+    pub initial_stellar_mass_msun: f64,
+    /// Galaxy centre in the snapshot's physical frame, kpc.
+    pub frame_center_kpc: [f64; 3],
+    /// Galaxy bulk velocity, km/s.
+    pub frame_bulk_velocity_kms: [f64; 3],
+    /// Rows: galaxy x, y, z axes in snapshot coordinates.
+    pub frame_rotation: [[f64; 3]; 3],
+    /// Reader notes (assumptions made about the file).
+    pub notes: Vec<String>,
+    /// Placement method used.
+    pub method: Method,
+    /// Fraction of the stars drawn.
+    pub star_fraction: f64,
+    /// The configuration used, as TOML.
+    pub config: String,
+}
+
+impl RunInfo {
+    /// The summary of prepared stars under `cfg`.
+    pub fn new(snapshot: &Path, p: &Prepared, cfg: &Config) -> RunInfo {
+        RunInfo {
+            version: crate::VERSION.to_string(),
+            snapshot: snapshot.to_path_buf(),
+            files: p.read.files.clone(),
+            layout: p.layout.clone(),
+            star_particles_read: p.n_read,
+            wind_particles_dropped: p.read.winds_dropped,
+            star_particles_selected: p.stars.len(),
+            stellar_mass_msun: p.stars.mass.iter().sum(),
+            initial_stellar_mass_msun: p.stars.initial_mass.iter().sum(),
+            frame_center_kpc: p.frame.center,
+            frame_bulk_velocity_kms: p.frame.bulk_velocity,
+            frame_rotation: p.frame.rotation,
+            notes: p.read.notes.clone(),
+            method: cfg.method,
+            star_fraction: cfg.stars.fraction,
+            config: cfg.to_toml(),
+        }
+    }
+
+    /// The galaxy frame recorded.
+    pub fn frame(&self) -> GalaxyFrame {
+        GalaxyFrame {
+            center: self.frame_center_kpc,
+            bulk_velocity: self.frame_bulk_velocity_kms,
+            rotation: self.frame_rotation,
+        }
+    }
+}
+
+/// `DIR/report.json`: what a finished run did.
+#[derive(Debug, Serialize)]
+pub struct RunReport {
+    /// The run (snapshot, frame, configuration).
+    #[serde(flatten)]
+    pub info: RunInfo,
+    /// Star totals (drawn, written, initial masses).
+    pub stars: StarTotals,
+    /// Per-cluster figures (flow method).
+    pub clusters: Vec<ClusterReport>,
+    /// Wall-clock seconds of each stage.
+    pub seconds: Vec<(String, f64)>,
+}
+
+/// `DIR/parts/cluster_NNNN.json`: a cluster's stars are complete.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterStars {
+    /// Cluster index.
+    pub index: usize,
+    /// Its star totals.
+    pub stars: StarTotals,
+    /// Wall-clock seconds of drawing its stars.
+    pub seconds: f64,
+}
+
+/// One cluster in `report.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterReport {
+    /// The decomposition's record (particles, ghosts, weight, cell).
+    #[serde(flatten)]
+    pub record: ClusterRecord,
+    /// Training: held-out NLL of both flows, epochs, seconds.
+    pub training: TrainingRecord,
+    /// Stars drawn and written.
+    pub stars: StarTotals,
+    /// Seconds spent drawing its stars.
+    pub sampling_seconds: f64,
+}
