@@ -362,7 +362,7 @@ impl Drop for CatalogWriter {
 /// Reads a whole catalogue into memory (for tests and small files).
 pub fn read_catalog(path: impl AsRef<Path>) -> Result<StarBatch> {
     let path = path.as_ref();
-    let file = crate::snapshot::open_h5(path)?;
+    let file = crate::discover::open_h5(path)?;
     let get = |name: &str| -> Result<hdf5::Dataset> {
         if !file.link_exists(name) {
             return Err(SnapError::MissingDataset {

@@ -132,6 +132,45 @@ pub enum SnapError {
         /// Offending value.
         value: f64,
     },
+    /// A finite value outside its valid range (mass <= 0, age or metallicity out of range,
+    /// position outside the box, ...); see `docs/UNITS.md`, "Validation".
+    #[error("{path}: dataset `{dataset}`: row {row}: value {value}: {problem}")]
+    InvalidValue {
+        /// File concerned.
+        path: PathBuf,
+        /// Full dataset (or header attribute) path inside the file.
+        dataset: String,
+        /// Row index within that file.
+        row: u64,
+        /// Offending value, as stored (code units), in words.
+        value: String,
+        /// What is wrong and what was expected.
+        problem: String,
+    },
+    /// Two star particles share one identity (ParticleIDs, child and generation numbers).
+    #[error(
+        "{path}: row {row} and {other_path}: row {other_row}: duplicate particle identity {uid} \
+         (PartType4/ParticleIDs {id}, ParticleChildIDsNumber {child}, ParticleIDGenerationNumber \
+         {generation}); identities must be unique (on_invalid = \"drop\" keeps the first)"
+    )]
+    DuplicateId {
+        /// File of the first particle with that identity.
+        path: PathBuf,
+        /// Its PartType4 row within that file.
+        row: u64,
+        /// File of the second particle with that identity.
+        other_path: PathBuf,
+        /// Its PartType4 row within that file.
+        other_row: u64,
+        /// The duplicated identity ([`crate::particle_uid`]).
+        uid: u64,
+        /// `ParticleIDs` of the first particle.
+        id: u64,
+        /// `ParticleChildIDsNumber` of the first particle (0 if absent).
+        child: u32,
+        /// `ParticleIDGenerationNumber` of the first particle (0 if absent).
+        generation: u32,
+    },
     /// The snapshot (or the selected region) holds no star particles.
     #[error("{path}: no star particles ({detail})")]
     NoStars {

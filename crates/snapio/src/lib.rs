@@ -9,26 +9,35 @@
 #![warn(missing_docs)]
 
 mod catalog;
+mod discover;
 mod error;
+mod fields;
 mod frame;
 mod header;
+mod inventory;
 mod particles;
 mod snapshot;
+mod star_reader;
 mod table;
+mod validate;
 mod write;
 
 pub use catalog::{
     read_catalog, write_attr, AttrValue, CatalogMeta, CatalogWriter, StarBatch, CATALOG_CHUNK_ROWS,
     CATALOG_DEFLATE_LEVEL,
 };
+pub use discover::discover_files;
 pub use error::{short_hdf5_message, Result, SnapError};
 pub use frame::{basis_from_z, FrameOptions, GalaxyFrame};
 pub use header::{
     cosmic_time_gyr, scale_factor_at_time_gyr, Header, Layout, GYR_S, HUBBLE_TIME_GYR_H1, KMS_CMS,
     KPC_CM, MSUN_G,
 };
-pub use particles::{select_sphere, ReadOptions, ReadReport, Sphere, StarParticles};
-pub use snapshot::{discover_files, read_side_field_i64, DatasetInfo, Inventory, Snapshot};
+pub use inventory::{DatasetInfo, Inventory};
+pub use particles::{
+    particle_uid, select_sphere, InvalidPolicy, ReadOptions, ReadReport, Sphere, StarParticles,
+};
+pub use snapshot::{read_side_field_i64, Snapshot};
 pub use table::{read_table, read_vec3, write_table, TableColumn, TableValues};
 pub use write::{
     snapshot_file_names, write_side_field_i64, write_snapshot, write_snapshot_with, WriteOptions,

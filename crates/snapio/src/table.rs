@@ -55,7 +55,7 @@ pub struct TableColumn {
 /// Errors name the file and dataset: missing file or dataset, non-float element type, a shape
 /// other than (N, 3), non-finite values (with their row).
 pub fn read_vec3(path: &Path, dataset: &str) -> Result<Vec<[f64; 3]>> {
-    let file = crate::snapshot::open_h5(path)?;
+    let file = crate::discover::open_h5(path)?;
     read3(path, &file, dataset, true)
 }
 
@@ -85,7 +85,7 @@ fn read3(
             path: path.to_path_buf(),
             dataset: dataset.into(),
             expected: "floating point (f32 or f64)".into(),
-            found: crate::snapshot::dtype_name(&desc),
+            found: crate::fields::dtype_name(&desc),
         });
     }
     let shape = ds.shape();
@@ -215,7 +215,7 @@ fn write_table_to(
 /// Reads a whole table written by [`write_table`]: (name, units, values) for each root dataset
 /// that is 1-D (f64 or u32) or (N, 3) f64, in name order (for tests and small files).
 pub fn read_table(path: &Path) -> Result<Vec<TableColumn>> {
-    let file = crate::snapshot::open_h5(path)?;
+    let file = crate::discover::open_h5(path)?;
     let names = file
         .member_names()
         .map_err(h5err(path, "/", "listing datasets"))?;

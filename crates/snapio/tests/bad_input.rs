@@ -222,6 +222,7 @@ fn non_finite_values() {
             .read_stars(&ReadOptions {
                 chunk_len: 50,
                 region: None,
+                ..ReadOptions::default()
             })
             .unwrap_err();
         assert!(matches!(e, SnapError::NonFinite { row: 57, .. }), "{e:?}");

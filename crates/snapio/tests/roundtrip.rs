@@ -57,6 +57,7 @@ fn small_chunks_and_double_precision_give_the_same_stars() {
         .read_stars(&ReadOptions {
             chunk_len: 7,
             region: None,
+            ..ReadOptions::default()
         })
         .unwrap();
     let (b, _) = snap.read_stars(&ReadOptions::default()).unwrap();
@@ -96,6 +97,7 @@ fn multi_file_found_from_any_name_and_from_the_folder() {
                 .read_stars(&ReadOptions {
                     chunk_len: 100,
                     region: None,
+                    ..ReadOptions::default()
                 })
                 .unwrap();
             assert_eq!(report.files.len(), 4);
@@ -118,6 +120,7 @@ fn tng_winds_are_dropped_and_counted() {
         .read_stars(&ReadOptions {
             chunk_len: 50,
             region: None,
+            ..ReadOptions::default()
         })
         .unwrap();
     assert_eq!(report.winds_dropped, 123);
@@ -195,6 +198,7 @@ fn region_selection_while_streaming() {
         .read_stars(&ReadOptions {
             region: Some(region),
             chunk_len: 333,
+            ..ReadOptions::default()
         })
         .unwrap();
     let expected = snapio::select_sphere(&stars, &region);
@@ -216,6 +220,7 @@ fn region_selection_while_streaming() {
         .read_stars(&ReadOptions {
             region: Some(far),
             chunk_len: 1000,
+            ..ReadOptions::default()
         })
         .unwrap_err();
     assert!(err.to_string().contains("region"), "{err}");
