@@ -12,3 +12,7 @@ pub mod isochrone_interp;
 pub use error::{Result, SurveyError};
 pub use isochrone::{read_isochrone_dir, read_isochrone_file, Isochrone, IsochroneSet};
 pub use isochrone_interp::{IsochroneGrid, PhotometryColumns, StarProperties};
+pub mod astrometry;
+pub mod observer;
+pub use astrometry::{Astrometry, AstrometryColumns, SkyProjector};
+pub use observer::Observer;
