@@ -137,6 +137,9 @@ fn ds_f(
 }
 
 /// Writes a snapshot with explicit [`WriteOptions`]. See [`write_snapshot`].
+///
+/// Child and generation numbers (`stars.child_id`, `stars.generation`), when present, are written
+/// as u32 `PartType4/ParticleChildIDsNumber` and `PartType4/ParticleIDGenerationNumber`.
 pub fn write_snapshot_with(
     path: &Path,
     layout: Layout,
@@ -165,198 +168,236 @@ pub fn write_snapshot_with(
         None => std::borrow::Cow::Borrowed(stars),
     };
     let n = all.len() as u64;
-    let lf = header.length_to_kpc();
-    let vf = header.velocity_to_kms();
-    let mf = header.mass_to_msun();
     let files = snapshot_file_names(path, n_files);
-    let dp = opts.double_precision;
-    let mass_table = header.mass_table;
     let mut num_total = header.num_part_total;
     num_total[4] = n;
     for (k, fp) in files.iter().enumerate() {
         let s = (n as usize * k) / n_files;
         let e = (n as usize * (k + 1)) / n_files;
-        let m = e - s;
         let file = hdf5::File::create(fp).map_err(h5err(fp, "/", "creating snapshot file"))?;
-        let hdr = file
-            .create_group("Header")
-            .map_err(h5err(fp, "Header", "creating group"))?;
         let mut this = [0u64; 6];
-        this[4] = m as u64;
-        let low: Vec<u32> = num_total
-            .iter()
-            .map(|&x| (x & 0xffff_ffff) as u32)
-            .collect();
-        let high: Vec<u32> = num_total.iter().map(|&x| (x >> 32) as u32).collect();
-        match layout {
-            Layout::Gadget4 => {
-                attr_arr(fp, &hdr, "NumPart_ThisFile", &this)?;
-                attr_arr(fp, &hdr, "NumPart_Total", &num_total)?;
-            }
-            _ => {
-                let this32: Vec<i32> = this.iter().map(|&x| x as i32).collect();
-                attr_arr(fp, &hdr, "NumPart_ThisFile", &this32)?;
-                attr_arr(fp, &hdr, "NumPart_Total", &low)?;
-                attr_arr(fp, &hdr, "NumPart_Total_HighWord", &high)?;
-            }
+        this[4] = (e - s) as u64;
+        write_header(fp, &file, layout, header, opts, n_files, this, num_total)?;
+        if e > s {
+            write_star_rows(fp, &file, layout, header, &all, &is_wind, s..e, opts)?;
         }
-        attr_arr(fp, &hdr, "MassTable", &mass_table)?;
-        attr_f64(fp, &hdr, "Time", header.time)?;
-        attr_f64(fp, &hdr, "Redshift", header.redshift)?;
-        attr_f64(fp, &hdr, "BoxSize", header.box_size)?;
-        attr_i32(fp, &hdr, "NumFilesPerSnapshot", n_files as i32)?;
-        let cosmo_params = |loc: &hdf5::Location| -> Result<()> {
-            attr_f64(fp, loc, "HubbleParam", header.hubble_param)?;
-            attr_f64(fp, loc, "Omega0", header.omega0)?;
-            attr_f64(fp, loc, "OmegaLambda", header.omega_lambda)
-        };
-        let units = |loc: &hdf5::Location| -> Result<()> {
-            attr_f64(fp, loc, "UnitLength_in_cm", header.unit_length_cm)?;
-            attr_f64(fp, loc, "UnitMass_in_g", header.unit_mass_g)?;
-            attr_f64(
-                fp,
-                loc,
-                "UnitVelocity_in_cm_per_s",
-                header.unit_velocity_cm_s,
-            )
-        };
-        match layout {
-            Layout::Gadget4 => {
-                let p = file.create_group("Parameters").map_err(h5err(
+    }
+    Ok(files)
+}
+
+/// Writes `Header` (and the `Parameters`/`Config` groups of the layout) of one file.
+#[allow(clippy::too_many_arguments)]
+fn write_header(
+    fp: &Path,
+    file: &hdf5::File,
+    layout: Layout,
+    header: &Header,
+    opts: &WriteOptions,
+    n_files: usize,
+    this: [u64; 6],
+    num_total: [u64; 6],
+) -> Result<()> {
+    let hdr = file
+        .create_group("Header")
+        .map_err(h5err(fp, "Header", "creating group"))?;
+    let low: Vec<u32> = num_total
+        .iter()
+        .map(|&x| (x & 0xffff_ffff) as u32)
+        .collect();
+    let high: Vec<u32> = num_total.iter().map(|&x| (x >> 32) as u32).collect();
+    match layout {
+        Layout::Gadget4 => {
+            attr_arr(fp, &hdr, "NumPart_ThisFile", &this)?;
+            attr_arr(fp, &hdr, "NumPart_Total", &num_total)?;
+        }
+        _ => {
+            let this32: Vec<i32> = this.iter().map(|&x| x as i32).collect();
+            attr_arr(fp, &hdr, "NumPart_ThisFile", &this32)?;
+            attr_arr(fp, &hdr, "NumPart_Total", &low)?;
+            attr_arr(fp, &hdr, "NumPart_Total_HighWord", &high)?;
+        }
+    }
+    attr_arr(fp, &hdr, "MassTable", &header.mass_table)?;
+    attr_f64(fp, &hdr, "Time", header.time)?;
+    attr_f64(fp, &hdr, "Redshift", header.redshift)?;
+    attr_f64(fp, &hdr, "BoxSize", header.box_size)?;
+    attr_i32(fp, &hdr, "NumFilesPerSnapshot", n_files as i32)?;
+    let cosmo_params = |loc: &hdf5::Location| -> Result<()> {
+        attr_f64(fp, loc, "HubbleParam", header.hubble_param)?;
+        attr_f64(fp, loc, "Omega0", header.omega0)?;
+        attr_f64(fp, loc, "OmegaLambda", header.omega_lambda)
+    };
+    let units = |loc: &hdf5::Location| -> Result<()> {
+        attr_f64(fp, loc, "UnitLength_in_cm", header.unit_length_cm)?;
+        attr_f64(fp, loc, "UnitMass_in_g", header.unit_mass_g)?;
+        attr_f64(
+            fp,
+            loc,
+            "UnitVelocity_in_cm_per_s",
+            header.unit_velocity_cm_s,
+        )
+    };
+    let group = |name: &str| {
+        file.create_group(name)
+            .map_err(h5err(fp, name, "creating group"))
+    };
+    match layout {
+        Layout::Gadget4 => {
+            let p = group("Parameters")?;
+            cosmo_params(&p)?;
+            units(&p)?;
+            attr_i32(fp, &p, "ComovingIntegrationOn", header.cosmological as i32)?;
+            let c = group("Config")?;
+            attr_i32(fp, &c, "STARFORMATION", 1)?;
+            attr_i32(fp, &c, "NTYPES", 6)?;
+        }
+        Layout::ArepoTng => {
+            cosmo_params(&hdr)?;
+            units(&hdr)?;
+            attr_i32(fp, &hdr, "Flag_StellarAge", 1)?;
+            attr_i32(fp, &hdr, "Flag_Metals", 10)?;
+            let p = group("Parameters")?;
+            cosmo_params(&p)?;
+            attr_i32(fp, &p, "ComovingIntegrationOn", header.cosmological as i32)?;
+            let c = group("Config")?;
+            let v: VarLenUnicode = "1"
+                .parse()
+                .map_err(|e| SnapError::InvalidInput(format!("{e}")))?;
+            c.new_attr::<VarLenUnicode>()
+                .create("GFM_STELLAR_EVOLUTION")
+                .and_then(|a| a.write_scalar(&v))
+                .map_err(h5err(
                     fp,
-                    "Parameters",
-                    "creating group",
+                    "Config/GFM_STELLAR_EVOLUTION",
+                    "writing attribute",
                 ))?;
-                cosmo_params(&p)?;
-                units(&p)?;
-                attr_i32(fp, &p, "ComovingIntegrationOn", header.cosmological as i32)?;
-                let c =
-                    file.create_group("Config")
-                        .map_err(h5err(fp, "Config", "creating group"))?;
-                attr_i32(fp, &c, "STARFORMATION", 1)?;
-                attr_i32(fp, &c, "NTYPES", 6)?;
-            }
-            Layout::ArepoTng => {
-                cosmo_params(&hdr)?;
-                units(&hdr)?;
-                attr_i32(fp, &hdr, "Flag_StellarAge", 1)?;
-                attr_i32(fp, &hdr, "Flag_Metals", 10)?;
-                let p = file.create_group("Parameters").map_err(h5err(
+        }
+        Layout::GizmoFire => {
+            cosmo_params(&hdr)?;
+            attr_f64(fp, &hdr, "UnitLength_In_CGS", header.unit_length_cm)?;
+            attr_f64(fp, &hdr, "UnitMass_In_CGS", header.unit_mass_g)?;
+            attr_f64(fp, &hdr, "UnitVelocity_In_CGS", header.unit_velocity_cm_s)?;
+            if opts.comoving_flag {
+                attr_i32(
                     fp,
-                    "Parameters",
-                    "creating group",
-                ))?;
-                cosmo_params(&p)?;
-                attr_i32(fp, &p, "ComovingIntegrationOn", header.cosmological as i32)?;
-                let c =
-                    file.create_group("Config")
-                        .map_err(h5err(fp, "Config", "creating group"))?;
-                let v: VarLenUnicode = "1"
-                    .parse()
-                    .map_err(|e| SnapError::InvalidInput(format!("{e}")))?;
-                c.new_attr::<VarLenUnicode>()
-                    .create("GFM_STELLAR_EVOLUTION")
-                    .and_then(|a| a.write_scalar(&v))
-                    .map_err(h5err(
-                        fp,
-                        "Config/GFM_STELLAR_EVOLUTION",
-                        "writing attribute",
-                    ))?;
+                    &hdr,
+                    "ComovingIntegrationOn",
+                    header.cosmological as i32,
+                )?;
             }
-            Layout::GizmoFire => {
-                cosmo_params(&hdr)?;
-                attr_f64(fp, &hdr, "UnitLength_In_CGS", header.unit_length_cm)?;
-                attr_f64(fp, &hdr, "UnitMass_In_CGS", header.unit_mass_g)?;
-                attr_f64(fp, &hdr, "UnitVelocity_In_CGS", header.unit_velocity_cm_s)?;
-                if opts.comoving_flag {
-                    attr_i32(
-                        fp,
-                        &hdr,
-                        "ComovingIntegrationOn",
-                        header.cosmological as i32,
-                    )?;
-                }
-                attr_i32(fp, &hdr, "Flag_StellarAge", 1)?;
-                attr_i32(fp, &hdr, "Flag_Metals", 11)?;
+            attr_i32(fp, &hdr, "Flag_StellarAge", 1)?;
+            attr_i32(fp, &hdr, "Flag_Metals", 11)?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes rows `rows` of `all` (physical units, winds flagged) as the `PartType4` group of one
+/// file, in the layout's code units and dataset names.
+#[allow(clippy::too_many_arguments)]
+fn write_star_rows(
+    fp: &Path,
+    file: &hdf5::File,
+    layout: Layout,
+    header: &Header,
+    all: &StarParticles,
+    is_wind: &[bool],
+    rows: std::ops::Range<usize>,
+    opts: &WriteOptions,
+) -> Result<()> {
+    let (lf, vf, mf) = (
+        header.length_to_kpc(),
+        header.velocity_to_kms(),
+        header.mass_to_msun(),
+    );
+    let dp = opts.double_precision;
+    let m = rows.len();
+    let g = file
+        .create_group("PartType4")
+        .map_err(h5err(fp, "PartType4", "creating group"))?;
+    let pos: Vec<f64> = all.position[rows.clone()]
+        .iter()
+        .flatten()
+        .map(|x| x / lf)
+        .collect();
+    let vel: Vec<f64> = all.velocity[rows.clone()]
+        .iter()
+        .flatten()
+        .map(|x| x / vf)
+        .collect();
+    let mass: Vec<f64> = all.mass[rows.clone()].iter().map(|x| x / mf).collect();
+    let imass: Vec<f64> = all.initial_mass[rows.clone()]
+        .iter()
+        .map(|x| x / mf)
+        .collect();
+    let tform: Vec<f64> = rows
+        .clone()
+        .map(|i| {
+            if is_wind[i] {
+                -0.5
+            } else {
+                header.formation_time_for_age(all.age[i])
             }
-        }
-        if m == 0 {
-            continue;
-        }
-        let g = file
-            .create_group("PartType4")
-            .map_err(h5err(fp, "PartType4", "creating group"))?;
-        let rows = s..e;
-        let pos: Vec<f64> = all.position[rows.clone()]
-            .iter()
-            .flatten()
-            .map(|x| x / lf)
-            .collect();
-        let vel: Vec<f64> = all.velocity[rows.clone()]
-            .iter()
-            .flatten()
-            .map(|x| x / vf)
-            .collect();
-        let mass: Vec<f64> = all.mass[rows.clone()].iter().map(|x| x / mf).collect();
-        let imass: Vec<f64> = all.initial_mass[rows.clone()]
-            .iter()
-            .map(|x| x / mf)
-            .collect();
-        let tform: Vec<f64> = (s..e)
-            .map(|i| {
-                if is_wind[i] {
-                    -0.5
-                } else {
-                    header.formation_time_for_age(all.age[i])
+        })
+        .collect();
+    let z = &all.metallicity[rows.clone()];
+    // Coordinates: f64 in GADGET-4/AREPO/GIZMO outputs of this kind; the rest single precision.
+    ds_f(fp, &g, "Coordinates", &pos, 3, true)?;
+    ds_f(fp, &g, "Velocities", &vel, 3, dp)?;
+    if header.mass_table[4] == 0.0 {
+        ds_f(fp, &g, "Masses", &mass, 1, dp)?;
+    }
+    let ids = &all.id[rows.clone()];
+    let ints = |name: &str, v: &[u32]| {
+        g.new_dataset_builder()
+            .with_data(v)
+            .create(name)
+            .map(|_| ())
+            .map_err(h5err(fp, &format!("PartType4/{name}"), "writing dataset"))
+    };
+    match layout {
+        Layout::GizmoFire => {
+            let ids32: Vec<u32> = ids.iter().map(|&x| x as u32).collect();
+            ints("ParticleIDs", &ids32)?;
+            ds_f(fp, &g, "StellarFormationTime", &tform, 1, dp)?;
+            let mut met = Vec::with_capacity(m * 11);
+            for &zi in z {
+                met.push(zi);
+                met.push(0.25 + 0.0 * zi);
+                for _ in 2..11 {
+                    met.push(zi / 9.0);
                 }
-            })
-            .collect();
-        let z = &all.metallicity[rows.clone()];
-        // Coordinates: f64 in GADGET-4/AREPO/GIZMO outputs of this kind; the rest single precision.
-        ds_f(fp, &g, "Coordinates", &pos, 3, true)?;
-        ds_f(fp, &g, "Velocities", &vel, 3, dp)?;
-        if mass_table[4] == 0.0 {
-            ds_f(fp, &g, "Masses", &mass, 1, dp)?;
-        }
-        let ids = &all.id[rows.clone()];
-        match layout {
-            Layout::GizmoFire => {
-                let ids32: Vec<u32> = ids.iter().map(|&x| x as u32).collect();
-                g.new_dataset_builder()
-                    .with_data(&ids32)
-                    .create("ParticleIDs")
-                    .map_err(h5err(fp, "PartType4/ParticleIDs", "writing dataset"))?;
-                ds_f(fp, &g, "StellarFormationTime", &tform, 1, dp)?;
-                let mut met = Vec::with_capacity(m * 11);
-                for &zi in z {
-                    met.push(zi);
-                    met.push(0.25 + 0.0 * zi);
-                    for _ in 2..11 {
-                        met.push(zi / 9.0);
-                    }
-                }
-                ds_f(fp, &g, "Metallicity", &met, 11, dp)?;
             }
-            Layout::Gadget4 => {
-                g.new_dataset_builder()
-                    .with_data(ids)
-                    .create("ParticleIDs")
-                    .map_err(h5err(fp, "PartType4/ParticleIDs", "writing dataset"))?;
+            ds_f(fp, &g, "Metallicity", &met, 11, dp)?;
+        }
+        Layout::Gadget4 | Layout::ArepoTng => {
+            g.new_dataset_builder()
+                .with_data(ids)
+                .create("ParticleIDs")
+                .map_err(h5err(fp, "PartType4/ParticleIDs", "writing dataset"))?;
+            if layout == Layout::Gadget4 {
                 ds_f(fp, &g, "StellarFormationTime", &tform, 1, dp)?;
                 ds_f(fp, &g, "Metallicity", z, 1, dp)?;
-            }
-            Layout::ArepoTng => {
-                g.new_dataset_builder()
-                    .with_data(ids)
-                    .create("ParticleIDs")
-                    .map_err(h5err(fp, "PartType4/ParticleIDs", "writing dataset"))?;
+            } else {
                 ds_f(fp, &g, "GFM_StellarFormationTime", &tform, 1, dp)?;
                 ds_f(fp, &g, "GFM_InitialMass", &imass, 1, dp)?;
                 ds_f(fp, &g, "GFM_Metallicity", z, 1, dp)?;
             }
         }
     }
-    Ok(files)
+    if !all.child_id.is_empty() {
+        ints(
+            crate::star_reader::CHILD_ID_DATASET,
+            &all.child_id[rows.clone()],
+        )?;
+    }
+    if !all.generation.is_empty() {
+        ints(
+            crate::star_reader::GENERATION_DATASET,
+            &all.generation[rows],
+        )?;
+    }
+    Ok(())
 }
 
 /// Writes a side file of per-particle integers: root datasets `ParticleIDs` (u64) and `name`
