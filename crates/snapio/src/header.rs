@@ -346,6 +346,229 @@ pub(crate) fn open_header_group(path: &Path, file: &hdf5::File) -> Result<hdf5::
         .map_err(h5err(path, "Header", "opening group"))
 }
 
+/// The `Header` group of a file and its `Parameters` group, if any: where header values live.
+struct HeaderSource<'a> {
+    path: &'a Path,
+    hdr: hdf5::Group,
+    params: Option<hdf5::Group>,
+}
+
+impl HeaderSource<'_> {
+    /// An attribute's first value from `Header`, else from `Parameters` (GADGET-4 keeps the
+    /// cosmology and units there); `None` if in neither.
+    fn lookup(&self, name: &str) -> Result<Option<f64>> {
+        if let Some(v) = attr_f64s(self.path, &self.hdr, "Header", name)? {
+            if let Some(x) = v.first() {
+                return Ok(Some(*x));
+            }
+        }
+        if let Some(p) = &self.params {
+            if let Some(v) = attr_f64s(self.path, p, "Parameters", name)? {
+                if let Some(x) = v.first() {
+                    return Ok(Some(*x));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Total particle numbers per type: `NumPart_Total` + `NumPart_Total_HighWord` << 32.
+    fn particle_totals(&self) -> Result<[u64; 6]> {
+        let (path, hdr) = (self.path, &self.hdr);
+        let total_lo = attr_six(path, hdr, "Header", "NumPart_Total")?.ok_or_else(|| {
+            SnapError::MissingAttribute {
+                path: path.to_path_buf(),
+                object: "Header".into(),
+                attribute: "NumPart_Total".into(),
+                expected: "6 total particle counts".into(),
+            }
+        })?;
+        let total_lo = counts_u64(path, "NumPart_Total", total_lo)?;
+        let high = match attr_six(path, hdr, "Header", "NumPart_Total_HighWord")? {
+            Some(v) => counts_u64(path, "NumPart_Total_HighWord", v)?,
+            None => [0; 6],
+        };
+        let mut num_part_total = [0u64; 6];
+        for i in 0..6 {
+            if high[i] > u32::MAX as u64 || total_lo[i] > u32::MAX as u64 && high[i] > 0 {
+                return Err(SnapError::BadAttribute {
+                    path: path.to_path_buf(),
+                    object: "Header".into(),
+                    attribute: "NumPart_Total_HighWord".into(),
+                    expected:
+                        "32-bit words: NumPart_Total[t] + (HighWord[t] << 32) must fit 64 bits"
+                            .into(),
+                    found: format!("{high:?} with NumPart_Total {total_lo:?}"),
+                });
+            }
+            num_part_total[i] = total_lo[i] + (high[i] << 32);
+        }
+        Ok(num_part_total)
+    }
+
+    /// Whether the run is cosmological: `ComovingIntegrationOn`, else the layout's rule (notes say which).
+    fn is_cosmological(
+        &self,
+        layout: Layout,
+        time: f64,
+        redshift_attr: Option<f64>,
+        notes: &mut Vec<String>,
+    ) -> Result<bool> {
+        Ok(match self.lookup("ComovingIntegrationOn")? {
+            Some(v) => v != 0.0,
+            None => match layout {
+                Layout::ArepoTng => {
+                    notes.push(
+                        "ComovingIntegrationOn absent: AREPO/TNG snapshot taken as cosmological"
+                            .into(),
+                    );
+                    true
+                }
+                _ => {
+                    // FIRE public snapshots carry no flag: cosmological when Time is a scale factor
+                    // consistent with Redshift.
+                    let consistent = time > 0.0
+                        && time <= 1.0
+                        && redshift_attr
+                            .map(|z| ((1.0 / time - 1.0) - z).abs() <= 1e-3 * (1.0 + z))
+                            .unwrap_or(false);
+                    notes.push(format!(
+                        "ComovingIntegrationOn absent: taken as {} because Time={time} and Redshift={:?} {} a = 1/(1+z)",
+                        if consistent { "cosmological" } else { "non-cosmological" },
+                        redshift_attr,
+                        if consistent { "satisfy" } else { "do not satisfy" }
+                    ));
+                    consistent
+                }
+            },
+        })
+    }
+
+    /// `HubbleParam`, `Omega0`, `OmegaLambda`, with the defaults and checks of each layout.
+    fn cosmology(
+        &self,
+        layout: Layout,
+        cosmological: bool,
+        notes: &mut Vec<String>,
+    ) -> Result<(f64, f64, f64)> {
+        let path = self.path;
+        let lookup = |name: &str| self.lookup(name);
+        let mut hubble_param = lookup("HubbleParam")?;
+        if hubble_param.is_none() && layout == Layout::Gadget4 && cosmological {
+            return Err(SnapError::MissingAttribute {
+                path: path.to_path_buf(),
+                object: "Parameters".into(),
+                attribute: "HubbleParam".into(),
+                expected: "GADGET-4 keeps HubbleParam in the Parameters group".into(),
+            });
+        }
+        if let Some(h) = hubble_param {
+            if !(h > 0.0 && h.is_finite()) {
+                if cosmological {
+                    return Err(SnapError::BadAttribute {
+                        path: path.to_path_buf(),
+                        object: "Header".into(),
+                        attribute: "HubbleParam".into(),
+                        expected: "h > 0 in a cosmological run".into(),
+                        found: format!("{h}"),
+                    });
+                }
+                notes.push(format!(
+                    "HubbleParam = {h} in a non-cosmological run: h = 1 used"
+                ));
+                hubble_param = Some(1.0);
+            }
+        }
+        let hubble_param = match hubble_param {
+            Some(h) => h,
+            None if cosmological => {
+                return Err(SnapError::MissingAttribute {
+                    path: path.to_path_buf(),
+                    object: "Header".into(),
+                    attribute: "HubbleParam".into(),
+                    expected: "h, needed to convert code units (1/h) in a cosmological run".into(),
+                })
+            }
+            None => {
+                notes.push("HubbleParam absent in a non-cosmological run: h = 1 used".into());
+                1.0
+            }
+        };
+        let omega0 = match lookup("Omega0")?.or(lookup("Omega_Matter")?) {
+            Some(v) => v,
+            None if cosmological => {
+                return Err(SnapError::MissingAttribute {
+                    path: path.to_path_buf(),
+                    object: if layout == Layout::Gadget4 {
+                        "Parameters"
+                    } else {
+                        "Header"
+                    }
+                    .into(),
+                    attribute: "Omega0".into(),
+                    expected: "matter density, needed to turn formation scale factors into ages"
+                        .into(),
+                })
+            }
+            None => 0.0,
+        };
+        let omega_lambda = match lookup("OmegaLambda")?.or(lookup("Omega_Lambda")?) {
+            Some(v) => v,
+            None => {
+                if cosmological {
+                    notes.push(format!(
+                        "OmegaLambda absent: flat universe assumed, OmegaLambda = 1 - Omega0 = {}",
+                        1.0 - omega0
+                    ));
+                }
+                1.0 - omega0
+            }
+        };
+        if cosmological && (omega0 + omega_lambda - 1.0).abs() > 1e-3 {
+            notes.push(format!(
+                "Omega0 + OmegaLambda = {} is not 1: ages use the flat-ΛCDM formula with these values",
+                omega0 + omega_lambda
+            ));
+        }
+        Ok((hubble_param, omega0, omega_lambda))
+    }
+
+    /// Code units in cgs (length cm, mass g, velocity cm/s), GADGET defaults with a note.
+    fn units(&self, notes: &mut Vec<String>) -> Result<(f64, f64, f64)> {
+        let path = self.path;
+        let lookup = |name: &str| self.lookup(name);
+        let mut unit = |name: &str, alt: &str, default: f64, what: &str| -> Result<f64> {
+            let v = match lookup(name)? {
+                Some(v) => Some(v),
+                None => lookup(alt)?,
+            };
+            match v {
+                Some(v) if v > 0.0 && v.is_finite() => Ok(v),
+                Some(v) => Err(SnapError::BadAttribute {
+                    path: path.to_path_buf(),
+                    object: "Header".into(),
+                    attribute: name.into(),
+                    expected: "a positive unit in cgs".into(),
+                    found: format!("{v}"),
+                }),
+                None => {
+                    notes.push(format!("{name} (or {alt}) absent: code {what} unit taken as {default:e} (GADGET default)"));
+                    Ok(default)
+                }
+            }
+        };
+        let unit_length_cm = unit("UnitLength_in_cm", "UnitLength_In_CGS", KPC_CM, "length")?;
+        let unit_mass_g = unit("UnitMass_in_g", "UnitMass_In_CGS", 1.0e10 * MSUN_G, "mass")?;
+        let unit_velocity_cm_s = unit(
+            "UnitVelocity_in_cm_per_s",
+            "UnitVelocity_In_CGS",
+            KMS_CMS,
+            "velocity",
+        )?;
+        Ok((unit_length_cm, unit_mass_g, unit_velocity_cm_s))
+    }
+}
+
 /// Reads the header of one snapshot file for the given layout. Returns the header and notes.
 pub(crate) fn read_header(
     path: &Path,
@@ -362,55 +585,24 @@ pub(crate) fn read_header(
     } else {
         None
     };
-    // Look an attribute up in Header, then in Parameters (GADGET-4 keeps cosmology there).
-    let lookup = |name: &str| -> Result<Option<f64>> {
-        if let Some(v) = attr_f64s(path, &hdr, "Header", name)? {
-            if let Some(x) = v.first() {
-                return Ok(Some(*x));
-            }
-        }
-        if let Some(p) = &params {
-            if let Some(v) = attr_f64s(path, p, "Parameters", name)? {
-                if let Some(x) = v.first() {
-                    return Ok(Some(*x));
-                }
-            }
-        }
-        Ok(None)
-    };
-
+    let src = HeaderSource { path, hdr, params };
+    let hdr = &src.hdr;
+    let lookup = |name: &str| src.lookup(name);
     let time = attr_scalar(
         path,
-        &hdr,
+        hdr,
         "Header",
         "Time",
         "scale factor or code time of the snapshot",
     )?;
-    let total_lo = attr_six(path, &hdr, "Header", "NumPart_Total")?.ok_or_else(|| {
-        SnapError::MissingAttribute {
-            path: path.to_path_buf(),
-            object: "Header".into(),
-            attribute: "NumPart_Total".into(),
-            expected: "6 total particle counts".into(),
-        }
-    })?;
-    let total_lo = counts_u64(path, "NumPart_Total", total_lo)?;
-    let high = match attr_six(path, &hdr, "Header", "NumPart_Total_HighWord")? {
-        Some(v) => counts_u64(path, "NumPart_Total_HighWord", v)?,
-        None => [0; 6],
-    };
-    let mut num_part_total = [0u64; 6];
-    for i in 0..6 {
-        num_part_total[i] = total_lo[i] + (high[i] << 32);
-    }
-    let mass_table = attr_six(path, &hdr, "Header", "MassTable")?.ok_or_else(|| {
-        SnapError::MissingAttribute {
+    let num_part_total = src.particle_totals()?;
+    let mass_table =
+        attr_six(path, hdr, "Header", "MassTable")?.ok_or_else(|| SnapError::MissingAttribute {
             path: path.to_path_buf(),
             object: "Header".into(),
             attribute: "MassTable".into(),
             expected: "6 per-type particle masses in code units".into(),
-        }
-    })?;
+        })?;
     let num_files = lookup("NumFilesPerSnapshot")?.unwrap_or(1.0);
     if !(num_files >= 1.0 && num_files.fract() == 0.0) {
         return Err(SnapError::BadAttribute {
@@ -425,138 +617,10 @@ pub(crate) fn read_header(
     let redshift_attr = lookup("Redshift")?;
 
     // Cosmological or not.
-    let cosmological = match lookup("ComovingIntegrationOn")? {
-        Some(v) => v != 0.0,
-        None => match layout {
-            Layout::ArepoTng => {
-                notes.push(
-                    "ComovingIntegrationOn absent: AREPO/TNG snapshot taken as cosmological".into(),
-                );
-                true
-            }
-            _ => {
-                // FIRE public snapshots carry no flag: cosmological when Time is a scale factor
-                // consistent with Redshift.
-                let consistent = time > 0.0
-                    && time <= 1.0
-                    && redshift_attr
-                        .map(|z| ((1.0 / time - 1.0) - z).abs() <= 1e-3 * (1.0 + z))
-                        .unwrap_or(false);
-                notes.push(format!(
-                    "ComovingIntegrationOn absent: taken as {} because Time={time} and Redshift={:?} {} a = 1/(1+z)",
-                    if consistent { "cosmological" } else { "non-cosmological" },
-                    redshift_attr,
-                    if consistent { "satisfy" } else { "do not satisfy" }
-                ));
-                consistent
-            }
-        },
-    };
+    let cosmological = src.is_cosmological(layout, time, redshift_attr, &mut notes)?;
 
-    let mut hubble_param = lookup("HubbleParam")?;
-    if hubble_param.is_none() && layout == Layout::Gadget4 && cosmological {
-        return Err(SnapError::MissingAttribute {
-            path: path.to_path_buf(),
-            object: "Parameters".into(),
-            attribute: "HubbleParam".into(),
-            expected: "GADGET-4 keeps HubbleParam in the Parameters group".into(),
-        });
-    }
-    if let Some(h) = hubble_param {
-        if !(h > 0.0 && h.is_finite()) {
-            if cosmological {
-                return Err(SnapError::BadAttribute {
-                    path: path.to_path_buf(),
-                    object: "Header".into(),
-                    attribute: "HubbleParam".into(),
-                    expected: "h > 0 in a cosmological run".into(),
-                    found: format!("{h}"),
-                });
-            }
-            notes.push(format!(
-                "HubbleParam = {h} in a non-cosmological run: h = 1 used"
-            ));
-            hubble_param = Some(1.0);
-        }
-    }
-    let hubble_param = match hubble_param {
-        Some(h) => h,
-        None if cosmological => {
-            return Err(SnapError::MissingAttribute {
-                path: path.to_path_buf(),
-                object: "Header".into(),
-                attribute: "HubbleParam".into(),
-                expected: "h, needed to convert code units (1/h) in a cosmological run".into(),
-            })
-        }
-        None => {
-            notes.push("HubbleParam absent in a non-cosmological run: h = 1 used".into());
-            1.0
-        }
-    };
-    let omega0 = match lookup("Omega0")?.or(lookup("Omega_Matter")?) {
-        Some(v) => v,
-        None if cosmological => {
-            return Err(SnapError::MissingAttribute {
-                path: path.to_path_buf(),
-                object: if layout == Layout::Gadget4 {
-                    "Parameters"
-                } else {
-                    "Header"
-                }
-                .into(),
-                attribute: "Omega0".into(),
-                expected: "matter density, needed to turn formation scale factors into ages".into(),
-            })
-        }
-        None => 0.0,
-    };
-    let omega_lambda = match lookup("OmegaLambda")?.or(lookup("Omega_Lambda")?) {
-        Some(v) => v,
-        None => {
-            if cosmological {
-                notes.push(format!(
-                    "OmegaLambda absent: flat universe assumed, OmegaLambda = 1 - Omega0 = {}",
-                    1.0 - omega0
-                ));
-            }
-            1.0 - omega0
-        }
-    };
-    if cosmological && (omega0 + omega_lambda - 1.0).abs() > 1e-3 {
-        notes.push(format!(
-            "Omega0 + OmegaLambda = {} is not 1: ages use the flat-ΛCDM formula with these values",
-            omega0 + omega_lambda
-        ));
-    }
-    let mut unit = |name: &str, alt: &str, default: f64, what: &str| -> Result<f64> {
-        let v = match lookup(name)? {
-            Some(v) => Some(v),
-            None => lookup(alt)?,
-        };
-        match v {
-            Some(v) if v > 0.0 && v.is_finite() => Ok(v),
-            Some(v) => Err(SnapError::BadAttribute {
-                path: path.to_path_buf(),
-                object: "Header".into(),
-                attribute: name.into(),
-                expected: "a positive unit in cgs".into(),
-                found: format!("{v}"),
-            }),
-            None => {
-                notes.push(format!("{name} (or {alt}) absent: code {what} unit taken as {default:e} (GADGET default)"));
-                Ok(default)
-            }
-        }
-    };
-    let unit_length_cm = unit("UnitLength_in_cm", "UnitLength_In_CGS", KPC_CM, "length")?;
-    let unit_mass_g = unit("UnitMass_in_g", "UnitMass_In_CGS", 1.0e10 * MSUN_G, "mass")?;
-    let unit_velocity_cm_s = unit(
-        "UnitVelocity_in_cm_per_s",
-        "UnitVelocity_In_CGS",
-        KMS_CMS,
-        "velocity",
-    )?;
+    let (hubble_param, omega0, omega_lambda) = src.cosmology(layout, cosmological, &mut notes)?;
+    let (unit_length_cm, unit_mass_g, unit_velocity_cm_s) = src.units(&mut notes)?;
 
     if cosmological && !(time > 0.0 && time <= 1.0 + 1e-9) {
         return Err(SnapError::BadAttribute {

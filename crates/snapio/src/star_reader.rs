@@ -159,12 +159,7 @@ impl Snapshot {
             limits: Limits::new(h),
         };
         let mut acc = Accumulator {
-            // Without a region every non-wind star is kept: reserve once.
-            out: if opts.region.is_none() {
-                StarParticles::with_capacity(usize::try_from(h.num_part_total[4]).unwrap_or(0))
-            } else {
-                StarParticles::default()
-            },
+            out: StarParticles::default(),
             report: ReadReport {
                 files: self.files.clone(),
                 notes: self.notes.clone(),
@@ -220,6 +215,11 @@ impl Snapshot {
         }
         let g = star_group(path, &file, n)?;
         let fields = StarFields::open(path, &g, n, self.layout, &self.header)?;
+        if opts.region.is_none() {
+            // Every non-wind star of the file is kept: reserve once per file, for a count the
+            // dataset shapes have just confirmed (a header count alone could be anything).
+            reserve(&mut acc.out, n as usize);
+        }
         acc.metal_missing |= fields.metal.is_none();
         acc.any_identity |= fields.child.is_some() || fields.generation.is_some();
         let chunk = opts.chunk_len.max(1);
@@ -567,6 +567,17 @@ impl Snapshot {
             detail,
         }
     }
+}
+
+/// Room for `n` more stars in every column that is filled.
+fn reserve(out: &mut StarParticles, n: usize) {
+    out.position.reserve(n);
+    out.velocity.reserve(n);
+    out.mass.reserve(n);
+    out.initial_mass.reserve(n);
+    out.id.reserve(n);
+    out.age.reserve(n);
+    out.metallicity.reserve(n);
 }
 
 /// Age in Gyr at the snapshot of a star formed at stored time `tf` (the reader's one formula).
