@@ -16,7 +16,7 @@ use burn::optim::AdamConfig;
 use burn::tensor::{Tensor, TensorData};
 use cnf::flow::{download, log_prob_whitened, transport_whitened, Solver};
 use cnf::parallel::{ParallelStep, Penalties};
-use cnf::{parse_device, FlowConfig, VectorField};
+use cnf::{parse_device, DeviceKind, FlowConfig, Kernels, VectorField};
 use std::time::Instant;
 
 /// The batch; `CNF_BENCH_BATCH` overrides it.
@@ -48,7 +48,15 @@ fn batch(device: &cnf::Device, seed: u64) -> Tensor<2> {
     Tensor::from_data(TensorData::new(batch_rows(seed), [batch_size(), 3]), device)
 }
 
-fn bench(spec: &str, iters: usize) -> Result<String, cnf::CnfError> {
+/// The benchmark's kernel switches (`CNF_BENCH_TANH_*`): `false` turns off a CPU kernel trick
+/// that [`Kernels::for_device`] would choose.
+#[derive(Clone, Copy)]
+struct KernelSwitches {
+    tanh_reuse: bool,
+    tanh_via_sigmoid: bool,
+}
+
+fn bench(spec: &str, iters: usize, switches: KernelSwitches) -> Result<String, cnf::CnfError> {
     let device = parse_device(spec)?;
     let cfg = FlowConfig {
         width: 64,
@@ -59,6 +67,11 @@ fn bench(spec: &str, iters: usize) -> Result<String, cnf::CnfError> {
     };
     let ad = device.clone().autodiff();
     let mut field = VectorField::new(&cfg.layer_sizes(), cfg.final_init_scale, 1, &ad);
+    let chosen = field.kernels;
+    field = field.with_kernels(Kernels {
+        tanh_reuse: chosen.tanh_reuse && switches.tanh_reuse,
+        tanh_via_sigmoid: chosen.tanh_via_sigmoid && switches.tanh_via_sigmoid,
+    });
     let mut optim = AdamConfig::new().init();
     // The library's training step with `CNF_BENCH_PARTS` gradient parts (default 2 on a CPU,
     // one per core of a 2-core machine; 1 on a GPU, and 1 = the whole batch through the
@@ -72,7 +85,7 @@ fn bench(spec: &str, iters: usize) -> Result<String, cnf::CnfError> {
     let parallel = ParallelStep::new(
         env(
             "CNF_BENCH_PARTS",
-            if cnf::backend::is_gpu(&ad) { 1 } else { 2 },
+            if DeviceKind::of(&ad).is_gpu() { 1 } else { 2 },
         ),
         env("CNF_BENCH_THREADS", 0),
         &ad,
@@ -168,16 +181,18 @@ fn main() {
             cnf::backend::tune_allocator()
         );
     }
-    if std::env::var("CNF_BENCH_TANH_REUSE").is_ok_and(|v| v == "0") {
-        cnf::field::set_tanh_reuse(false);
+    let switches = KernelSwitches {
+        tanh_reuse: !std::env::var("CNF_BENCH_TANH_REUSE").is_ok_and(|v| v == "0"),
+        tanh_via_sigmoid: !std::env::var("CNF_BENCH_TANH_SIGMOID").is_ok_and(|v| v == "0"),
+    };
+    if !switches.tanh_reuse {
         println!("cnf bench: burn's tanh backward (recomputes tanh)");
     }
-    if std::env::var("CNF_BENCH_TANH_SIGMOID").is_ok_and(|v| v == "0") {
-        cnf::field::set_tanh_via_sigmoid(false);
+    if !switches.tanh_via_sigmoid {
         println!("cnf bench: the backend's own tanh");
     }
     for b in backends {
-        match bench(&b, iters) {
+        match bench(&b, iters, switches) {
             Ok(line) => println!("{line}"),
             Err(e) => println!("cnf bench backend={b}: failed: {e}"),
         }

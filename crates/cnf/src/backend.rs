@@ -100,18 +100,50 @@ pub fn cuda_available(index: usize) -> Result<Device, String> {
     }
 }
 
-/// Whether `device` is a GPU, where many small operations cost launch latency rather than
-/// memory bandwidth (see [`crate::field::Activation::value_and_signed_derivative`]).
-pub fn is_gpu(device: &Device) -> bool {
-    // burn 0.22 does not re-export its device enums; the Debug form names the variant.
-    format!("{device:?}").contains("Cuda(")
+/// What kind of hardware and backend a [`Device`] is, read once from the device (autodiff or
+/// not) and carried by the code that chooses kernels by it: the vector field
+/// ([`crate::field::Kernels`]) and the training step ([`crate::parallel::ParallelStep`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceKind {
+    /// burn's pure-Rust CPU backend.
+    Flex,
+    /// libtorch on the CPU, whose intra-op thread count is a per-thread setting
+    /// ([`crate::parallel::set_torch_threads`]).
+    LibTorchCpu,
+    /// libtorch on CUDA device N: many small operations cost launch latency rather than memory
+    /// bandwidth.
+    Cuda(usize),
+    /// Any other backend or device (treated like a CPU that is not libtorch's).
+    Other,
 }
 
-/// Whether `device` is libtorch on the CPU, whose intra-op thread count is a per-thread setting
-/// ([`crate::parallel::set_torch_threads`]).
-pub fn is_libtorch_cpu(device: &Device) -> bool {
-    let name = format!("{device:?}");
-    name.contains("LibTorch") && !name.contains("Cuda(")
+impl DeviceKind {
+    /// The kind of `device`, with or without autodiff. burn 0.22 does not re-export its device
+    /// enums, so this reads the variant from the device's Debug form: call it once per device,
+    /// not per operation.
+    pub fn of(device: &Device) -> Self {
+        let name = format!("{device:?}");
+        if let Some(rest) = name.split("Cuda(").nth(1) {
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            Self::Cuda(digits.parse().unwrap_or(0))
+        } else if name.contains("LibTorch(Cpu)") {
+            Self::LibTorchCpu
+        } else if name.contains("Flex(") {
+            Self::Flex
+        } else {
+            Self::Other
+        }
+    }
+
+    /// Whether this is a GPU (see [`crate::field::Kernels::for_device`]).
+    pub fn is_gpu(self) -> bool {
+        matches!(self, Self::Cuda(_))
+    }
+
+    /// Whether this is libtorch on the CPU.
+    pub fn is_libtorch_cpu(self) -> bool {
+        self == Self::LibTorchCpu
+    }
 }
 
 /// Keeps freed tensor memory in the process instead of returning it to the kernel after every

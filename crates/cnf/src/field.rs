@@ -1,41 +1,58 @@
 //! The vector-field network F(y, t; c): an MLP with smooth activations.
 
+use crate::backend::DeviceKind;
 use burn::module::{Module, Param};
 use burn::tensor::activation;
 use burn::tensor::{DType, Device, Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
-use std::sync::atomic::{AtomicBool, Ordering};
 
-static TANH_REUSE: AtomicBool = AtomicBool::new(true);
-static TANH_VIA_SIGMOID: AtomicBool = AtomicBool::new(true);
-
-/// Benchmarking knob: `true` (default) evaluates tanh as `2σ(2z) − 1` on CPU devices (see
-/// [`tanh`]); `false` calls the backend's own tanh everywhere.
-pub fn set_tanh_via_sigmoid(on: bool) {
-    TANH_VIA_SIGMOID.store(on, Ordering::Relaxed);
+/// How the field evaluates its activation: kernel choices that change speed, not the model,
+/// fixed once per device ([`Kernels::for_device`]) and carried by the [`VectorField`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kernels {
+    /// Evaluate tanh as `2σ(2z) − 1` ([`Kernels::tanh`]) instead of the backend's tanh.
+    pub tanh_via_sigmoid: bool,
+    /// On autodiff devices, give tanh a backward pass that reuses its forward output instead
+    /// of burn's, which recomputes tanh ([`Activation::value_and_signed_derivative`]).
+    pub tanh_reuse: bool,
 }
 
-/// tanh(z), as `2σ(2z) − 1` on CPU devices. libtorch's CPU tanh is MKL's high-accuracy vsTanh,
-/// 8x slower than its sigmoid on a `[4096, 64]` block (286 µs against 35 µs, 2 threads), and it
-/// was 15 % of a training step's profile; the identity costs three cheap in-place passes and an
-/// absolute error of about one f32 ulp of 1 (≈1e-7), harmless for an activation. GPUs keep
-/// the backend's tanh (one kernel launch instead of four).
-pub fn tanh<const D: usize>(z: Tensor<D>) -> Tensor<D> {
-    if TANH_VIA_SIGMOID.load(Ordering::Relaxed) && !crate::backend::is_gpu(&z.device()) {
-        activation::sigmoid(z.mul_scalar(2.0))
-            .mul_scalar(2.0)
-            .sub_scalar(1.0)
-    } else {
-        z.tanh()
+impl Kernels {
+    /// The fastest measured choice for a kind of device: both tricks on CPUs, neither on GPUs
+    /// (where each extra elementwise pass is a kernel launch).
+    pub fn for_device(kind: DeviceKind) -> Self {
+        let cpu = !kind.is_gpu();
+        Self {
+            tanh_via_sigmoid: cpu,
+            tanh_reuse: cpu,
+        }
     }
-}
 
-/// Benchmarking knob: `true` (default) gives tanh a backward pass that reuses its forward output
-/// on autodiff CPU devices; `false` uses burn's tanh, whose backward recomputes it.
-pub fn set_tanh_reuse(reuse: bool) {
-    TANH_REUSE.store(reuse, Ordering::Relaxed);
+    /// The backend's own tanh and burn's own backward everywhere (the benchmark's reference).
+    pub fn backend_default() -> Self {
+        Self {
+            tanh_via_sigmoid: false,
+            tanh_reuse: false,
+        }
+    }
+
+    /// tanh(z), as `2σ(2z) − 1` when [`Kernels::tanh_via_sigmoid`]. libtorch's CPU tanh is
+    /// MKL's high-accuracy vsTanh, 8x slower than its sigmoid on a `[4096, 64]` block (286 µs
+    /// against 35 µs, 2 threads), and it was 15 % of a training step's profile; the identity
+    /// costs three cheap in-place passes and an absolute error of about one f32 ulp of 1
+    /// (≈1e-7), harmless for an activation. GPUs keep the backend's tanh (one kernel launch
+    /// instead of four).
+    pub fn tanh<const D: usize>(&self, z: Tensor<D>) -> Tensor<D> {
+        if self.tanh_via_sigmoid {
+            activation::sigmoid(z.mul_scalar(2.0))
+                .mul_scalar(2.0)
+                .sub_scalar(1.0)
+        } else {
+            z.tanh()
+        }
+    }
 }
 
 /// Smooth activation functions (the trace must be differentiable, so no ReLU).
@@ -52,11 +69,15 @@ pub enum Activation {
 }
 
 impl Activation {
-    /// Returns σ(z) and σ'(z) for a pre-activation tensor.
-    pub fn value_and_derivative<const D: usize>(&self, z: Tensor<D>) -> (Tensor<D>, Tensor<D>) {
+    /// Returns σ(z) and σ'(z) for a pre-activation tensor, evaluated with `kernels`.
+    pub fn value_and_derivative<const D: usize>(
+        &self,
+        z: Tensor<D>,
+        kernels: Kernels,
+    ) -> (Tensor<D>, Tensor<D>) {
         match self {
             Activation::Tanh => {
-                let a = tanh(z);
+                let a = kernels.tanh(z);
                 let d = a.clone().square().neg().add_scalar(1.0);
                 (a, d)
             }
@@ -80,19 +101,16 @@ impl Activation {
     pub fn value_and_signed_derivative<const D: usize>(
         &self,
         z: Tensor<D>,
+        kernels: Kernels,
     ) -> (Tensor<D>, Tensor<D>, bool) {
         match self {
-            Activation::Tanh
-                if z.is_autodiff()
-                    && TANH_REUSE.load(Ordering::Relaxed)
-                    && !crate::backend::is_gpu(&z.device()) =>
-            {
+            Activation::Tanh if kernels.tanh_reuse && z.is_autodiff() => {
                 // burn's tanh backward recomputes tanh of the input. Evaluate tanh off the graph
                 // and re-attach it linearly: a = (a₀ + n₀) − n with n = z ⊙ (a₀² − 1), whose
                 // value is a₀ (to one rounding) and whose derivative is 1 − a₀², from a₀.
                 // On CPUs training is 12–16 % faster; on an H200 it was slower in 6 of 6
                 // interleaved pairs (the extra kernel launches), so GPUs keep burn's tanh.
-                let a0 = tanh(z.clone().detach());
+                let a0 = kernels.tanh(z.clone().detach());
                 let d0 = a0.clone().square().sub_scalar(1.0);
                 let n = z * d0;
                 let a = (a0 + n.clone().detach()) - n;
@@ -100,21 +118,21 @@ impl Activation {
                 (a, d, true)
             }
             Activation::Tanh => {
-                let a = tanh(z);
+                let a = kernels.tanh(z);
                 let d = a.clone().square().sub_scalar(1.0);
                 (a, d, true)
             }
             _ => {
-                let (a, d) = self.value_and_derivative(z);
+                let (a, d) = self.value_and_derivative(z, kernels);
                 (a, d, false)
             }
         }
     }
 
-    /// Returns σ(z) only.
-    pub fn value<const D: usize>(&self, z: Tensor<D>) -> Tensor<D> {
+    /// Returns σ(z) only, evaluated with `kernels`.
+    pub fn value<const D: usize>(&self, z: Tensor<D>, kernels: Kernels) -> Tensor<D> {
         match self {
-            Activation::Tanh => tanh(z),
+            Activation::Tanh => kernels.tanh(z),
             Activation::Softplus => activation::softplus(z, 1.0),
             Activation::Silu => activation::silu(z),
         }
@@ -123,12 +141,17 @@ impl Activation {
 
 /// MLP weights of the vector field: input [y (dim), t, c (context_dim)], `depth` hidden layers of
 /// `width` units, output `dim`. Weights are stored `[in, out]` (rows multiply from the right).
+/// The field also carries the [`Kernels`] of the device it was built on (not part of a
+/// checkpoint).
 #[derive(Module, Debug)]
 pub struct VectorField {
     /// Layer weight matrices, `[in, out]`.
     pub weights: Vec<Param<Tensor<2>>>,
     /// Layer biases, `[out]`.
     pub biases: Vec<Param<Tensor<1>>>,
+    /// How the activation is evaluated; [`Kernels::for_device`] of the construction device.
+    #[module(skip)]
+    pub kernels: Kernels,
 }
 
 /// Layer sizes of the field: `[dim + 1 + context_dim, width × depth, dim]`.
@@ -174,7 +197,11 @@ impl VectorField {
             weights.push(Param::from_tensor(w));
             biases.push(Param::from_tensor(b));
         }
-        Self { weights, biases }
+        Self {
+            weights,
+            biases,
+            kernels: Kernels::for_device(DeviceKind::of(device)),
+        }
     }
 
     /// An all-zero field of the given sizes (a skeleton to load a checkpoint into).
@@ -186,7 +213,17 @@ impl VectorField {
         let biases = (0..n)
             .map(|k| Param::from_tensor(Tensor::<1>::zeros([sizes[k + 1]], device)))
             .collect();
-        Self { weights, biases }
+        Self {
+            weights,
+            biases,
+            kernels: Kernels::for_device(DeviceKind::of(device)),
+        }
+    }
+
+    /// The same field evaluated with other kernels (e.g. [`Kernels::backend_default`] to
+    /// measure what the CPU tricks gain).
+    pub fn with_kernels(self, kernels: Kernels) -> Self {
+        Self { kernels, ..self }
     }
 
     /// Number of layers (hidden + output).
@@ -206,7 +243,11 @@ impl VectorField {
         let n = self.n_layers();
         for k in 0..n {
             let z = h.matmul(self.weights[k].val()) + self.biases[k].val().unsqueeze_dim(0);
-            h = if k + 1 == n { z } else { act.value(z) };
+            h = if k + 1 == n {
+                z
+            } else {
+                act.value(z, self.kernels)
+            };
         }
         h
     }

@@ -14,6 +14,7 @@
 //! in each, keep every core busy on its own work. A GPU gets one thread (its parts, if more than
 //! one, run one after another).
 
+use crate::backend::DeviceKind;
 use crate::error::CnfError;
 use crate::field::VectorField;
 use crate::flow::{download, log_prob_regularised, log_prob_whitened, FlowConfig, Solver};
@@ -89,8 +90,8 @@ impl ParallelStep {
     /// (its parts run one after another on the device).
     pub fn new(parts: usize, threads: usize, device: &Device) -> Result<Self, CnfError> {
         let parts = parts.max(1);
-        let gpu = crate::backend::is_gpu(device);
-        let libtorch_cpu = crate::backend::is_libtorch_cpu(device);
+        let kind = DeviceKind::of(device);
+        let (gpu, libtorch_cpu) = (kind.is_gpu(), kind.is_libtorch_cpu());
         let budget = if gpu {
             1
         } else if threads > 0 {

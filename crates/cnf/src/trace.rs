@@ -46,7 +46,7 @@ fn propagate(
     }
     // Tangents are linear in σ', so a negated σ' (one pass cheaper for tanh) only flips their
     // sign: `negated` tracks the parity and the output layer undoes it.
-    let (mut h, d, mut negated) = act.value_and_signed_derivative(z);
+    let (mut h, d, mut negated) = act.value_and_signed_derivative(z, field.kernels);
     let width = h.dims()[1];
     let w_y = w0.narrow(0, 0, dim); // [dim, W]: the rows of W_0 that multiply y
     if n == 2 {
@@ -63,7 +63,7 @@ fn propagate(
     let mut tz = d.matmul(m).reshape([b, dim, out]);
     let mut z = h.matmul(w1) + field.biases[1].val().unsqueeze_dim(0);
     for k in 2..n {
-        let (a, d, flip) = act.value_and_signed_derivative(z);
+        let (a, d, flip) = act.value_and_signed_derivative(z, field.kernels);
         negated ^= flip;
         let width = a.dims()[1];
         let tan = tz * d.unsqueeze_dim::<3>(1); // [B, dim, W]

@@ -266,18 +266,32 @@ fn device_strings_parse() {
     if !cfg!(feature = "tch") {
         assert!(cnf::parse_device("libtorch").is_err());
     }
-    // GPU detection (it picks the tanh backward): CPUs are not GPUs, with or without autodiff.
-    use cnf::backend::is_gpu;
+    // The kind of a device (it picks the field's kernels and the training threads), read once
+    // from burn's Debug form: CPUs are not GPUs, with or without autodiff.
+    use cnf::{DeviceKind, Kernels};
     let flex = cnf::parse_device("flex").unwrap();
-    assert!(!is_gpu(&flex) && !is_gpu(&flex.clone().autodiff()));
+    assert_eq!(DeviceKind::of(&flex), DeviceKind::Flex);
+    assert_eq!(DeviceKind::of(&flex.clone().autodiff()), DeviceKind::Flex);
+    assert!(!DeviceKind::Flex.is_gpu() && !DeviceKind::Flex.is_libtorch_cpu());
+    let cpu_kernels = Kernels::for_device(DeviceKind::Flex);
+    assert!(cpu_kernels.tanh_reuse && cpu_kernels.tanh_via_sigmoid);
+    assert_eq!(
+        cnf::VectorField::new(&[4, 8, 3], 1.0, 1, &flex).kernels,
+        cpu_kernels
+    );
+    let gpu_kernels = Kernels::for_device(DeviceKind::Cuda(0));
+    assert!(!gpu_kernels.tanh_reuse && !gpu_kernels.tanh_via_sigmoid);
     #[cfg(feature = "tch")]
     {
         let cpu = cnf::parse_device("libtorch").unwrap();
-        assert!(!is_gpu(&cpu) && !is_gpu(&cpu.clone().autodiff()));
+        assert_eq!(DeviceKind::of(&cpu), DeviceKind::LibTorchCpu);
+        assert_eq!(DeviceKind::of(&cpu.autodiff()), DeviceKind::LibTorchCpu);
         // Naming a CUDA device needs no GPU; using it does.
         #[allow(deprecated)]
-        let gpu = burn::tensor::Device::libtorch_cuda(0);
-        assert!(is_gpu(&gpu) && is_gpu(&gpu.clone().autodiff()), "{gpu:?}");
+        let gpu = burn::tensor::Device::libtorch_cuda(1);
+        assert_eq!(DeviceKind::of(&gpu), DeviceKind::Cuda(1), "{gpu:?}");
+        assert_eq!(DeviceKind::of(&gpu.autodiff()), DeviceKind::Cuda(1));
+        assert!(DeviceKind::Cuda(1).is_gpu() && !DeviceKind::Cuda(1).is_libtorch_cpu());
     }
 }
 

@@ -124,3 +124,59 @@ fn exact_trace_matches_finite_differences_softplus_with_context() {
 fn exact_trace_matches_finite_differences_silu_with_context() {
     check(Activation::Silu, 2, 3);
 }
+
+/// The field's kernels change speed, not the model: tanh as `2σ(2z) − 1` with a backward that
+/// reuses its output (the CPU choice) against the backend's tanh and burn's backward, in f32 on
+/// an autodiff device: F, the trace and the weights' gradient agree to f32 rounding.
+#[test]
+fn kernel_choices_agree_to_rounding() {
+    use cnf::{DeviceKind, Kernels};
+    let device = common::device().autodiff();
+    let cfg = FlowConfig {
+        width: 32,
+        depth: 3,
+        final_init_scale: 1.0,
+        ..FlowConfig::default()
+    };
+    let mut rng = common::rng(4);
+    let b = 128;
+    let flat: Vec<f32> = (0..b)
+        .flat_map(|_| common::normal3(&mut rng))
+        .map(|v| v as f32)
+        .collect();
+    let run = |kernels: Kernels| {
+        let field = VectorField::new(&cfg.layer_sizes(), 1.0, 9, &device).with_kernels(kernels);
+        let y = Tensor::<2>::from_data(TensorData::new(flat.clone(), [b, 3]), &device);
+        let (f, tr) = field_and_trace(&field, y, 0.4, None, Activation::Tanh);
+        let grads = (f.clone().sum() + tr.clone().sum()).backward();
+        let grads = burn::optim::GradientsParams::from_grads(grads, &field);
+        let g = grads
+            .get::<2>(field.weights[0].id)
+            .expect("weight gradient");
+        (
+            download(f.inner()).unwrap(),
+            download(tr.inner()).unwrap(),
+            download(g).unwrap(),
+        )
+    };
+    let fast = Kernels::for_device(DeviceKind::of(&device));
+    let plain = Kernels::backend_default();
+    let (fa, ta, ga) = run(fast);
+    let (fb, tb, gb) = run(plain);
+    let close = |a: &[f64], b: &[f64], what: &str| {
+        let scale = b.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() < 2e-5 * scale, "{what}: {x} vs {y}");
+        }
+    };
+    close(&fa, &fb, "F");
+    close(&ta, &tb, "trace");
+    close(&ga, &gb, "gradient");
+    if fast != plain {
+        // The choices are real: different kernels do not round identically everywhere.
+        assert!(
+            fa != fb || ta != tb || ga != gb,
+            "kernels made no difference"
+        );
+    }
+}
