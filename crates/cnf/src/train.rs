@@ -8,7 +8,7 @@ use crate::flow::{download, log_prob_whitened, Flow, FlowConfig, Solver, Whiteni
 use crate::parallel::{ParallelStep, Penalties};
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::Module;
-use burn::optim::AdamConfig;
+use burn::optim::{AdamConfig, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -91,9 +91,6 @@ pub struct TrainConfig {
     /// the machine's cores on flex); only the speed depends on it.
     #[serde(default)]
     pub threads: usize,
-    /// Testing aid: treat the loss of this global optimisation step as NaN (once), to exercise
-    /// the recovery path. None in normal use.
-    pub inject_nan_at_step: Option<usize>,
 }
 
 impl Default for TrainConfig {
@@ -113,7 +110,6 @@ impl Default for TrainConfig {
             jacobian_reg: 0.0,
             batch_parts: 1,
             threads: 0,
-            inject_nan_at_step: None,
         }
     }
 }
@@ -217,14 +213,212 @@ fn mean_nll(
 
 /// Fits a flow by maximum likelihood. `x`: samples; `context`: row-major `n × context_dim`
 /// (None when unconditional). `progress` is called after every epoch.
+///
+/// The steps: check the inputs, split off the held-out rows, fit the whitening on the training
+/// rows, then epochs of Adam steps scored on the held-out rows, keeping the best weights until
+/// the epochs, the patience or the time limit run out; a non-finite loss restores the best
+/// weights and halves the learning rate (at most `max_recoveries` times).
 pub fn fit(
     x: &[[f64; 3]],
     context: Option<&[f64]>,
     cfg: &FlowConfig,
     train: &TrainConfig,
     device: &Device,
-    mut progress: impl FnMut(&EpochReport),
+    progress: impl FnMut(&EpochReport),
 ) -> Result<(Flow, TrainReport), CnfError> {
+    fit_inner(
+        x,
+        context,
+        cfg,
+        train,
+        device,
+        progress,
+        &mut NanInjection::default(),
+    )
+}
+
+/// Fault injection of the training loop, for tests of the recovery path; the crate's own tests
+/// enable it through the `test-hooks` feature. Not part of the stable API.
+#[cfg(feature = "test-hooks")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TrainHooks {
+    /// Treat the loss of this global optimisation step (0-based, counted over epochs and
+    /// retries) as NaN, once.
+    pub nan_at_step: Option<usize>,
+}
+
+/// [`fit`] with fault injection (`test-hooks` feature only).
+#[cfg(feature = "test-hooks")]
+pub fn fit_with_hooks(
+    x: &[[f64; 3]],
+    context: Option<&[f64]>,
+    cfg: &FlowConfig,
+    train: &TrainConfig,
+    device: &Device,
+    progress: impl FnMut(&EpochReport),
+    hooks: TrainHooks,
+) -> Result<(Flow, TrainReport), CnfError> {
+    let mut nan = NanInjection {
+        at_step: hooks.nan_at_step,
+    };
+    fit_inner(x, context, cfg, train, device, progress, &mut nan)
+}
+
+/// A NaN loss to inject at one global step (once); none in normal use.
+#[derive(Debug, Default)]
+struct NanInjection {
+    at_step: Option<usize>,
+}
+
+impl NanInjection {
+    /// `value`, or NaN when `step` is the injection step (which is then used up).
+    fn apply(&mut self, step: usize, value: f64) -> f64 {
+        if self.at_step == Some(step) {
+            self.at_step = None;
+            f64::NAN
+        } else {
+            value
+        }
+    }
+}
+
+/// [`fit`], with a NaN loss injected where `nan` says.
+fn fit_inner(
+    x: &[[f64; 3]],
+    context: Option<&[f64]>,
+    cfg: &FlowConfig,
+    train: &TrainConfig,
+    device: &Device,
+    mut progress: impl FnMut(&EpochReport),
+    nan: &mut NanInjection,
+) -> Result<(Flow, TrainReport), CnfError> {
+    check_inputs(x, context, cfg, train)?;
+    let start_time = Instant::now();
+    // One RNG, in this order: the held-out split, then each epoch's mini-batch order.
+    let mut rng = StdRng::seed_from_u64(train.seed);
+    let mut split = split_held_out(x.len(), train.val_fraction, &mut rng)?;
+    let data = whiten_training_data(x, context, cfg, &split)?;
+
+    let plain = device.clone().without_autodiff();
+    let ad = plain.clone().autodiff();
+    let mut field = VectorField::new(&cfg.layer_sizes(), cfg.final_init_scale, train.seed, &ad);
+    let mut optim = adam(train);
+    let trainer = Trainer {
+        cfg,
+        data: &data,
+        val_idx: &split.val,
+        plain: &plain,
+        ad: &ad,
+        parallel: ParallelStep::new(train.batch_parts, train.threads, &ad)?,
+        penalties: Penalties {
+            kinetic: train.kinetic_reg,
+            jacobian: train.jacobian_reg,
+        },
+        batch_size: train.batch_size.min(split.train.len()),
+    };
+    let rk4 = Solver::Rk4(cfg.rk4_steps);
+    let mut best = BestState::new(field.clone(), trainer.held_out_nll(&field.valid(), rk4)?);
+    let mut recoveries = 0;
+    let mut lr_scale = 1.0;
+    let mut history = Vec::new();
+    let mut stopped_early = false;
+    let mut epoch = 0;
+    let mut global_step = 0usize;
+    while epoch < train.epochs {
+        let t0 = Instant::now();
+        let lr = train.learning_rate * train.schedule.factor(epoch, train.epochs) * lr_scale;
+        split.train.shuffle(&mut rng);
+        let pass;
+        (field, pass) =
+            trainer.train_epoch(field, &mut optim, lr, &split.train, &mut global_step, nan)?;
+        let (sum_loss, n_seen, val) = match pass {
+            EpochPass::Diverged => (0.0, 0, f64::NAN),
+            EpochPass::Finished { sum_loss, n_seen } => {
+                (sum_loss, n_seen, trainer.held_out_nll(&field.valid(), rk4)?)
+            }
+        };
+        if !val.is_finite() {
+            recoveries += 1;
+            tracing::warn!(
+                epoch,
+                recoveries,
+                "non-finite loss: restoring best weights, halving lr"
+            );
+            if recoveries > train.max_recoveries {
+                return Err(CnfError::Training(format!(
+                    "loss became non-finite {recoveries} times (last at epoch {epoch})"
+                )));
+            }
+            field = best.field.clone();
+            optim = adam(train);
+            lr_scale *= 0.5;
+            continue; // retry the epoch
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        best.update(val, &field, epoch);
+        let report = EpochReport {
+            epoch,
+            epochs: train.epochs,
+            train_nll: sum_loss / n_seen.max(1) as f64 - data.train_log_det,
+            val_nll: val,
+            best_val_nll: best.val,
+            learning_rate: lr,
+            seconds: secs,
+            samples_per_s: n_seen as f64 / secs.max(1e-9),
+            recoveries,
+        };
+        // Debug level: callers log the epoch with their own context through `progress`.
+        tracing::debug!(
+            epoch,
+            train_nll = report.train_nll,
+            val_nll = val,
+            best_val_nll = best.val,
+            lr,
+            samples_per_s = report.samples_per_s,
+            "cnf epoch"
+        );
+        progress(&report);
+        history.push(report);
+        epoch += 1;
+        if best.since >= train.patience
+            || train
+                .time_limit_s
+                .is_some_and(|limit| start_time.elapsed().as_secs_f64() > limit)
+        {
+            stopped_early = true;
+            break;
+        }
+    }
+    let best_field = best.field.valid();
+    // The kept weights scored again with the adaptive solver: the honest held-out NLL (the
+    // fixed-step one can flatter a flow whose dynamics outgrew the step size).
+    let adaptive = Solver::Dopri5(cfg.tolerance());
+    let best_val_adaptive = trainer
+        .held_out_nll(&best_field, adaptive)
+        .unwrap_or(f64::NAN);
+    let report = TrainReport {
+        epochs_run: epoch,
+        best_epoch: best.epoch,
+        best_val_nll: best.val,
+        best_val_nll_adaptive: best_val_adaptive,
+        stopped_early,
+        recoveries,
+        n_train: split.train.len(),
+        n_val: split.val.len(),
+        seconds: start_time.elapsed().as_secs_f64(),
+        history,
+    };
+    let flow = Flow::from_parts(cfg.clone(), data.whitening, best_field, &plain);
+    Ok((flow, report))
+}
+
+/// Checks the settings, the data's shape against `cfg`, and that all values are finite.
+fn check_inputs(
+    x: &[[f64; 3]],
+    context: Option<&[f64]>,
+    cfg: &FlowConfig,
+    train: &TrainConfig,
+) -> Result<(), CnfError> {
     cfg.validate()?;
     validate(train)?;
     if cfg.dim != 3 {
@@ -251,22 +445,60 @@ pub fn fit(
     {
         return Err(CnfError::InvalidInput("non-finite values in data".into()));
     }
-    let n_val = ((n as f64) * train.val_fraction).round() as usize;
+    Ok(())
+}
+
+/// The rows used for training and the rows held out to score it.
+#[derive(Debug)]
+struct HeldOutSplit {
+    /// Training rows (reshuffled every epoch).
+    train: Vec<usize>,
+    /// Held-out rows.
+    val: Vec<usize>,
+}
+
+/// A seeded random split of `n` rows: `round(n · val_fraction)` held out, the rest trained on.
+fn split_held_out(n: usize, val_fraction: f64, rng: &mut StdRng) -> Result<HeldOutSplit, CnfError> {
+    let n_val = ((n as f64) * val_fraction).round() as usize;
     if n_val < 1 || n - n_val < 2 {
         return Err(CnfError::InvalidInput(format!(
-            "{n} samples are too few for a validation split of {}",
-            train.val_fraction
+            "{n} samples are too few for a validation split of {val_fraction}"
         )));
     }
-    let start_time = Instant::now();
-    let mut rng = StdRng::seed_from_u64(train.seed);
     let mut order: Vec<usize> = (0..n).collect();
-    order.shuffle(&mut rng);
-    let (val_idx, train_idx) = order.split_at(n_val);
-    let mut train_idx = train_idx.to_vec();
-    let val_idx = val_idx.to_vec();
+    order.shuffle(rng);
+    let (val, train) = order.split_at(n_val);
+    Ok(HeldOutSplit {
+        train: train.to_vec(),
+        val: val.to_vec(),
+    })
+}
 
-    // Compression (optional) and whitening, fitted on the training split only.
+/// The data as the network sees it: compressed (optionally) and whitened, f32, row-major.
+struct WhitenedData {
+    /// The fitted transform (with its compressions), stored in the flow.
+    whitening: Whitening,
+    /// All rows of `x`, whitened.
+    xw: Vec<f32>,
+    /// All rows of the context, standardised.
+    cw: Option<Vec<f32>>,
+    /// log |det| of data → whitened space averaged over the training rows (nats).
+    train_log_det: f64,
+    /// The same averaged over the held-out rows (nats).
+    val_log_det: f64,
+}
+
+/// Fits the compression (optional) and the whitening on the training rows only, and applies
+/// them to all rows.
+fn whiten_training_data(
+    x: &[[f64; 3]],
+    context: Option<&[f64]>,
+    cfg: &FlowConfig,
+    split: &HeldOutSplit,
+) -> Result<WhitenedData, CnfError> {
+    let n = x.len();
+    let k = cfg.context_dim;
+    let train_idx = &split.train;
     let flat: Vec<f64> = x.iter().flat_map(|r| r.iter().copied()).collect();
     let rows_of = |v: &[f64], cols: usize, idx: &[usize]| -> Vec<f64> {
         idx.iter()
@@ -274,13 +506,13 @@ pub fn fit(
             .collect()
     };
     let compress = if cfg.compress_data {
-        Some(RadialCompression::fit(&rows_of(&flat, 3, &train_idx), 3)?)
+        Some(RadialCompression::fit(&rows_of(&flat, 3, train_idx), 3)?)
     } else {
         None
     };
     let context_compress = match context {
         Some(c) if cfg.compress_context => {
-            Some(RadialCompression::fit(&rows_of(c, k, &train_idx), k)?)
+            Some(RadialCompression::fit(&rows_of(c, k, train_idx), k)?)
         }
         _ => None,
     };
@@ -294,8 +526,8 @@ pub fn fit(
         None => c.to_vec(),
     });
     let context = context.as_deref();
-    let tr_flat = rows_of(&flat, 3, &train_idx);
-    let tr_ctx: Option<Vec<f64>> = context.map(|c| rows_of(c, k, &train_idx));
+    let tr_flat = rows_of(&flat, 3, train_idx);
+    let tr_ctx: Option<Vec<f64>> = context.map(|c| rows_of(c, k, train_idx));
     let mut whitening = Whitening::fit(&tr_flat, 3, tr_ctx.as_deref(), k)?;
     whitening.compress = compress;
     whitening.context_compress = context_compress;
@@ -303,8 +535,8 @@ pub fn fit(
         idx.iter().map(|&i| compress_logdet[i]).sum::<f64>() / idx.len().max(1) as f64
     };
     let log_det = whitening.log_det();
-    let val_log_det = log_det + mean_logdet(&val_idx);
-    let train_log_det = log_det + mean_logdet(&train_idx);
+    let val_log_det = log_det + mean_logdet(&split.val);
+    let train_log_det = log_det + mean_logdet(train_idx);
     let xw: Vec<f32> = whitening
         .whiten_host(&flat)
         .iter()
@@ -317,157 +549,137 @@ pub fn fit(
             .map(|&v| v as f32)
             .collect()
     });
+    Ok(WhitenedData {
+        whitening,
+        xw,
+        cw,
+        train_log_det,
+        val_log_det,
+    })
+}
 
-    let plain = device.clone().without_autodiff();
-    let ad = plain.clone().autodiff();
-    let sizes = cfg.layer_sizes();
-    let mut field = VectorField::new(&sizes, cfg.final_init_scale, train.seed, &ad);
-    let make_optim = || {
-        let mut c = AdamConfig::new();
-        if let Some(g) = train.grad_clip {
-            c = c.with_grad_clipping(Some(GradientClippingConfig::Norm(g as f32)));
-        }
-        c.init()
-    };
-    let mut optim = make_optim();
+/// A fresh Adam optimiser with the configured gradient clipping (also after a recovery).
+fn adam(train: &TrainConfig) -> ModuleOptimizer {
+    let mut c = AdamConfig::new();
+    if let Some(g) = train.grad_clip {
+        c = c.with_grad_clipping(Some(GradientClippingConfig::Norm(g as f32)));
+    }
+    c.init()
+}
 
-    let parallel = ParallelStep::new(train.batch_parts, train.threads, &ad)?;
-    let penalties = Penalties {
-        kinetic: train.kinetic_reg,
-        jacobian: train.jacobian_reg,
-    };
-    let rk4 = Solver::Rk4(cfg.rk4_steps);
-    // Held-out NLL in data space (nats) of a field with a solver.
-    let val_nll = |f: &VectorField, solver: Solver| {
-        mean_nll(f, cfg, &xw, cw.as_deref(), &val_idx, &plain, solver).map(|v| v - val_log_det)
-    };
-    let mut best_field = field.clone();
-    let mut best_val = val_nll(&field.valid(), rk4)?;
-    let mut best_epoch = 0;
-    let mut since_best = 0;
-    let mut recoveries = 0;
-    let mut lr_scale = 1.0;
-    let mut history = Vec::new();
-    let mut stopped_early = false;
-    let bs = train.batch_size.min(train_idx.len());
+/// How one pass over the training rows ended.
+enum EpochPass {
+    /// A mini-batch loss was not finite: the pass stopped there.
+    Diverged,
+    /// All mini-batches were used.
+    Finished {
+        /// Sum over mini-batches of the mean NLL (whitened space) times the batch's rows.
+        sum_loss: f64,
+        /// Rows trained on.
+        n_seen: usize,
+    },
+}
 
-    let mut epoch = 0;
-    let mut global_step = 0usize;
-    let mut injected = false;
-    while epoch < train.epochs {
-        let t0 = Instant::now();
-        let lr = train.learning_rate * train.schedule.factor(epoch, train.epochs) * lr_scale;
-        train_idx.shuffle(&mut rng);
+/// What the epochs of one fit share: the data, the devices and the gradient step.
+struct Trainer<'a> {
+    cfg: &'a FlowConfig,
+    data: &'a WhitenedData,
+    val_idx: &'a [usize],
+    plain: &'a Device,
+    ad: &'a Device,
+    parallel: ParallelStep,
+    penalties: Penalties,
+    batch_size: usize,
+}
+
+impl Trainer<'_> {
+    /// One pass of Adam steps with rate `lr` over `train_idx` in mini-batches (a remainder
+    /// smaller than half a batch is dropped: it adds noise, not information). `global_step`
+    /// counts the steps over all epochs. Returns the updated field.
+    fn train_epoch(
+        &self,
+        mut field: VectorField,
+        optim: &mut ModuleOptimizer,
+        lr: f64,
+        train_idx: &[usize],
+        global_step: &mut usize,
+        nan: &mut NanInjection,
+    ) -> Result<(VectorField, EpochPass), CnfError> {
+        let (k, bs) = (self.cfg.context_dim, self.batch_size);
         let mut sum_loss = 0.0;
         let mut n_seen = 0usize;
-        let mut diverged = false;
         for batch in train_idx.chunks(bs) {
             if batch.len() < bs / 2 {
-                continue; // drop a small remainder: it adds noise, not information
+                continue;
             }
-            let xb = gather_rows(&xw, 3, batch);
-            let cb = cw.as_deref().map(|c| gather_rows(c, k, batch));
-            let step = parallel.loss_and_grads(&field, cfg, &xb, cb.as_deref(), penalties, &ad)?;
-            let mut value = step.nll;
-            if !injected && train.inject_nan_at_step == Some(global_step) {
-                injected = true;
-                value = f64::NAN;
-            }
-            global_step += 1;
+            let xb = gather_rows(&self.data.xw, 3, batch);
+            let cb = self.data.cw.as_deref().map(|c| gather_rows(c, k, batch));
+            let step = self.parallel.loss_and_grads(
+                &field,
+                self.cfg,
+                &xb,
+                cb.as_deref(),
+                self.penalties,
+                self.ad,
+            )?;
+            let value = nan.apply(*global_step, step.nll);
+            *global_step += 1;
             if !value.is_finite() {
-                diverged = true;
-                break;
+                return Ok((field, EpochPass::Diverged));
             }
             field = optim.step(lr, field, step.grads);
             sum_loss += value * batch.len() as f64;
             n_seen += batch.len();
         }
-        let val = if diverged {
-            f64::NAN
-        } else {
-            val_nll(&field.valid(), rk4)?
-        };
-        if !val.is_finite() {
-            recoveries += 1;
-            tracing::warn!(
-                epoch,
-                recoveries,
-                "non-finite loss: restoring best weights, halving lr"
-            );
-            if recoveries > train.max_recoveries {
-                return Err(CnfError::Training(format!(
-                    "loss became non-finite {recoveries} times (last at epoch {epoch})"
-                )));
-            }
-            field = best_field.clone();
-            optim = make_optim();
-            lr_scale *= 0.5;
-            continue; // retry the epoch
-        }
-        let secs = t0.elapsed().as_secs_f64();
-        let train_nll = sum_loss / n_seen.max(1) as f64 - train_log_det;
-        if val < best_val {
-            best_val = val;
-            best_field = field.clone();
-            best_epoch = epoch;
-            since_best = 0;
-        } else {
-            since_best += 1;
-        }
-        let report = EpochReport {
-            epoch,
-            epochs: train.epochs,
-            train_nll,
-            val_nll: val,
-            best_val_nll: best_val,
-            learning_rate: lr,
-            seconds: secs,
-            samples_per_s: n_seen as f64 / secs.max(1e-9),
-            recoveries,
-        };
-        // Debug level: callers log the epoch with their own context through `progress`.
-        tracing::debug!(
-            epoch,
-            train_nll,
-            val_nll = val,
-            best_val_nll = best_val,
-            lr,
-            samples_per_s = report.samples_per_s,
-            "cnf epoch"
-        );
-        progress(&report);
-        history.push(report);
-        epoch += 1;
-        if since_best >= train.patience {
-            stopped_early = true;
-            break;
-        }
-        if let Some(limit) = train.time_limit_s {
-            if start_time.elapsed().as_secs_f64() > limit {
-                stopped_early = true;
-                break;
-            }
+        Ok((field, EpochPass::Finished { sum_loss, n_seen }))
+    }
+
+    /// Held-out NLL in data space (nats) of a (non-autodiff) field with `solver`.
+    fn held_out_nll(&self, field: &VectorField, solver: Solver) -> Result<f64, CnfError> {
+        let d = self.data;
+        mean_nll(
+            field,
+            self.cfg,
+            &d.xw,
+            d.cw.as_deref(),
+            self.val_idx,
+            self.plain,
+            solver,
+        )
+        .map(|v| v - d.val_log_det)
+    }
+}
+
+/// The weights with the lowest held-out NLL so far, and the epochs since they improved.
+struct BestState {
+    field: VectorField,
+    val: f64,
+    epoch: usize,
+    since: usize,
+}
+
+impl BestState {
+    /// The initial weights with their held-out NLL (epoch 0).
+    fn new(field: VectorField, val: f64) -> Self {
+        Self {
+            field,
+            val,
+            epoch: 0,
+            since: 0,
         }
     }
-    let best_field = best_field.valid();
-    // The kept weights scored again with the adaptive solver: the honest held-out NLL (the
-    // fixed-step one can flatter a flow whose dynamics outgrew the step size).
-    let adaptive = Solver::Dopri5(cfg.tolerance());
-    let best_val_adaptive = val_nll(&best_field, adaptive).unwrap_or(f64::NAN);
-    let flow = Flow::from_parts(cfg.clone(), whitening, best_field, &plain);
-    let report = TrainReport {
-        epochs_run: epoch,
-        best_epoch,
-        best_val_nll: best_val,
-        best_val_nll_adaptive: best_val_adaptive,
-        stopped_early,
-        recoveries,
-        n_train: train_idx.len(),
-        n_val: val_idx.len(),
-        seconds: start_time.elapsed().as_secs_f64(),
-        history,
-    };
-    Ok((flow, report))
+
+    /// Keeps `field` when `val` beats the best, else counts an epoch without improvement.
+    fn update(&mut self, val: f64, field: &VectorField, epoch: usize) {
+        if val < self.val {
+            self.val = val;
+            self.field = field.clone();
+            self.epoch = epoch;
+            self.since = 0;
+        } else {
+            self.since += 1;
+        }
+    }
 }
 
 impl Flow {

@@ -2,6 +2,7 @@
 #![allow(clippy::needless_range_loop)]
 mod common;
 
+use cnf::train::{fit_with_hooks, TrainHooks};
 use cnf::{Activation, Flow, FlowConfig, LrSchedule, TrainConfig};
 use rand::rngs::StdRng;
 use std::f64::consts::PI;
@@ -237,14 +238,21 @@ fn recovers_from_non_finite_loss() {
         batch_size: 256,
         learning_rate: 1e-3,
         schedule: LrSchedule::Constant,
-        inject_nan_at_step: Some(3),
         max_recoveries: 2,
         ..TrainConfig::default()
     };
     let mut seen = Vec::new();
-    let (flow, report) = Flow::fit(&x, None, &cfg, &train, &common::device(), |r| {
-        seen.push(r.clone())
-    })
+    let (flow, report) = fit_with_hooks(
+        &x,
+        None,
+        &cfg,
+        &train,
+        &common::device(),
+        |r| seen.push(r.clone()),
+        TrainHooks {
+            nan_at_step: Some(3),
+        },
+    )
     .unwrap();
     assert_eq!(report.recoveries, 1);
     assert_eq!(report.epochs_run, 3);
@@ -260,10 +268,26 @@ fn recovers_from_non_finite_loss() {
         .all(|v| v.is_finite()));
     // Out of recoveries: an error, not a panic.
     let train = TrainConfig {
-        inject_nan_at_step: Some(0),
         max_recoveries: 0,
         ..train
     };
-    let err = Flow::fit(&x, None, &cfg, &train, &common::device(), |_| {}).unwrap_err();
+    let nan_first = TrainHooks {
+        nan_at_step: Some(0),
+    };
+    let err =
+        fit_with_hooks(&x, None, &cfg, &train, &common::device(), |_| {}, nan_first).unwrap_err();
     assert!(matches!(err, cnf::CnfError::Training(_)), "{err}");
+}
+
+/// The fault injection is a test hook, not a setting: it is absent from the serialised
+/// configuration, and configurations written before it left still read.
+#[test]
+fn train_config_serialises_without_test_hooks() {
+    let json = serde_json::to_value(TrainConfig::default()).unwrap();
+    let keys: Vec<&String> = json.as_object().unwrap().keys().collect();
+    assert!(keys.iter().all(|k| !k.contains("nan")), "{keys:?}");
+    let mut old = json.clone();
+    old["inject_nan_at_step"] = serde_json::Value::Null;
+    let back: TrainConfig = serde_json::from_value(old).unwrap();
+    assert_eq!(back, TrainConfig::default());
 }
