@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The project's whole test suite, from a fresh clone: installs what it needs (scripts/env.sh),
-# builds the workspace once with the libtorch backend compiled in, then runs every test twice:
-# on the pure-Rust flex backend and on libtorch (CPU). CUDA tests run when a GPU is present.
-# Also checks formatting and clippy. Usage: scripts/test.sh
+# then tests the two builds users make:
+#   1. the default build (pure-Rust flex backend only, what `cargo build` gives): clippy, then
+#      every test on flex;
+#   2. the build with the libtorch backend compiled in (`--features tch`): clippy, then every
+#      test on libtorch (CPU); CUDA tests run when a GPU is present.
+# Also checks formatting. Usage: scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t0=$(date +%s)
@@ -13,20 +16,22 @@ source scripts/env.sh --tch
 stamp "environment ready"
 
 cargo fmt --all -- --check
+stamp "fmt clean"
+
+echo "=== default build (flex only) ==="
+cargo clippy --workspace --all-targets -- -D warnings
+cargo test --workspace --no-run
+stamp "default build: clippy clean, built"
+CNF_TEST_DEVICE=flex cargo test --workspace
+stamp "default build: tests on flex done"
+
+echo "=== build with libtorch (tch) ==="
 FEATURES="upsample/tch,cnf/tch"
 cargo clippy --workspace --all-targets --features "$FEATURES" -- -D warnings
-stamp "fmt and clippy clean"
-
 cargo test --workspace --features "$FEATURES" --no-run
-stamp "built"
-
-echo "=== tests on the flex backend ==="
-CNF_TEST_DEVICE=flex cargo test --workspace --features "$FEATURES"
-stamp "flex tests done"
-
-echo "=== tests on the libtorch (CPU) backend ==="
+stamp "tch build: clippy clean, built"
 CNF_TEST_DEVICE=libtorch cargo test --workspace --features "$FEATURES"
-stamp "libtorch tests done"
+stamp "tch build: tests on libtorch done"
 
 echo "=== CUDA (runs when a GPU is visible, else prints why it is skipped) ==="
 cargo test --workspace --features "$FEATURES" --test flow_math cuda_when_present -- --nocapture 2>&1 | { grep -E "SKIPPED|test result|cuda" || true; }

@@ -245,3 +245,43 @@ fn kernel_catalogue_follows_the_analytic_profile_and_is_reproducible() {
     let cat_b = snapio::read_catalog(b_dir.join("catalog.hdf5")).unwrap();
     assert_eq!(cat, cat_b, "same seed gave a different catalogue");
 }
+
+#[test]
+fn a_run_folder_in_use_by_another_process_is_refused_and_left_alone() {
+    // This test process holds the folder's lock, as a running job would.
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("run");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let paths = upsample::pipeline::RunPaths {
+        snapshot: "data/snap_099.hdf5".into(),
+        out: out_dir.clone(),
+    };
+    let lock = upsample::pipeline::RunLock::acquire(&paths, None).unwrap();
+    let o = out_dir.to_str().unwrap();
+    let args = [
+        "--snapshot",
+        "data/snap_099.hdf5",
+        "--out",
+        o,
+        "--method",
+        "kernel",
+        "--star-fraction",
+        "0.001",
+    ];
+    let out = upsample(&args);
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "a second writer was let in");
+    assert!(
+        err.contains("in use by another process")
+            && err.contains(&format!("pid {}", std::process::id())),
+        "the message does not name the holder:\n{err}"
+    );
+    assert!(!out_dir.join("catalog.hdf5").exists() && !out_dir.join("report.json").exists());
+    let merge = upsample(&["merge", o]);
+    assert!(!merge.status.success());
+    // The holder gone (a killed job's lock goes with it), the same command runs.
+    drop(lock);
+    let out = upsample(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(out_dir.join("catalog.hdf5").exists());
+}

@@ -245,7 +245,11 @@ fn src() -> PathBuf {
 #[test]
 fn library_imports_point_down_the_layers_and_never_in_a_circle() {
     let g = graph(&src());
-    assert!(g.len() > 20, "expected the library's files, found {}", g.len());
+    assert!(
+        g.len() > 20,
+        "expected the library's files, found {}",
+        g.len()
+    );
     let mut problems = Vec::new();
     for (from, deps) in &g {
         let Some(lf) = layer_of(from) else {
@@ -282,7 +286,10 @@ fn the_checker_sees_upward_imports_and_cycles() {
         ("lib.rs", "pub mod seed; pub mod stars; pub mod models;"),
         ("seed.rs", "use crate::stars::Imf;"),
         ("stars/mod.rs", "mod a; mod b; pub use a::X;"),
-        ("stars/a.rs", "use super::b::Y; // crate::models in a comment"),
+        (
+            "stars/a.rs",
+            "use super::b::Y; // crate::models in a comment",
+        ),
         ("stars/b.rs", "use super::a::X; use super::{Z};"),
         ("models/mod.rs", "use crate::{seed::mix_seed, stars};"),
     ] {
@@ -294,10 +301,25 @@ fn the_checker_sees_upward_imports_and_cycles() {
     let m = |x: &str| x.split("::").map(String::from).collect::<Vec<_>>();
     assert!(g[&m("seed")].contains(&m("stars")));
     assert!(g[&m("stars::a")].contains(&m("stars::b")));
-    assert!(!g[&m("stars::a")].contains(&m("models")), "comments are skipped");
-    assert!(g[&m("stars::b")].contains(&m("stars")), "super::{{..}} is the parent");
-    assert!(g[&m("stars")].is_empty(), "a mod.rs re-exporting its files is a facade");
-    assert_eq!(g[&m("models")], [m("seed"), m("stars")].into_iter().collect());
-    assert_eq!(cycles(&g), vec![vec!["stars::a".to_string(), "stars::b".into()]]);
+    assert!(
+        !g[&m("stars::a")].contains(&m("models")),
+        "comments are skipped"
+    );
+    assert!(
+        g[&m("stars::b")].contains(&m("stars")),
+        "super::{{..}} is the parent"
+    );
+    assert!(
+        g[&m("stars")].is_empty(),
+        "a mod.rs re-exporting its files is a facade"
+    );
+    assert_eq!(
+        g[&m("models")],
+        [m("seed"), m("stars")].into_iter().collect()
+    );
+    assert_eq!(
+        cycles(&g),
+        vec![vec!["stars::a".to_string(), "stars::b".into()]]
+    );
     assert!(layer_of(&m("seed")) < layer_of(&m("stars")));
 }

@@ -21,7 +21,7 @@ pub use catalog::catalog_meta;
 pub use flow_method::decompose;
 pub use kernel_method::write_kernel_catalog;
 pub use prepare::{prepare, Prepared};
-pub use run_dir::{ClusterReport, ClusterStars, RunInfo, RunPaths, RunReport};
+pub use run_dir::{ClusterReport, ClusterStars, RunInfo, RunLock, RunPaths, RunReport};
 pub use shard::{merge, Shard};
 pub use training::{flow_config, train_cluster, train_config, training_rows};
 
@@ -66,6 +66,7 @@ pub fn run(
     seconds.push(("read_and_frame".to_string(), t.elapsed().as_secs_f64()));
     std::fs::create_dir_all(&paths.out)
         .with_context(|| format!("cannot create output folder {}", paths.out.display()))?;
+    let _lock = RunLock::acquire(paths, shard.map(|s| (s.index, s.count)))?;
     let info = RunInfo::new(&paths.snapshot, &p, cfg);
     if cfg.method == Method::Flow {
         let clusters =

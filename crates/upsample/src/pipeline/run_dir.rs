@@ -8,9 +8,13 @@
 //! DIR/parts/cluster_NNNN.hdf5    its stars, in the catalogue format (renamed into place)
 //! DIR/parts/cluster_NNNN.json    ClusterStars: written last, marks the cluster done
 //! DIR/catalog.hdf5, report.json  written once every cluster is done (or by the kernel method)
+//! DIR/.lock, DIR/.lock-shard-I-of-N   advisory locks: one writer per run folder (RunLock)
 //! ```
 
+use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use super::prepare::Prepared;
@@ -62,6 +66,16 @@ impl RunPaths {
             parts.join(format!("{name}.hdf5")),
             parts.join(format!("{name}.json")),
         )
+    }
+
+    /// `DIR/.lock`, the run folder's lock.
+    pub fn lock_file(&self) -> PathBuf {
+        self.out.join(".lock")
+    }
+
+    /// `DIR/.lock-shard-I-of-N`, shard I's lock.
+    pub fn shard_lock_file(&self, index: usize, count: usize) -> PathBuf {
+        self.out.join(format!(".lock-shard-{index}-of-{count}"))
     }
 
     /// Whether cluster `c`'s stars are complete.
@@ -178,4 +192,145 @@ pub struct ClusterReport {
     pub stars: StarTotals,
     /// Seconds spent drawing its stars.
     pub sampling_seconds: f64,
+}
+
+/// One writer per run folder: advisory locks (`flock`) held for as long as the value lives.
+///
+/// A whole run and `merge` hold `DIR/.lock` exclusively; shard I of N holds it shared (shards
+/// run side by side, never beside a whole run or a merge) and `DIR/.lock-shard-I-of-N`
+/// exclusively (the same shard twice is refused; shards own disjoint clusters, so they never
+/// write each other's parts). The exclusive holder writes its PID, host and start time into the
+/// lock file, which a refused process quotes. The kernel releases a lock when its process dies,
+/// however it dies, so a lock left by a killed job never blocks a restart. On shared file
+/// systems this needs `flock` support across nodes (Lustre mounted with `flock`, NFSv4).
+#[derive(Debug)]
+pub struct RunLock {
+    _files: Vec<File>,
+}
+
+/// Who holds a lock, as written into the lock file.
+fn holder_line() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "an unknown host".into());
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format!(
+        "upsample {} (pid {} on {host}, since unix time {since})",
+        crate::VERSION,
+        std::process::id()
+    )
+}
+
+/// Opens `path` for locking, creating it.
+fn open_lock(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .with_context(|| format!("cannot open the lock file {}", path.display()))
+}
+
+/// What a lock file says about its holder.
+fn holder_of(path: &Path) -> String {
+    let mut text = String::new();
+    let _ = File::open(path).and_then(|mut f| f.read_to_string(&mut text));
+    let text = text.trim();
+    if text.is_empty() {
+        "running shards of a job array".into()
+    } else {
+        text.to_string()
+    }
+}
+
+/// Takes `path` exclusively (and records the holder) or shared; fails naming the holder.
+fn take(path: &Path, exclusive: bool, dir: &Path) -> Result<File> {
+    let mut f = open_lock(path)?;
+    let got = if exclusive {
+        f.try_lock()
+    } else {
+        f.try_lock_shared()
+    };
+    match got {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => bail!(
+            "{} is in use by another process: {} holds {}. One process writes a run folder at a \
+             time: wait for it to finish, or choose another --out",
+            dir.display(),
+            holder_of(path),
+            path.display()
+        ),
+        Err(TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+    // The exclusive holder names itself; shared holders (shards) clear a previous holder's name.
+    let line = if exclusive { holder_line() } else { String::new() };
+    f.set_len(0)
+        .and_then(|_| f.rewind())
+        .and_then(|_| write!(f, "{line}"))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(f)
+}
+
+impl RunLock {
+    /// Locks the run folder of `paths` (which must exist) for a whole run or a merge
+    /// (`shard` None) or for shard `(index, count)`.
+    pub fn acquire(paths: &RunPaths, shard: Option<(usize, usize)>) -> Result<RunLock> {
+        let dir = &paths.out;
+        let files = match shard {
+            None => vec![take(&paths.lock_file(), true, dir)?],
+            Some((i, n)) => vec![
+                take(&paths.lock_file(), false, dir)?,
+                take(&paths.shard_lock_file(i, n), true, dir)?,
+            ],
+        };
+        Ok(RunLock { _files: files })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_writer_per_run_folder_and_shards_side_by_side() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = RunPaths {
+            snapshot: "snap.hdf5".into(),
+            out: dir.path().to_path_buf(),
+        };
+        let whole = RunLock::acquire(&paths, None).unwrap();
+        let err = format!("{:#}", RunLock::acquire(&paths, None).unwrap_err());
+        assert!(err.contains("in use by another process"), "{err}");
+        assert!(
+            err.contains(&format!("pid {}", std::process::id())),
+            "{err}"
+        );
+        assert!(
+            RunLock::acquire(&paths, Some((0, 2))).is_err(),
+            "no shard beside a whole run"
+        );
+        drop(whole);
+
+        let s0 = RunLock::acquire(&paths, Some((0, 2))).unwrap();
+        let s1 = RunLock::acquire(&paths, Some((1, 2))).unwrap();
+        let err = format!("{:#}", RunLock::acquire(&paths, Some((1, 2))).unwrap_err());
+        assert!(err.contains(".lock-shard-1-of-2"), "{err}");
+        let err = format!("{:#}", RunLock::acquire(&paths, None).unwrap_err());
+        assert!(
+            err.contains("running shards"),
+            "a merge waits for the shards: {err}"
+        );
+        drop((s0, s1));
+        // Released with its holder: the next run takes it.
+        RunLock::acquire(&paths, None).unwrap();
+    }
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use super::catalog::catalog_meta;
-use super::run_dir::{ClusterReport, ClusterStars, RunInfo, RunPaths, RunReport};
+use super::run_dir::{ClusterReport, ClusterStars, RunInfo, RunLock, RunPaths, RunReport};
 use crate::config::Config;
 use crate::fsio::{read_json, write_json};
 use crate::models::{ModelsManifest, TrainingRecord};
@@ -41,12 +41,25 @@ impl Shard {
     }
 }
 
-/// Joins the clusters of a run folder into `catalog.hdf5` and `report.json`.
+/// Joins the clusters of a run folder into `catalog.hdf5` and `report.json`, holding the run
+/// folder's lock (no shard may still be running).
 pub fn merge(dir: &Path) -> Result<RunReport> {
+    if !dir.join("run.json").exists() {
+        bail!(
+            "{} is not a run folder of `upsample` (no run.json)",
+            dir.display()
+        );
+    }
+    let paths = RunPaths {
+        snapshot: Default::default(),
+        out: dir.to_path_buf(),
+    };
+    let _lock = RunLock::acquire(&paths, None)?;
     merge_with(dir, Vec::new())
 }
 
-/// [`merge`], adding its time to the stage timings `seconds` of the run so far.
+/// [`merge`] by a process that holds the lock already, adding its time to the stage timings
+/// `seconds` of the run so far.
 pub(crate) fn merge_with(dir: &Path, mut seconds: Vec<(String, f64)>) -> Result<RunReport> {
     let t = Instant::now();
     let info: RunInfo = read_json(&dir.join("run.json"))
