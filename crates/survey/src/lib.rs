@@ -16,3 +16,4 @@ pub mod astrometry;
 pub mod observer;
 pub use astrometry::{Astrometry, AstrometryColumns, SkyProjector};
 pub use observer::Observer;
+pub mod errors;
