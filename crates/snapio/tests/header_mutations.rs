@@ -112,7 +112,7 @@ fn mutate(path: &Path, group: &str, name: &str, r: &mut Rng) {
         // Same shape, one or all elements replaced.
         _ => {
             let mut v = original.clone();
-            if r.next_u64() % 2 == 0 {
+            if r.next_u64().is_multiple_of(2) {
                 let k = (r.next_u64() as usize) % v.len().max(1);
                 if let Some(x) = v.get_mut(k) {
                     *x = nasty(r, *x);
@@ -168,7 +168,7 @@ fn mutated_headers_never_panic() {
         let mut what = Vec::new();
         for _ in 0..n_mut {
             let name = ATTRIBUTES[(r.next_u64() as usize) % ATTRIBUTES.len()];
-            let group = if r.next_u64() % 3 == 0 {
+            let group = if r.next_u64().is_multiple_of(3) {
                 "Parameters"
             } else {
                 "Header"
@@ -176,7 +176,7 @@ fn mutated_headers_never_panic() {
             mutate(&p, group, name, &mut r);
             what.push(format!("{group}/{name}"));
         }
-        let on_invalid = if r.next_u64() % 2 == 0 {
+        let on_invalid = if r.next_u64().is_multiple_of(2) {
             InvalidPolicy::Error
         } else {
             InvalidPolicy::Drop
