@@ -17,3 +17,4 @@ pub mod observer;
 pub use astrometry::{Astrometry, AstrometryColumns, SkyProjector};
 pub use observer::Observer;
 pub mod errors;
+pub mod extinction;
