@@ -129,6 +129,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             metallicity: got.metallicity[start..end].to_vec(),
             parent_id: got.id[start..end].to_vec(),
             cluster: vec![0; end - start],
+            ..StarBatch::default()
         };
         w.append(&b)?;
         start = end;

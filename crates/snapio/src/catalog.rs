@@ -31,6 +31,11 @@ pub struct StarBatch {
     pub parent_id: Vec<u64>,
     /// Cluster index the star was sampled in.
     pub cluster: Vec<u32>,
+    /// `ParticleChildIDsNumber` of the parent (FIRE); empty when the snapshot has none. Written
+    /// only by a writer made with [`CatalogWriter::create_with_parent_identity`].
+    pub parent_child_id: Vec<u32>,
+    /// `ParticleIDGenerationNumber` of the parent (FIRE); empty when the snapshot has none.
+    pub parent_generation: Vec<u32>,
 }
 
 impl StarBatch {
@@ -63,11 +68,40 @@ impl StarBatch {
                 )));
             }
         }
+        for (name, l) in [
+            ("parent_child_id", self.parent_child_id.len()),
+            ("parent_generation", self.parent_generation.len()),
+        ] {
+            if l != 0 && l != n {
+                return Err(SnapError::InvalidInput(format!(
+                    "StarBatch: `{name}` has {l} entries but `mass` has {n} (0 = absent)"
+                )));
+            }
+        }
         Ok(n)
+    }
+
+    /// Whether the batch carries the parents' child or generation numbers.
+    pub fn has_parent_identity(&self) -> bool {
+        !self.parent_child_id.is_empty() || !self.parent_generation.is_empty()
     }
 
     /// Appends the rows of `o` (same units) to this batch.
     pub fn extend(&mut self, o: &StarBatch) {
+        let (n, m) = (self.len(), o.len());
+        for (mine, theirs) in [
+            (&mut self.parent_child_id, &o.parent_child_id),
+            (&mut self.parent_generation, &o.parent_generation),
+        ] {
+            if !theirs.is_empty() || !mine.is_empty() {
+                mine.resize(n, 0);
+                if theirs.is_empty() {
+                    mine.resize(n + m, 0);
+                } else {
+                    mine.extend_from_slice(theirs);
+                }
+            }
+        }
         self.position.extend_from_slice(&o.position);
         self.velocity.extend_from_slice(&o.velocity);
         self.mass.extend_from_slice(&o.mass);
@@ -89,8 +123,19 @@ impl StarBatch {
             metallicity: self.metallicity.split_off(k),
             parent_id: self.parent_id.split_off(k),
             cluster: self.cluster.split_off(k),
+            parent_child_id: split_optional(&mut self.parent_child_id, k),
+            parent_generation: split_optional(&mut self.parent_generation, k),
         };
         std::mem::replace(self, rest)
+    }
+}
+
+/// `split_off(k)` of a column that may be absent (empty).
+fn split_optional(v: &mut Vec<u32>, k: usize) -> Vec<u32> {
+    if v.is_empty() {
+        Vec::new()
+    } else {
+        v.split_off(k)
     }
 }
 
@@ -157,6 +202,8 @@ struct Datasets {
     metallicity: hdf5::Dataset,
     parent_id: hdf5::Dataset,
     cluster: hdf5::Dataset,
+    /// `parent_child_id` and `parent_generation`, in catalogues of FIRE snapshots with child IDs.
+    parent_identity: Option<(hdf5::Dataset, hdf5::Dataset)>,
 }
 
 /// Streaming catalogue writer: writes `<path>.tmp`, renamed to `path` by [`CatalogWriter::finish`].
@@ -207,6 +254,17 @@ impl CatalogWriter {
 
     /// Creates `<path>.tmp` with empty, chunked (65536 rows), deflated datasets and the root attributes.
     pub fn create(path: &Path, meta: &CatalogMeta) -> Result<Self> {
+        Self::create_inner(path, meta, false)
+    }
+
+    /// As [`CatalogWriter::create`], plus u32 datasets `parent_child_id` and `parent_generation`
+    /// (the parents' FIRE `ParticleChildIDsNumber`/`ParticleIDGenerationNumber`; 0 for rows of
+    /// batches without them). A catalogue made by [`CatalogWriter::create`] has neither.
+    pub fn create_with_parent_identity(path: &Path, meta: &CatalogMeta) -> Result<Self> {
+        Self::create_inner(path, meta, true)
+    }
+
+    fn create_inner(path: &Path, meta: &CatalogMeta, parent_identity: bool) -> Result<Self> {
         let tmp = Self::temp_path(path);
         let file = hdf5::File::create(&tmp).map_err(h5err(&tmp, "/", "creating catalogue file"))?;
         let mut w = CatalogWriter {
@@ -244,7 +302,27 @@ impl CatalogWriter {
                 None,
                 "dimensionless (cluster index)",
             )?,
+            parent_identity: None,
         };
+        let mut ds = ds;
+        if parent_identity {
+            ds.parent_identity = Some((
+                create_ds::<u32>(
+                    &tmp,
+                    &file,
+                    "parent_child_id",
+                    None,
+                    "dimensionless (snapshot ParticleChildIDsNumber)",
+                )?,
+                create_ds::<u32>(
+                    &tmp,
+                    &file,
+                    "parent_generation",
+                    None,
+                    "dimensionless (snapshot ParticleIDGenerationNumber)",
+                )?,
+            ));
+        }
         for (name, value) in &meta.attributes {
             write_attr(&tmp, &file, name, value)?;
         }
@@ -259,8 +337,22 @@ impl CatalogWriter {
     }
 
     /// Appends a batch; full chunks are written, the remainder is buffered (at most one chunk).
+    ///
+    /// A batch carrying parent child/generation numbers is an error for a writer made without
+    /// them ([`CatalogWriter::create`]): they would be lost silently.
     pub fn append(&mut self, batch: &StarBatch) -> Result<()> {
         batch.check_lengths()?;
+        let has_columns = self
+            .ds
+            .as_ref()
+            .is_some_and(|d| d.parent_identity.is_some());
+        if batch.has_parent_identity() && !has_columns {
+            return Err(SnapError::InvalidInput(format!(
+                "{}: the batch carries parent child/generation numbers but the catalogue was \
+                 created without those columns (use CatalogWriter::create_with_parent_identity)",
+                self.path.display()
+            )));
+        }
         self.buf.extend(batch);
         let full = self.buf.len() / CATALOG_CHUNK_ROWS * CATALOG_CHUNK_ROWS;
         if full > 0 {
@@ -324,6 +416,32 @@ impl CatalogWriter {
         put1(&tmp, &ds.metallicity, "metallicity", &b.metallicity, s, e)?;
         put1(&tmp, &ds.parent_id, "parent_id", &b.parent_id, s, e)?;
         put1(&tmp, &ds.cluster, "cluster", &b.cluster, s, e)?;
+        if let Some((child, generation)) = &ds.parent_identity {
+            let zeros = vec![0u32; n];
+            let col = |v: &Vec<u32>| {
+                if v.is_empty() {
+                    zeros.clone()
+                } else {
+                    v.clone()
+                }
+            };
+            put1(
+                &tmp,
+                child,
+                "parent_child_id",
+                &col(&b.parent_child_id),
+                s,
+                e,
+            )?;
+            put1(
+                &tmp,
+                generation,
+                "parent_generation",
+                &col(&b.parent_generation),
+                s,
+                e,
+            )?;
+        }
         self.rows = e as u64;
         Ok(())
     }
@@ -392,6 +510,14 @@ pub fn read_catalog(path: impl AsRef<Path>) -> Result<StarBatch> {
             .read_raw::<f64>()
             .map_err(h5err(path, name, "reading"))
     };
+    let optional_u32 = |name: &str| -> Result<Vec<u32>> {
+        if !file.link_exists(name) {
+            return Ok(Vec::new());
+        }
+        get(name)?
+            .read_raw::<u32>()
+            .map_err(h5err(path, name, "reading"))
+    };
     let b = StarBatch {
         position: vec3("position")?,
         velocity: vec3("velocity")?,
@@ -407,6 +533,8 @@ pub fn read_catalog(path: impl AsRef<Path>) -> Result<StarBatch> {
         cluster: get("cluster")?
             .read_raw::<u32>()
             .map_err(h5err(path, "cluster", "reading"))?,
+        parent_child_id: optional_u32("parent_child_id")?,
+        parent_generation: optional_u32("parent_generation")?,
     };
     b.check_lengths()?;
     Ok(b)

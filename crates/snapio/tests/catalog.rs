@@ -110,3 +110,53 @@ fn mismatched_batch_is_rejected() {
     assert_eq!(w.finish().unwrap(), 0);
     assert_eq!(read_catalog(&path).unwrap().len(), 0);
 }
+
+#[test]
+fn parent_identity_columns_only_when_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    // Plain writer: the eight datasets of before, and a batch with identity is refused.
+    let plain = dir.path().join("plain.hdf5");
+    let mut w = CatalogWriter::create(&plain, &CatalogMeta::default()).unwrap();
+    w.append(&batch(10, 0)).unwrap();
+    let mut with_ids = batch(5, 10);
+    with_ids.parent_child_id = vec![1, 2, 3, 4, 5];
+    let e = w.append(&with_ids).unwrap_err();
+    assert!(e.to_string().contains("create_with_parent_identity"), "{e}");
+    assert_eq!(w.finish().unwrap(), 10);
+    let f = hdf5::File::open(&plain).unwrap();
+    let mut names = f.member_names().unwrap();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "age",
+            "cluster",
+            "initial_mass",
+            "mass",
+            "metallicity",
+            "parent_id",
+            "position",
+            "velocity"
+        ]
+    );
+    drop(f);
+    let back = read_catalog(&plain).unwrap();
+    assert!(back.parent_child_id.is_empty() && back.parent_generation.is_empty());
+
+    // Identity writer: batches with and without the columns, across a chunk boundary.
+    let ided = dir.path().join("ided.hdf5");
+    let mut w = CatalogWriter::create_with_parent_identity(&ided, &CatalogMeta::default()).unwrap();
+    let n1 = 70_000;
+    let mut b1 = batch(n1, 0);
+    b1.parent_child_id = (0..n1 as u32).map(|i| i % 5).collect();
+    b1.parent_generation = (0..n1 as u32).map(|i| i % 2).collect();
+    w.append(&b1).unwrap();
+    w.append(&batch(3, n1)).unwrap();
+    assert_eq!(w.finish().unwrap(), (n1 + 3) as u64);
+    let back = read_catalog(&ided).unwrap();
+    assert_eq!(back.parent_child_id.len(), n1 + 3);
+    assert_eq!(back.parent_child_id[69_999], 69_999 % 5);
+    assert_eq!(back.parent_generation[65_537], 1);
+    assert_eq!(&back.parent_child_id[n1..], &[0, 0, 0]);
+    assert_eq!(back.parent_id[n1 + 2], 1_000_000_000_000 + (n1 + 2) as u64);
+}
