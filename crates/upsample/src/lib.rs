@@ -17,6 +17,10 @@
 //!
 //! The command line (`src/cli/`, clap, progress bars, printing) belongs to the binary.
 
+// Items used only inside the crate say so (pub(crate)): the public surface is what tests and the
+// binary use.
+#![warn(unreachable_pub)]
+
 pub mod config;
 pub mod decompose;
 pub mod dynamics;

@@ -257,7 +257,7 @@ fn ghosts_of(
 /// at rank ⌊k/2⌋/k of its particles (see the module docs, with the ghost rule). `margin` is the
 /// ghost count wanted per cell as a fraction of its members (e.g. 0.5). Cells come in
 /// split-tree order (lower side first), labelled "cell 0", "cell 1", ...
-pub fn decompose_cells(
+pub(crate) fn decompose_cells(
     positions: &[[f64; 3]],
     n_cells: usize,
     margin: f64,

@@ -87,7 +87,7 @@ fn morton_order(positions: &[[f64; 3]]) -> Vec<u32> {
 ///
 /// Two particles are friends when their distance is ≤ the linking length. Groups come by
 /// descending size, ties by smallest member index, labelled "fof group K (N particles)".
-pub fn decompose_fof(
+pub(crate) fn decompose_fof(
     positions: &[[f64; 3]],
     linking_length_kpc: f64,
     min_size: usize,

@@ -10,7 +10,7 @@ use super::Cluster;
 ///
 /// Labelled "field NAME=VALUE"; the pooled population "field NAME (pooled: ...)". Empty input
 /// gives no population.
-pub fn decompose_labels(labels: &[i64], field_name: &str, min_size: usize) -> Vec<Cluster> {
+pub(crate) fn decompose_labels(labels: &[i64], field_name: &str, min_size: usize) -> Vec<Cluster> {
     let mut by_label: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
     for (i, &l) in labels.iter().enumerate() {
         by_label.entry(l).or_default().push(i);
@@ -51,7 +51,7 @@ pub fn decompose_labels(labels: &[i64], field_name: &str, min_size: usize) -> Ve
 ///
 /// Rows of the field whose ID is not a star (e.g. wind particles) are ignored; a star without
 /// a row, an ID listed twice with different values, or lists of different lengths are errors.
-pub fn labels_by_id(
+pub(crate) fn labels_by_id(
     ids: &[u64],
     field_ids: &[u64],
     field_values: &[i64],

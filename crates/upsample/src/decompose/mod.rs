@@ -28,9 +28,9 @@ mod labels;
 #[cfg(test)]
 mod tests;
 
-pub use cells::decompose_cells;
-pub use fof::decompose_fof;
-pub use labels::{decompose_labels, labels_by_id};
+pub(crate) use cells::decompose_cells;
+pub(crate) use fof::decompose_fof;
+pub(crate) use labels::{decompose_labels, labels_by_id};
 
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};

@@ -99,7 +99,7 @@ pub trait PhaseSpaceDensity: Sync {
 }
 
 /// Velocities per position of a point-major (x, v) batch, checked.
-pub fn velocities_per_point(x: &[[f64; 3]], v: &[[f64; 3]]) -> Result<usize> {
+pub(crate) fn velocities_per_point(x: &[[f64; 3]], v: &[[f64; 3]]) -> Result<usize> {
     if x.is_empty() {
         if v.is_empty() {
             return Ok(0);

@@ -20,7 +20,7 @@ use crate::models::{Member, ModelSet};
 use crate::seed::{stream, FLOW_BASE};
 
 /// One ensemble member's density `p(x) p(v | x)` (kpc, km/s), zero outside `core` if given.
-pub struct FlowDensity<'a> {
+pub(crate) struct FlowDensity<'a> {
     /// The member's flows: p(x) (kpc) and p(v | x) (km/s, context x in kpc).
     pub member: &'a Member,
     /// Cells: the core cell outside which this density is zero.
@@ -138,7 +138,7 @@ impl PhaseSpaceDensity for FlowDensity<'_> {
 
 /// The run's phase-space density: every member of every cluster, weighted W_c / E_c (Msun), so
 /// f is in Msun kpc⁻³ (km/s)⁻³.
-pub fn model_density(models: &ModelSet) -> Mixture<FlowDensity<'_>> {
+pub(crate) fn model_density(models: &ModelSet) -> Mixture<FlowDensity<'_>> {
     Mixture {
         components: models
             .clusters

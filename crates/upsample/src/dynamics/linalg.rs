@@ -7,7 +7,7 @@
 /// Eigen-decomposition of a small symmetric N×N matrix by cyclic Jacobi rotations:
 /// (eigenvalues, eigenvectors as columns), eigenvalues in ascending order. Accurate to rounding
 /// for any symmetric input (no closed-form characteristic polynomial).
-pub fn symmetric_eigen<const N: usize>(m: &[[f64; N]; N]) -> ([f64; N], [[f64; N]; N]) {
+pub(crate) fn symmetric_eigen<const N: usize>(m: &[[f64; N]; N]) -> ([f64; N], [[f64; N]; N]) {
     let mut a = *m;
     let mut v = [[0.0; N]; N];
     for (i, row) in v.iter_mut().enumerate() {
@@ -74,7 +74,7 @@ pub fn symmetric_eigen<const N: usize>(m: &[[f64; N]; N]) -> ([f64; N], [[f64; N
 /// Solves M a = -B for symmetric positive semi-definite M by eigen-decomposition: (a, condition
 /// number). a is NaN when the condition number (λ_max / λ_min, inf when λ_min <= 0) exceeds
 /// `max_condition` or M is not finite.
-pub fn solve_normal_equations(
+pub(crate) fn solve_normal_equations(
     m: &[[f64; 3]; 3],
     b: &[f64; 3],
     max_condition: f64,

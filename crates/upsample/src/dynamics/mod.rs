@@ -20,12 +20,10 @@ pub mod harmonic;
 #[cfg(any(test, feature = "test-support"))]
 pub mod truth;
 
-pub use density::{velocities_per_point, LogFGrad, Mixture, PhaseSpaceDensity};
+pub use density::{LogFGrad, Mixture, PhaseSpaceDensity};
 pub use eom::{
     accelerations, accelerations_seeded, noise_power, normal_equations, poisson_density,
     relative_residual, solve_fit, solve_point, terms, Acceleration, EomOptions, Fit, Form,
     NormalEquations, Status, Term,
 };
-pub use flow_density::{model_density, FlowDensity};
-pub use linalg::{solve_normal_equations, symmetric_eigen};
 pub use plummer::{Plummer, Rotation};

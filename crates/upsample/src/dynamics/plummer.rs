@@ -44,7 +44,7 @@ pub struct Plummer {
 }
 
 /// ln Γ(x) for x > 0 (Lanczos, g = 7, n = 9; relative error ~1e-15).
-pub fn ln_gamma(x: f64) -> f64 {
+pub(super) fn ln_gamma(x: f64) -> f64 {
     const G: f64 = 7.0;
     const C: [f64; 9] = [
         0.999_999_999_999_809_9,
@@ -71,7 +71,7 @@ pub fn ln_gamma(x: f64) -> f64 {
 }
 
 /// ∫₀¹ q² (1 - q²)^p dq = B(3/2, p + 1) / 2.
-pub fn speed_integral(p: f64) -> f64 {
+pub(super) fn speed_integral(p: f64) -> f64 {
     0.5 * (ln_gamma(1.5) + ln_gamma(p + 1.0) - ln_gamma(p + 2.5)).exp()
 }
 

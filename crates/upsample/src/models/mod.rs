@@ -19,7 +19,8 @@
 
 mod store;
 
-pub use store::{cluster_dir_name, load_cluster, save_cluster, MODELS_FORMAT};
+pub(crate) use store::{cluster_dir_name, load_cluster};
+pub use store::{save_cluster, MODELS_FORMAT};
 
 use cnf::{Flow, TrainReport};
 use serde::{Deserialize, Serialize};

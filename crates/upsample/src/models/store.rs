@@ -13,7 +13,7 @@ use crate::fsio::{read_json, write_json};
 pub const MODELS_FORMAT: u32 = 1;
 
 /// Folder name of cluster `index` inside `models/`.
-pub fn cluster_dir_name(index: usize) -> String {
+pub(crate) fn cluster_dir_name(index: usize) -> String {
     format!("cluster_{index:04}")
 }
 
@@ -66,7 +66,7 @@ pub fn save_cluster(cluster_dir: &Path, members: &[Member], record: &TrainingRec
 }
 
 /// Loads a trained cluster from its folder, or None when it has not finished training.
-pub fn load_cluster(
+pub(crate) fn load_cluster(
     cluster_dir: &Path,
     record: &ClusterRecord,
     ensemble: usize,

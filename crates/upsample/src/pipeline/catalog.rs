@@ -7,7 +7,7 @@ use crate::config::Config;
 use snapio::{AttrValue, CatalogMeta, GalaxyFrame};
 
 /// Root attributes of the catalogue: provenance, frame transform, configuration.
-pub fn catalog_meta(snapshot: &Path, cfg: &Config, frame: &GalaxyFrame) -> CatalogMeta {
+pub(crate) fn catalog_meta(snapshot: &Path, cfg: &Config, frame: &GalaxyFrame) -> CatalogMeta {
     let attributes = vec![
         ("program".into(), AttrValue::Str(format!("upsample {}", crate::VERSION))),
         ("snapshot".into(), AttrValue::Str(snapshot.display().to_string())),

@@ -43,7 +43,7 @@ impl PhaseSampler for Member {
 }
 
 /// Splits the prepared particles into clusters as configured.
-pub fn decompose(p: &Prepared, cfg: &Config, snapshot: &Path) -> Result<Vec<Cluster>> {
+pub(crate) fn decompose(p: &Prepared, cfg: &Config, snapshot: &Path) -> Result<Vec<Cluster>> {
     let c = &cfg.clusters;
     let pos = &p.stars.position;
     let clusters = match &c.method {
@@ -187,7 +187,7 @@ impl ClusterJob<'_> {
 
 /// Trains and samples this shard's clusters (or all) that are not done yet into the run
 /// folder; the caller merges. Returns the number of clusters this shard owns.
-pub fn run_clusters(
+pub(super) fn run_clusters(
     p: &Prepared,
     info: &RunInfo,
     cfg: &Config,

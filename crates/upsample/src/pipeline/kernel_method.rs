@@ -12,7 +12,7 @@ use crate::stars::{draw_stars, Imf, KernelSizes, StarDraw, StarTotals};
 use snapio::CatalogWriter;
 
 /// Draws the catalogue of prepared stars with the kernel method into `path`.
-pub fn write_kernel_catalog(
+pub(crate) fn write_kernel_catalog(
     p: &Prepared,
     cfg: &Config,
     snapshot: &Path,

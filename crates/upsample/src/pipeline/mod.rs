@@ -17,13 +17,10 @@ mod run_dir;
 mod shard;
 mod training;
 
-pub use catalog::catalog_meta;
-pub use flow_method::decompose;
-pub use kernel_method::write_kernel_catalog;
-pub use prepare::{prepare, Prepared};
-pub use run_dir::{ClusterReport, ClusterStars, RunInfo, RunLock, RunPaths, RunReport};
+pub(crate) use kernel_method::write_kernel_catalog;
+pub(crate) use prepare::prepare;
+pub use run_dir::{ClusterReport, RunInfo, RunLock, RunPaths, RunReport};
 pub use shard::{merge, Shard};
-pub use training::{flow_config, train_cluster, train_config, training_rows};
 
 use anyhow::{bail, Context, Result};
 use std::time::Instant;

@@ -22,7 +22,7 @@ pub struct Prepared {
 }
 
 /// Reads and prepares the stars of a snapshot according to `cfg`.
-pub fn prepare(snapshot: &Path, cfg: &Config) -> Result<Prepared> {
+pub(crate) fn prepare(snapshot: &Path, cfg: &Config) -> Result<Prepared> {
     let snap = Snapshot::open(snapshot)?;
     let (mut stars, read) = snap.read_stars(&ReadOptions::default())?;
     let n_read = stars.len();

@@ -171,7 +171,7 @@ pub struct RunReport {
 
 /// `DIR/parts/cluster_NNNN.json`: a cluster's stars are complete.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ClusterStars {
+pub(crate) struct ClusterStars {
     /// Cluster index.
     pub index: usize,
     /// Its star totals.
@@ -272,7 +272,11 @@ fn take(path: &Path, exclusive: bool, dir: &Path) -> Result<File> {
         }
     }
     // The exclusive holder names itself; shared holders (shards) clear a previous holder's name.
-    let line = if exclusive { holder_line() } else { String::new() };
+    let line = if exclusive {
+        holder_line()
+    } else {
+        String::new()
+    };
     f.set_len(0)
         .and_then(|_| f.rewind())
         .and_then(|_| write!(f, "{line}"))

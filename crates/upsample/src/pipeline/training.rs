@@ -15,7 +15,7 @@ use crate::seed::{flow_seed, subset_rng, Role};
 
 /// Flow architecture of a role from the configuration (position: no context; velocity:
 /// context = position, 3 coordinates).
-pub fn flow_config(cfg: &Config, role: Role) -> FlowConfig {
+pub(crate) fn flow_config(cfg: &Config, role: Role) -> FlowConfig {
     FlowConfig {
         dim: 3,
         context_dim: if role == Role::Velocity { 3 } else { 0 },
@@ -33,7 +33,7 @@ pub fn flow_config(cfg: &Config, role: Role) -> FlowConfig {
 
 /// Training hyper-parameters of one flow from the configuration; up to `threads` CPU threads
 /// compute the parts of each mini-batch's gradient (0: the backend's default).
-pub fn train_config(cfg: &Config, seed: u64, threads: usize) -> TrainConfig {
+pub(crate) fn train_config(cfg: &Config, seed: u64, threads: usize) -> TrainConfig {
     let t = &cfg.training;
     TrainConfig {
         epochs: t.epochs,
@@ -53,7 +53,7 @@ pub fn train_config(cfg: &Config, seed: u64, threads: usize) -> TrainConfig {
 
 /// The rows cluster `index` trains on: members and ghosts, at most `max` of them (a random
 /// subset under the job's `seed`, in ascending order) when `max > 0`.
-pub fn training_rows(cluster: &Cluster, index: usize, max: usize, seed: u64) -> Vec<usize> {
+pub(crate) fn training_rows(cluster: &Cluster, index: usize, max: usize, seed: u64) -> Vec<usize> {
     let mut rows = cluster.training();
     if max > 0 && rows.len() > max {
         let mut rng = subset_rng(seed, index);
@@ -70,7 +70,7 @@ pub fn training_rows(cluster: &Cluster, index: usize, max: usize, seed: u64) -> 
 
 /// Trains every ensemble member of cluster `index` on `device`, with up to `threads` CPU threads
 /// per mini-batch (0: the backend's default).
-pub fn train_cluster(
+pub(crate) fn train_cluster(
     stars: &StarParticles,
     cluster: &Cluster,
     index: usize,

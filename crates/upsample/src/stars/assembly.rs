@@ -44,7 +44,7 @@ impl StarTotals {
 
 /// What the stars are drawn from: the IMF, the fraction of stars wanted and the job's seed.
 #[derive(Debug, Clone)]
-pub struct StarDraw<'a> {
+pub(crate) struct StarDraw<'a> {
     /// Initial mass function sampler.
     pub imf: &'a Imf,
     /// Fraction of the stars drawn (0 < f <= 1).
@@ -55,7 +55,7 @@ pub struct StarDraw<'a> {
 
 /// What stars are drawn from in phase space: one ensemble member's position sampler and its
 /// velocity sampler conditioned on position (the flow method's flows; anything else will do).
-pub trait PhaseSampler: Sync {
+pub(crate) trait PhaseSampler: Sync {
     /// `n` positions (kpc), deterministic given `seed`.
     fn positions(&self, n: usize, seed: u64) -> Result<Vec<[f64; 3]>>;
     /// One velocity (km/s) at each position `x` (kpc), deterministic given `seed`.
@@ -66,7 +66,7 @@ pub trait PhaseSampler: Sync {
 /// Star counts and masses come from `draw.imf` against each parent's initial mass.
 /// `place(i, rng)` returns a star's (position kpc, velocity km/s) for parent `i`; `cluster(i)`
 /// the cluster index recorded with it. Deterministic given `seed`, whatever the thread count.
-pub fn draw_stars<P, C>(
+pub(crate) fn draw_stars<P, C>(
     parents: &StarParticles,
     draw: &StarDraw,
     place: P,
@@ -145,7 +145,7 @@ const MAX_REJECTION_ROUNDS: usize = 64;
 /// p_c(v | x); age, metallicity and parent ID from the nearest training particle in
 /// standardised phase space; then the main-sequence lifetime cut with the inherited age.
 /// Ensemble members share the stars equally (star j comes from member j mod E).
-pub fn draw_flow_stars<S: PhaseSampler>(
+pub(crate) fn draw_flow_stars<S: PhaseSampler>(
     parents: &StarParticles,
     cluster: &Cluster,
     index: usize,

@@ -17,7 +17,7 @@ use rand_distr::{Distribution, Poisson};
 use serde::{Deserialize, Serialize};
 
 /// Main-sequence lifetime of a star of initial mass `m` (Msun), in Gyr: 10 Gyr · m^-2.5.
-pub fn main_sequence_lifetime_gyr(m: f64) -> f64 {
+pub(crate) fn main_sequence_lifetime_gyr(m: f64) -> f64 {
     10.0 * m.powf(-2.5)
 }
 

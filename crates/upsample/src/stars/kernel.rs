@@ -55,7 +55,7 @@ impl Default for KernelConfig {
 
 /// Kernel sizes of every particle.
 #[derive(Debug, Clone)]
-pub struct KernelSizes {
+pub(crate) struct KernelSizes {
     /// Position extent h_x of each particle's kernel, kpc.
     pub h_x: Vec<f64>,
     /// Velocity extent h_v of each particle's kernel, km/s.
@@ -102,7 +102,7 @@ fn dispersion(points: &[[f64; 3]]) -> f64 {
 
 impl KernelSizes {
     /// Computes the kernel sizes of particles at `position` (kpc) with `velocity` (km/s).
-    pub fn fit(
+    pub(crate) fn fit(
         position: &[[f64; 3]],
         velocity: &[[f64; 3]],
         cfg: &KernelConfig,
@@ -144,7 +144,11 @@ impl KernelSizes {
     }
 
     /// Draws one star around particle `i`: (position offset kpc, velocity offset km/s).
-    pub fn draw_offset<R: Rng + ?Sized>(&self, i: usize, rng: &mut R) -> ([f64; 3], [f64; 3]) {
+    pub(crate) fn draw_offset<R: Rng + ?Sized>(
+        &self,
+        i: usize,
+        rng: &mut R,
+    ) -> ([f64; 3], [f64; 3]) {
         let u = epanechnikov_6d(rng);
         let (hx, hv) = (self.h_x[i], self.h_v[i]);
         (
@@ -156,7 +160,7 @@ impl KernelSizes {
 
 /// A point of the unit 6-ball with density ∝ 1 - |u|²: a uniform direction (normalised
 /// Gaussian), a radius from r⁵ (r = U^{1/6}) kept with probability 1 - r².
-pub fn epanechnikov_6d<R: Rng + ?Sized>(rng: &mut R) -> [f64; 6] {
+pub(crate) fn epanechnikov_6d<R: Rng + ?Sized>(rng: &mut R) -> [f64; 6] {
     let r = loop {
         let r = rng.random::<f64>().powf(1.0 / 6.0);
         if rng.random::<f64>() < 1.0 - r * r {

@@ -10,7 +10,8 @@ mod imf;
 mod kernel;
 mod parents;
 
-pub use assembly::{draw_flow_stars, draw_stars, PhaseSampler, StarDraw, StarTotals};
-pub use imf::{main_sequence_lifetime_gyr, Imf, ImfConfig};
-pub use kernel::{epanechnikov_6d, KernelConfig, KernelSizes, KernelSizing};
-pub use parents::ParentFinder;
+pub use assembly::StarTotals;
+pub(crate) use assembly::{draw_flow_stars, draw_stars, PhaseSampler, StarDraw};
+pub use imf::{Imf, ImfConfig};
+pub(crate) use kernel::KernelSizes;
+pub use kernel::{KernelConfig, KernelSizing};

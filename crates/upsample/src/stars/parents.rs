@@ -7,7 +7,7 @@ use kiddo::{ImmutableKdTree, SquaredEuclidean};
 use rayon::prelude::*;
 
 /// A 6D search structure over candidate parents (positions kpc, velocities km/s).
-pub struct ParentFinder {
+pub(crate) struct ParentFinder {
     tree: ImmutableKdTree<f64, 6>,
     /// Row of each tree item in the caller's indexing.
     rows: Vec<usize>,
@@ -17,7 +17,11 @@ pub struct ParentFinder {
 
 impl ParentFinder {
     /// Builds the finder over the particles `rows` of (`position`, `velocity`).
-    pub fn new(position: &[[f64; 3]], velocity: &[[f64; 3]], rows: &[usize]) -> Result<Self> {
+    pub(crate) fn new(
+        position: &[[f64; 3]],
+        velocity: &[[f64; 3]],
+        rows: &[usize],
+    ) -> Result<Self> {
         if rows.is_empty() {
             bail!("no candidate parent particles");
         }
@@ -59,13 +63,8 @@ impl ParentFinder {
         })
     }
 
-    /// The standard deviations used to standardise (x kpc ×3, v km/s ×3).
-    pub fn scale(&self) -> [f64; 6] {
-        self.scale
-    }
-
     /// Row (caller's indexing) of the nearest parent of each star.
-    pub fn nearest(&self, position: &[[f64; 3]], velocity: &[[f64; 3]]) -> Vec<usize> {
+    pub(crate) fn nearest(&self, position: &[[f64; 3]], velocity: &[[f64; 3]]) -> Vec<usize> {
         position
             .par_iter()
             .zip(velocity.par_iter())
