@@ -34,3 +34,49 @@ fn select_retain_and_sphere() {
     assert_eq!(inside.len(), expected);
     assert!(inside.position.iter().all(|&p| sphere.contains(p)));
 }
+
+#[test]
+fn identity_columns_follow_select_retain_extend_and_push() {
+    let plain = sample_stars(4, 1, [0.0; 3], 5.0);
+    let mut fire = sample_stars(3, 2, [0.0; 3], 5.0);
+    fire.child_id = vec![0, 7, 2];
+    fire.generation = vec![0, 1, 3];
+    // Absent columns stay absent.
+    assert!(plain.select(&[3, 0]).child_id.is_empty());
+    assert_eq!(plain.uids(), plain.id);
+    // Mixing pads the particles without numbers with 0.
+    let mut all = plain.clone();
+    all.extend(&fire);
+    assert_eq!(all.child_id, vec![0, 0, 0, 0, 0, 7, 2]);
+    assert_eq!(all.generation, vec![0, 0, 0, 0, 0, 1, 3]);
+    assert_eq!(all.check_lengths().unwrap(), 7);
+    let mut pushed = plain.select(&[0]);
+    pushed.push_from(&fire, 1);
+    pushed.push_from(&plain, 2);
+    assert_eq!(pushed.child_id, vec![0, 7, 0]);
+    assert_eq!(pushed.generation, vec![0, 1, 0]);
+    assert_eq!(pushed.uid(0), plain.id[0]);
+    assert_eq!(pushed.uid(1), snapio::particle_uid(fire.id[1], 7, 1));
+    assert_ne!(pushed.uid(1), fire.id[1]);
+    all.retain(|_, i| i % 2 == 1);
+    assert_eq!(all.child_id, vec![0, 0, 7]);
+    assert_eq!(all.generation, vec![0, 0, 1]);
+    // A column of the wrong length is reported.
+    let mut bad = fire.clone();
+    bad.generation.pop();
+    assert!(bad
+        .check_lengths()
+        .unwrap_err()
+        .to_string()
+        .contains("generation"));
+    // The identity scheme: the ParticleID for (0, 0); a bijection of IDs for one pair.
+    assert_eq!(snapio::particle_uid(12345, 0, 0), 12345);
+    let mut u: Vec<u64> = (0..10_000u64)
+        .map(|id| snapio::particle_uid(id, 1, 1))
+        .collect();
+    u.extend((0..10_000u64).map(|id| snapio::particle_uid(id, 2, 1)));
+    u.extend(0..10_000u64);
+    u.sort_unstable();
+    u.dedup();
+    assert_eq!(u.len(), 30_000);
+}
