@@ -312,7 +312,7 @@ pub struct ReadReport {
     pub winds_dropped: u64,
     /// Star particles read from the files (before region selection, winds included).
     pub rows_read: u64,
-    /// Stars kept (after wind filtering and region selection).
+    /// Stars kept (after wind filtering, region selection and dropping invalid particles).
     pub stars_kept: u64,
     /// Bytes of PartType4 data read.
     pub bytes_read: u64,
