@@ -50,4 +50,17 @@ fn sample_reads_bit_for_bit_as_before() {
         ]
     );
     assert_eq!(report.winds_dropped, 256);
+    // Valid input: nothing dropped, and the identity is the ParticleID (no child numbers).
+    assert!(report.invalid_dropped.is_empty());
+    assert!(stars.child_id.is_empty() && stars.generation.is_empty());
+    assert_eq!(stars.uids(), stars.id);
+    // Dropping invalid particles changes nothing on valid input.
+    let opts = ReadOptions {
+        on_invalid: snapio::InvalidPolicy::Drop,
+        chunk_len: 1000,
+        ..ReadOptions::default()
+    };
+    let (dropped, report) = snap.read_stars(&opts).unwrap();
+    assert_eq!(dropped, stars);
+    assert!(report.invalid_dropped.is_empty());
 }
