@@ -285,3 +285,117 @@ fn a_run_folder_in_use_by_another_process_is_refused_and_left_alone() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(out_dir.join("catalog.hdf5").exists());
 }
+
+/// The sample's star particles (physical units, snapshot frame) and header, to write variants.
+fn sample_particles() -> (snapio::StarParticles, snapio::Header) {
+    let snap = snapio::Snapshot::open(common::root().join("data/snap_099.hdf5")).unwrap();
+    let (stars, _) = snap.read_stars(&snapio::ReadOptions::default()).unwrap();
+    (stars, snap.header().clone())
+}
+
+#[test]
+fn invalid_particles_stop_the_run_or_are_dropped_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut stars, header) = sample_particles();
+    let n = stars.len();
+    stars.mass[5] = -stars.mass[5];
+    let snap = dir.path().join("snap_negative_mass.hdf5");
+    snapio::write_snapshot(&snap, snapio::Layout::ArepoTng, &header, &stars, None, 1).unwrap();
+    let out_dir = dir.path().join("run");
+    let (s, o) = (snap.to_str().unwrap(), out_dir.to_str().unwrap());
+    let args = [
+        "--snapshot",
+        s,
+        "--out",
+        o,
+        "--method",
+        "kernel",
+        "--star-fraction",
+        "0.001",
+    ];
+
+    let out = upsample(&args);
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "a negative mass was accepted");
+    for needle in ["snap_negative_mass.hdf5", "Masses", "5"] {
+        assert!(err.contains(needle), "the error lacks {needle:?}:\n{err}");
+    }
+    assert!(!out_dir.join("catalog.hdf5").exists() && !out_dir.join("report.json").exists());
+
+    let cfg = dir.path().join("drop.toml");
+    std::fs::write(&cfg, "[input]\non_invalid = \"drop\"\n").unwrap();
+    let mut with_cfg = args.to_vec();
+    with_cfg.extend(["--config", cfg.to_str().unwrap()]);
+    let out = upsample(&with_cfg);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("1 invalid star particles dropped: 1 nonpositive_mass"));
+    let report = read_report(&out_dir);
+    assert_eq!(report["invalid_particles_dropped"]["nonpositive_mass"], 1);
+    assert_eq!(report["star_particles_read"], (n - 1) as u64);
+}
+
+#[test]
+fn fire_child_ids_make_distinct_parents_with_the_same_particle_id() {
+    // FIRE gives a star spawned from an already-used gas ID the same ParticleIDs and another
+    // ParticleChildIDsNumber: two parents, two independent random streams.
+    let dir = tempfile::tempdir().unwrap();
+    let (all, header) = sample_particles();
+    let keep: Vec<usize> = (0..4000).collect();
+    let mut stars = all.select(&keep);
+    stars.child_id = vec![0; stars.len()];
+    stars.generation = vec![0; stars.len()];
+    stars.id[1] = stars.id[0];
+    stars.initial_mass[1] = stars.initial_mass[0];
+    stars.age[1] = stars.age[0];
+    stars.child_id[1] = 1;
+    stars.generation[1] = 1;
+    let snap = dir.path().join("snap_fire.hdf5");
+    snapio::write_snapshot(&snap, snapio::Layout::GizmoFire, &header, &stars, None, 1).unwrap();
+    let catalogue = |threads: &str| {
+        let out_dir = dir.path().join(format!("run{threads}"));
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_upsample"))
+            .args(["--snapshot", snap.to_str().unwrap(), "--out"])
+            .arg(&out_dir)
+            .args([
+                "--method",
+                "kernel",
+                "--star-fraction",
+                "0.05",
+                "--seed",
+                "4",
+            ])
+            .env("RAYON_NUM_THREADS", threads)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        snapio::read_catalog(out_dir.join("catalog.hdf5")).unwrap()
+    };
+    let one = catalogue("1");
+    let two = catalogue("2");
+    assert_eq!(
+        one.mass, two.mass,
+        "the catalogue depends on the thread count"
+    );
+    assert_eq!(one.position, two.position);
+    assert_eq!(one.parent_child_id, two.parent_child_id);
+    assert_eq!(
+        one.parent_child_id.len(),
+        one.len(),
+        "no parent_child_id column"
+    );
+    let masses_of = |child: u32| -> Vec<f64> {
+        (0..one.len())
+            .filter(|&j| one.parent_id[j] == stars.id[0] && one.parent_child_id[j] == child)
+            .map(|j| one.mass[j])
+            .collect()
+    };
+    let (a, b) = (masses_of(0), masses_of(1));
+    assert!(
+        !a.is_empty() && !b.is_empty(),
+        "{} and {} stars",
+        a.len(),
+        b.len()
+    );
+    assert_ne!(a, b, "two parents sharing a ParticleID drew the same stars");
+}

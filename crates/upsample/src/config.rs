@@ -29,6 +29,8 @@ pub struct Config {
     pub device: String,
     /// How stars are placed: "flow" (default) or "kernel" (today's baseline).
     pub method: Method,
+    /// Reading the snapshot: what to do with invalid particles.
+    pub input: InputConfig,
     /// Region kept for the job, in the galaxy frame.
     pub region: Option<RegionConfig>,
     /// Galaxy-frame finding.
@@ -45,6 +47,17 @@ pub struct Config {
     pub imf: ImfConfig,
     /// Kernel method knobs.
     pub kernel: KernelConfig,
+}
+
+/// How the snapshot is read.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct InputConfig {
+    /// Particles with a non-finite or out-of-range field (mass <= 0, age outside [0, age of the
+    /// universe], metallicity outside [0, 1], position outside the box, duplicated identity):
+    /// "error" (default: stop, naming file, dataset, row and value) or "drop" (drop them and
+    /// count each kind in report.json).
+    pub on_invalid: snapio::InvalidPolicy,
 }
 
 /// A sphere in the galaxy frame.
@@ -150,6 +163,7 @@ impl Default for Config {
             seed: 1,
             device: "flex".into(),
             method: Method::Flow,
+            input: InputConfig::default(),
             region: None,
             frame: FrameConfig::default(),
             clusters: ClusterConfig::default(),

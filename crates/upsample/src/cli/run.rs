@@ -97,6 +97,13 @@ fn print_summary(report: &RunReport, catalog: &Path, report_path: &Path) {
         i.frame_center_kpc,
         i.frame_bulk_velocity_kms
     );
+    if !i.invalid_particles_dropped.is_empty() {
+        println!(
+            "{} invalid star particles dropped: {}",
+            i.invalid_particles_dropped.values().sum::<u64>(),
+            pipeline::dropped_summary(&i.invalid_particles_dropped)
+        );
+    }
     println!(
         "{} stars written to {} (star fraction {}); report in {}",
         report.stars.stars_written,

@@ -3,8 +3,24 @@
 
 use std::path::Path;
 
+use anyhow::Result;
+
 use crate::config::Config;
-use snapio::{AttrValue, CatalogMeta, GalaxyFrame};
+use snapio::{AttrValue, CatalogMeta, CatalogWriter, GalaxyFrame};
+
+/// Starts a catalogue (or a cluster's part) at `path`: with the parents' FIRE child and
+/// generation columns when the particles carry them (`parent_identity`).
+pub(crate) fn create_catalog(
+    path: &Path,
+    meta: &CatalogMeta,
+    parent_identity: bool,
+) -> Result<CatalogWriter> {
+    Ok(if parent_identity {
+        CatalogWriter::create_with_parent_identity(path, meta)?
+    } else {
+        CatalogWriter::create(path, meta)?
+    })
+}
 
 /// Root attributes of the catalogue: provenance, frame transform, configuration.
 pub(crate) fn catalog_meta(snapshot: &Path, cfg: &Config, frame: &GalaxyFrame) -> CatalogMeta {

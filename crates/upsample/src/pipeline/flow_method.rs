@@ -9,12 +9,12 @@
 //! uninterrupted run.
 
 use anyhow::{bail, Context, Result};
-use snapio::{CatalogWriter, Snapshot};
+use snapio::Snapshot;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use super::catalog::catalog_meta;
+use super::catalog::{catalog_meta, create_catalog};
 use super::prepare::Prepared;
 use super::run_dir::{ClusterStars, RunInfo, RunPaths};
 use super::shard::Shard;
@@ -28,7 +28,7 @@ use crate::models::{
     load_cluster, save_cluster, ClusterRecord, Member, ModelsManifest, MODELS_FORMAT,
 };
 use crate::observe::Progress;
-use crate::stars::{draw_flow_stars, Imf, PhaseSampler, StarDraw};
+use crate::stars::{draw_flow_stars, has_parent_identity, Imf, PhaseSampler, StarDraw};
 
 /// A member's flows as the star drawing sees them.
 impl PhaseSampler for Member {
@@ -172,7 +172,7 @@ impl ClusterJob<'_> {
         };
         let ts = Instant::now();
         let (part, marker) = self.paths.part(c);
-        let mut writer = CatalogWriter::create(&part, &self.meta)?;
+        let mut writer = create_catalog(&part, &self.meta, has_parent_identity(&self.p.stars))?;
         let stars = draw_flow_stars(&self.p.stars, cluster, c, &members, &self.draw, &mut writer)?;
         writer.finish()?;
         let record = ClusterStars {

@@ -4,12 +4,11 @@
 use anyhow::{Context, Result};
 use std::path::Path;
 
-use super::catalog::catalog_meta;
+use super::catalog::{catalog_meta, create_catalog};
 use super::prepare::Prepared;
 use crate::config::Config;
 use crate::observe::Progress;
-use crate::stars::{draw_stars, Imf, KernelSizes, StarDraw, StarTotals};
-use snapio::CatalogWriter;
+use crate::stars::{draw_stars, has_parent_identity, Imf, KernelSizes, StarDraw, StarTotals};
 
 /// Draws the catalogue of prepared stars with the kernel method into `path`.
 pub(crate) fn write_kernel_catalog(
@@ -22,7 +21,11 @@ pub(crate) fn write_kernel_catalog(
     let imf = Imf::new(&cfg.imf)?;
     let sizes = KernelSizes::fit(&p.stars.position, &p.stars.velocity, &cfg.kernel)
         .context("kernel method: cannot size the kernels")?;
-    let mut writer = CatalogWriter::create(path, &catalog_meta(snapshot, cfg, &p.frame))?;
+    let mut writer = create_catalog(
+        path,
+        &catalog_meta(snapshot, cfg, &p.frame),
+        has_parent_identity(&p.stars),
+    )?;
     let mut task = progress.task(p.stars.len() as u64, "particles");
     let stars = &p.stars;
     let place = |i: usize, rng: &mut _| {

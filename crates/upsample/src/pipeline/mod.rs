@@ -18,6 +18,7 @@ mod shard;
 mod training;
 
 pub(crate) use kernel_method::write_kernel_catalog;
+pub use prepare::dropped_summary;
 pub(crate) use prepare::prepare;
 pub use run_dir::{ClusterReport, RunInfo, RunLock, RunPaths, RunReport};
 pub use shard::{merge, Shard};

@@ -21,10 +21,23 @@ pub struct Prepared {
     pub layout: String,
 }
 
+/// Invalid particles dropped per kind, in words ("3 nonpositive_mass, 1 duplicate_id").
+pub fn dropped_summary(dropped: &std::collections::BTreeMap<String, u64>) -> String {
+    dropped
+        .iter()
+        .map(|(kind, n)| format!("{n} {kind}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Reads and prepares the stars of a snapshot according to `cfg`.
 pub(crate) fn prepare(snapshot: &Path, cfg: &Config) -> Result<Prepared> {
     let snap = Snapshot::open(snapshot)?;
-    let (mut stars, read) = snap.read_stars(&ReadOptions::default())?;
+    let opts = ReadOptions {
+        on_invalid: cfg.input.on_invalid,
+        ..ReadOptions::default()
+    };
+    let (mut stars, read) = snap.read_stars(&opts)?;
     let n_read = stars.len();
     tracing::info!(
         "read {} star particles from {} file(s) ({}), {} wind particles dropped",
@@ -33,6 +46,13 @@ pub(crate) fn prepare(snapshot: &Path, cfg: &Config) -> Result<Prepared> {
         snap.layout(),
         read.winds_dropped
     );
+    if read.invalid_dropped_total() > 0 {
+        tracing::warn!(
+            "dropped {} invalid star particles ([input] on_invalid = \"drop\"): {}",
+            read.invalid_dropped_total(),
+            dropped_summary(&read.invalid_dropped)
+        );
+    }
     let frame = if cfg.frame.enabled {
         GalaxyFrame::find(&stars, &FrameOptions::default())?
     } else {

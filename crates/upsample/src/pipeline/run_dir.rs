@@ -100,6 +100,11 @@ pub struct RunInfo {
     pub star_particles_read: usize,
     /// Wind particles dropped.
     pub wind_particles_dropped: u64,
+    /// Invalid particles dropped per kind (`[input] on_invalid = "drop"`; empty otherwise).
+    pub invalid_particles_dropped: std::collections::BTreeMap<String, u64>,
+    /// Whether the particles carry FIRE child/generation numbers (the catalogue then has
+    /// `parent_child_id` and `parent_generation` beside `parent_id`).
+    pub parent_identity: bool,
     /// Star particles in the selected region.
     pub star_particles_selected: usize,
     /// Their total current mass, Msun.
@@ -132,6 +137,8 @@ impl RunInfo {
             layout: p.layout.clone(),
             star_particles_read: p.n_read,
             wind_particles_dropped: p.read.winds_dropped,
+            invalid_particles_dropped: p.read.invalid_dropped.clone(),
+            parent_identity: crate::stars::has_parent_identity(&p.stars),
             star_particles_selected: p.stars.len(),
             stellar_mass_msun: p.stars.mass.iter().sum(),
             initial_stellar_mass_msun: p.stars.initial_mass.iter().sum(),

@@ -3,11 +3,11 @@
 //! what a single process writes (a single process merges the same way when it finishes).
 
 use anyhow::{bail, Context, Result};
-use snapio::{read_catalog, CatalogWriter};
+use snapio::read_catalog;
 use std::path::Path;
 use std::time::Instant;
 
-use super::catalog::catalog_meta;
+use super::catalog::{catalog_meta, create_catalog};
 use super::run_dir::{ClusterReport, ClusterStars, RunInfo, RunLock, RunPaths, RunReport};
 use crate::config::Config;
 use crate::fsio::{read_json, write_json};
@@ -73,8 +73,11 @@ pub(crate) fn merge_with(dir: &Path, mut seconds: Vec<(String, f64)>) -> Result<
     let manifest = ModelsManifest::read(&paths.models())?;
     check_all_done(&paths, manifest.clusters.len())?;
     let catalog = paths.catalog();
-    let mut writer =
-        CatalogWriter::create(&catalog, &catalog_meta(&info.snapshot, &cfg, &info.frame()))?;
+    let mut writer = create_catalog(
+        &catalog,
+        &catalog_meta(&info.snapshot, &cfg, &info.frame()),
+        info.parent_identity,
+    )?;
     let mut totals = StarTotals::default();
     let mut clusters = Vec::with_capacity(manifest.clusters.len());
     for rec in &manifest.clusters {

@@ -62,6 +62,36 @@ pub(crate) trait PhaseSampler: Sync {
     fn velocities(&self, x: &[[f64; 3]], seed: u64) -> Result<Vec<[f64; 3]>>;
 }
 
+/// Whether the parents carry FIRE child/generation numbers (their stars then record them).
+pub(crate) fn has_parent_identity(parents: &StarParticles) -> bool {
+    !parents.child_id.is_empty() || !parents.generation.is_empty()
+}
+
+/// Appends one living star of mass `m` (Msun) at (`x` kpc, `v` km/s) to `b`: its initial mass,
+/// the age, metallicity and identity of parent `p`, and its cluster.
+fn push_star(
+    b: &mut StarBatch,
+    parents: &StarParticles,
+    p: usize,
+    x: [f64; 3],
+    v: [f64; 3],
+    m: f64,
+    cluster: u32,
+) {
+    b.position.push(x);
+    b.velocity.push(v);
+    b.mass.push(m);
+    b.initial_mass.push(m);
+    b.age.push(parents.age[p]);
+    b.metallicity.push(parents.metallicity[p]);
+    b.parent_id.push(parents.id[p]);
+    if has_parent_identity(parents) {
+        b.parent_child_id.push(parents.child(p));
+        b.parent_generation.push(parents.generation_of(p));
+    }
+    b.cluster.push(cluster);
+}
+
 /// Draws the stars of every particle of `parents` (galaxy frame) and appends them to `writer`.
 /// Star counts and masses come from `draw.imf` against each parent's initial mass.
 /// `place(i, rng)` returns a star's (position kpc, velocity km/s) for parent `i`; `cluster(i)`
@@ -88,7 +118,7 @@ where
         let per_particle: Vec<(StarBatch, u64, f64)> = (start..end)
             .into_par_iter()
             .map(|i| {
-                let mut rng = particle_rng(draw.seed, parents.id[i]);
+                let mut rng = particle_rng(draw.seed, parents.uid(i));
                 let k = draw
                     .imf
                     .star_count(parents.initial_mass[i], draw.fraction, &mut rng);
@@ -103,14 +133,7 @@ where
                     if main_sequence_lifetime_gyr(m) < parents.age[i] {
                         continue;
                     }
-                    b.position.push(x);
-                    b.velocity.push(v);
-                    b.mass.push(m);
-                    b.initial_mass.push(m);
-                    b.age.push(parents.age[i]);
-                    b.metallicity.push(parents.metallicity[i]);
-                    b.parent_id.push(parents.id[i]);
-                    b.cluster.push(cluster(i));
+                    push_star(&mut b, parents, i, x, v, m, cluster(i));
                 }
                 (b, k, drawn_mass)
             })
@@ -160,7 +183,7 @@ pub(crate) fn draw_flow_stars<S: PhaseSampler>(
         .members
         .par_iter()
         .map(|&i| {
-            let mut rng = particle_rng(draw.seed, parents.id[i]);
+            let mut rng = particle_rng(draw.seed, parents.uid(i));
             let k = draw
                 .imf
                 .star_count(parents.initial_mass[i], draw.fraction, &mut rng);
@@ -219,14 +242,15 @@ pub(crate) fn draw_flow_stars<S: PhaseSampler>(
             if main_sequence_lifetime_gyr(m) < parents.age[p] {
                 continue;
             }
-            b.position.push(position[j]);
-            b.velocity.push(velocity[j]);
-            b.mass.push(m);
-            b.initial_mass.push(m);
-            b.age.push(parents.age[p]);
-            b.metallicity.push(parents.metallicity[p]);
-            b.parent_id.push(parents.id[p]);
-            b.cluster.push(index as u32);
+            push_star(
+                &mut b,
+                parents,
+                p,
+                position[j],
+                velocity[j],
+                m,
+                index as u32,
+            );
         }
         totals.stars_written += b.len() as u64;
         totals.initial_mass_written_msun += b.initial_mass.iter().sum::<f64>();

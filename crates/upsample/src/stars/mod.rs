@@ -3,7 +3,9 @@
 //! the assembly of stars, streamed in batches into the catalogue (`assembly.rs`).
 //!
 //! Knows no flows: the flow method hands in [`PhaseSampler`]s. Every star's randomness comes from
-//! `crate::seed` streams keyed on its parent particle or its cluster and chunk.
+//! `crate::seed` streams keyed on its parent particle's unique identity (`StarParticles::uid`:
+//! the ParticleIDs, or with FIRE's child and generation numbers a well-mixed combination) or on
+//! its cluster and chunk.
 
 mod assembly;
 mod imf;
@@ -11,7 +13,9 @@ mod kernel;
 mod parents;
 
 pub use assembly::StarTotals;
-pub(crate) use assembly::{draw_flow_stars, draw_stars, PhaseSampler, StarDraw};
+pub(crate) use assembly::{
+    draw_flow_stars, draw_stars, has_parent_identity, PhaseSampler, StarDraw,
+};
 pub use imf::{Imf, ImfConfig};
 pub(crate) use kernel::KernelSizes;
 pub use kernel::{KernelConfig, KernelSizing};

@@ -1,0 +1,87 @@
+//! Standardised 6D coordinates: each axis divided by the reference sample's standard deviation,
+//! and seeded subsampling.
+
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use super::{FidelityError, PhaseSpace};
+
+/// Per-axis scales of 6D phase space: (x, y, z) in kpc, (v_x, v_y, v_z) in km/s.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Scales(pub [f64; 6]);
+
+impl Scales {
+    /// Standard deviation of each coordinate of `reference` (its scales).
+    pub fn of(reference: PhaseSpace<'_>) -> Result<Scales, FidelityError> {
+        let n = reference.len() as f64;
+        let mut s = [0.0; 6];
+        for (d, out) in s.iter_mut().enumerate() {
+            let get = |i: usize| {
+                if d < 3 {
+                    reference.position[i][d]
+                } else {
+                    reference.velocity[i][d - 3]
+                }
+            };
+            let mean = (0..reference.len()).map(get).sum::<f64>() / n;
+            let var = (0..reference.len())
+                .map(|i| (get(i) - mean).powi(2))
+                .sum::<f64>()
+                / n;
+            *out = var.sqrt();
+            if !(out.is_finite() && *out > 0.0) {
+                return Err(FidelityError::Degenerate { axis: d });
+            }
+        }
+        Ok(Scales(s))
+    }
+
+    /// Point `i` of `set` in standardised coordinates.
+    pub fn point(&self, set: PhaseSpace<'_>, i: usize) -> [f64; 6] {
+        let (x, v) = (set.position[i], set.velocity[i]);
+        [
+            x[0] / self.0[0],
+            x[1] / self.0[1],
+            x[2] / self.0[2],
+            v[0] / self.0[3],
+            v[1] / self.0[4],
+            v[2] / self.0[5],
+        ]
+    }
+
+    /// Points `rows` of `set` in standardised coordinates.
+    pub fn points(&self, set: PhaseSpace<'_>, rows: &[usize]) -> Vec<[f64; 6]> {
+        rows.iter().map(|&i| self.point(set, i)).collect()
+    }
+}
+
+/// `m` distinct rows of `0..n` drawn without replacement (all rows, in order, when m ≥ n).
+pub(crate) fn subsample(n: usize, m: usize, seed: u64) -> Vec<usize> {
+    let mut rows: Vec<usize> = (0..n).collect();
+    if m >= n {
+        return rows;
+    }
+    let mut rng = StdRng::seed_from_u64(seed);
+    for i in 0..m {
+        let j = i + (rng.random::<f64>() * (n - i) as f64) as usize;
+        rows.swap(i, j.min(n - 1));
+    }
+    rows.truncate(m);
+    rows.sort_unstable();
+    rows
+}
+
+/// Median of `xs` (sorted in place); NaN when empty.
+pub(crate) fn median(xs: &mut [f64]) -> f64 {
+    if xs.is_empty() {
+        return f64::NAN;
+    }
+    xs.sort_unstable_by(f64::total_cmp);
+    let n = xs.len();
+    if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        0.5 * (xs[n / 2 - 1] + xs[n / 2])
+    }
+}
