@@ -218,6 +218,15 @@ pub struct CatalogWriter {
     buf: StarBatch,
 }
 
+/// Creates (truncates) an HDF5 file whose objects record no modification times (datasets never
+/// do, h5py's convention; the root group neither), so that the same content gives the same
+/// bytes: a catalogue made with the same seed is byte-identical, whenever it was written.
+pub(crate) fn create_untimed(path: &Path) -> hdf5::Result<hdf5::File> {
+    hdf5::File::with_options()
+        .with_fcpl(|p| p.obj_track_times(false))
+        .create(path)
+}
+
 fn create_ds<T: hdf5::H5Type>(
     path: &Path,
     file: &hdf5::File,
@@ -266,7 +275,7 @@ impl CatalogWriter {
 
     fn create_inner(path: &Path, meta: &CatalogMeta, parent_identity: bool) -> Result<Self> {
         let tmp = Self::temp_path(path);
-        let file = hdf5::File::create(&tmp).map_err(h5err(&tmp, "/", "creating catalogue file"))?;
+        let file = create_untimed(&tmp).map_err(h5err(&tmp, "/", "creating catalogue file"))?;
         let mut w = CatalogWriter {
             path: path.to_path_buf(),
             tmp: tmp.clone(),

@@ -160,7 +160,7 @@ fn write_table_to(
     columns: &[TableColumn],
     attributes: &[(String, AttrValue)],
 ) -> Result<()> {
-    let file = hdf5::File::create(tmp).map_err(h5err(tmp, "/", "creating file"))?;
+    let file = crate::catalog::create_untimed(tmp).map_err(h5err(tmp, "/", "creating file"))?;
     for c in columns {
         let name = c.name.as_str();
         let err = |what: &str| h5err(tmp, name, what);
