@@ -12,6 +12,7 @@
 //! models       trained flows in memory and on disk (models/)
 //! stars        IMF, kernels, parent finding, star assembly
 //! decompose    cells, friends-of-friends, labels
+//! fidelity     (beside decompose) k-NN two-sample, smoothness, shell profiles vs held-out particles
 //! seed, fsio, observe   the seed tree, atomic files and JSON, progress reporting
 //! ```
 //!
@@ -24,6 +25,7 @@
 pub mod config;
 pub mod decompose;
 pub mod dynamics;
+pub mod fidelity;
 pub mod fsio;
 pub mod models;
 pub mod observe;

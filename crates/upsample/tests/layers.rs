@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 /// The layers, bottom up: a file may import from its own layer and those before it.
 const LAYERS: &[&[&str]] = &[
     &["seed", "fsio", "observe"],
-    &["decompose"],
+    &["decompose", "fidelity"],
     &["stars"],
     &["models"],
     &["dynamics"],

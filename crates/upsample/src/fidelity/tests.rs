@@ -1,0 +1,181 @@
+//! Fidelity statistics on Gaussian samples whose answers are known.
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use rand_distr::{Distribution, StandardNormal};
+
+use super::*;
+
+/// `n` points with independent normal coordinates: position σ `sx` kpc about `shift`, velocity
+/// σ `sv` km/s.
+fn gaussian(n: usize, seed: u64, sx: f64, sv: f64, shift: f64) -> (Vec<[f64; 3]>, Vec<[f64; 3]>) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut g = || -> f64 { StandardNormal.sample(&mut rng) };
+    let x = (0..n)
+        .map(|_| [sx * g() + shift, sx * g(), sx * g()])
+        .collect();
+    let v = (0..n).map(|_| [sv * g(), sv * g(), sv * g()]).collect();
+    (x, v)
+}
+
+#[test]
+fn two_sample_of_one_distribution_is_within_noise_of_its_null() {
+    let (ax, av) = gaussian(5000, 1, 2.0, 50.0, 0.0);
+    let (bx, bv) = gaussian(5000, 2, 2.0, 50.0, 0.0);
+    let t = two_sample(
+        PhaseSpace::new(&ax, &av),
+        PhaseSpace::new(&bx, &bv),
+        &TwoSampleConfig::default(),
+    )
+    .unwrap();
+    let n = 5000.0;
+    assert!((t.null_mean - (n - 1.0) / (2.0 * n - 1.0)).abs() < 1e-12);
+    assert!(t.null_sd > 0.0005 && t.null_sd < 0.005, "{t:?}");
+    assert!(t.z.abs() < 2.0, "same distribution: {t:?}");
+}
+
+#[test]
+fn two_sample_detects_a_shift_and_a_narrowing() {
+    let (bx, bv) = gaussian(5000, 2, 2.0, 50.0, 0.0);
+    let (sx, sv) = gaussian(5000, 3, 2.0, 50.0, 0.8); // shifted by 0.4 σ in x
+    let (nx, nv) = gaussian(5000, 4, 2.0, 40.0, 0.0); // velocity dispersion 20% narrower
+    let cfg = TwoSampleConfig::default();
+    let reference = PhaseSpace::new(&bx, &bv);
+    let shifted = two_sample(PhaseSpace::new(&sx, &sv), reference, &cfg).unwrap();
+    let narrow = two_sample(PhaseSpace::new(&nx, &nv), reference, &cfg).unwrap();
+    eprintln!("shifted z {:.1}, narrowed z {:.1}", shifted.z, narrow.z);
+    assert!(shifted.z > 5.0, "shifted: {shifted:?}");
+    assert!(narrow.z > 5.0, "narrowed: {narrow:?}");
+}
+
+#[test]
+fn two_sample_balances_unequal_sizes_and_is_deterministic() {
+    let (ax, av) = gaussian(20000, 5, 1.0, 10.0, 0.0);
+    let (bx, bv) = gaussian(3000, 6, 1.0, 10.0, 0.0);
+    let cfg = TwoSampleConfig::default();
+    let run = || two_sample(PhaseSpace::new(&ax, &av), PhaseSpace::new(&bx, &bv), &cfg).unwrap();
+    let (t1, t2) = (run(), run());
+    assert_eq!(t1, t2);
+    assert_eq!((t1.n_stars, t1.n_reference), (3000, 3000));
+    assert!(t1.z.abs() < 2.0, "{t1:?}");
+}
+
+#[test]
+fn smoothness_is_one_for_independent_draws_and_low_for_jittered_parents() {
+    let (tx, tv) = gaussian(5000, 7, 2.0, 50.0, 0.0);
+    let (rx, rv) = gaussian(5000, 8, 2.0, 50.0, 0.0);
+    let (ix, iv) = gaussian(5000, 9, 2.0, 50.0, 0.0);
+    let training = PhaseSpace::new(&tx, &tv);
+    let reference = PhaseSpace::new(&rx, &rv);
+    let cfg = SmoothnessConfig::default();
+    let smooth = smoothness(PhaseSpace::new(&ix, &iv), reference, training, &cfg).unwrap();
+    assert!(
+        (smooth.ratio - 1.0).abs() < 0.05,
+        "independent draw: {smooth:?}"
+    );
+    assert!(smooth.ks < 0.05, "independent draw: {smooth:?}");
+    // Stars around their parents: each training particle moved by ~0.05 σ per axis.
+    let (jx, jv) = gaussian(5000, 10, 0.1, 2.5, 0.0);
+    let sx: Vec<[f64; 3]> = tx
+        .iter()
+        .zip(&jx)
+        .map(|(a, b)| std::array::from_fn(|k| a[k] + b[k]))
+        .collect();
+    let sv: Vec<[f64; 3]> = tv
+        .iter()
+        .zip(&jv)
+        .map(|(a, b)| std::array::from_fn(|k| a[k] + b[k]))
+        .collect();
+    let huddled = smoothness(PhaseSpace::new(&sx, &sv), reference, training, &cfg).unwrap();
+    assert!(huddled.ratio < 0.5, "jittered parents: {huddled:?}");
+    assert!(huddled.ks > 0.5, "jittered parents: {huddled:?}");
+}
+
+#[test]
+fn ks_two_sample_measures_the_largest_cdf_gap() {
+    assert_eq!(
+        ks_two_sample(&[1.0, 2.0, 3.0, 4.0], &[1.0, 2.0, 3.0, 4.0]),
+        0.0
+    );
+    assert_eq!(ks_two_sample(&[1.0, 2.0], &[3.0, 4.0]), 1.0);
+    assert!((ks_two_sample(&[1.0, 2.0, 3.0, 4.0], &[2.5, 3.5]) - 0.5).abs() < 1e-12);
+}
+
+#[test]
+fn shell_profile_recovers_dispersions_rotation_and_density() {
+    // Isotropic Gaussian velocities, σ = 30 km/s, rotating at 40 km/s about +z.
+    let n = 40000;
+    let (x, mut v) = gaussian(n, 11, 3.0, 30.0, 0.0);
+    for (xi, vi) in x.iter().zip(v.iter_mut()) {
+        let big_r = xi[0].hypot(xi[1]);
+        vi[0] -= 40.0 * xi[1] / big_r;
+        vi[1] += 40.0 * xi[0] / big_r;
+    }
+    let mass = vec![2.0; n];
+    let set = PhaseSpace {
+        position: &x,
+        velocity: &v,
+        mass: Some(&mass),
+    };
+    let cfg = ShellConfig {
+        r_min: 1.0,
+        r_max: 8.0,
+        n_shells: 4,
+        ..ShellConfig::default()
+    };
+    let p = shell_profile(set, &cfg).unwrap();
+    assert!(p.mass_weighted && (p.total_weight - 2.0 * n as f64).abs() < 1e-9);
+    for s in &p.shells {
+        let k = s.kinematics.unwrap();
+        assert!(
+            (k.sigma_r - 30.0).abs() < 3.0 * k.sigma_r_err + 0.1,
+            "{s:?}"
+        );
+        assert!(
+            (k.sigma_t - 30.0).abs() < 3.0 * k.sigma_t_err + 0.1,
+            "{s:?}"
+        );
+        assert!(k.beta.abs() < 3.0 * k.beta_err + 0.005, "{s:?}");
+        assert!(
+            (k.mean_vphi - 40.0).abs() < 3.0 * k.mean_vphi_err + 0.1,
+            "{s:?}"
+        );
+        assert!(k.sigma_r_err > 0.05 && k.sigma_r_err < 3.0, "{s:?}");
+        // Analytic density of the 3D Gaussian at the shell: ∫ ρ dV / V.
+        let sig = 3.0f64;
+        let cdf = |r: f64| {
+            let u = r / (sig * 2f64.sqrt());
+            erf(u)
+                - (2.0 / std::f64::consts::PI).sqrt() * r / sig * (-r * r / (2.0 * sig * sig)).exp()
+        };
+        let expect = 2.0 * n as f64 * (cdf(s.r_outer) - cdf(s.r_inner));
+        let vol = 4.0 / 3.0 * std::f64::consts::PI * (s.r_outer.powi(3) - s.r_inner.powi(3));
+        assert!(
+            (s.density - expect / vol).abs() < 3.0 * s.density_err,
+            "{s:?} expected {}",
+            expect / vol
+        );
+    }
+}
+
+#[test]
+fn mismatched_lengths_name_the_set() {
+    let x = vec![[0.0; 3]; 5];
+    let v = vec![[0.0; 3]; 4];
+    let e = shell_profile(PhaseSpace::new(&x, &v), &ShellConfig::default()).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("shell profile sample: 5 positions, 4 velocities"),
+        "{e}"
+    );
+}
+
+/// Error function (Abramowitz & Stegun 7.1.26, |error| < 1.5e-7).
+fn erf(x: f64) -> f64 {
+    let t = 1.0 / (1.0 + 0.3275911 * x.abs());
+    let y = 1.0
+        - t * (0.254829592
+            + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+            * (-x * x).exp();
+    y.copysign(x)
+}
