@@ -18,3 +18,4 @@ pub use astrometry::{Astrometry, AstrometryColumns, SkyProjector};
 pub use observer::Observer;
 pub mod errors;
 pub mod extinction;
+pub mod gas_column;
