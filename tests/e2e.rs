@@ -244,6 +244,11 @@ fn kernel_catalogue_follows_the_analytic_profile_and_is_reproducible() {
     let b_dir = run("b");
     let cat_b = snapio::read_catalog(b_dir.join("catalog.hdf5")).unwrap();
     assert_eq!(cat, cat_b, "same seed gave a different catalogue");
+    assert!(
+        std::fs::read(a.join("catalog.hdf5")).unwrap()
+            == std::fs::read(b_dir.join("catalog.hdf5")).unwrap(),
+        "same seed gave the same stars but not the same file, byte for byte"
+    );
 }
 
 #[test]
