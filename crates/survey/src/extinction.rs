@@ -76,7 +76,12 @@ fn k_of(a: &[f64; 10], x: f64, a0: f64) -> f64 {
 }
 
 /// Gaia band extinctions (A_G, A_BP, A_RP) in mag for A0 (mag) and intrinsic (BP − RP)0.
+///
+/// No dust (A0 = 0) gives exactly zero, whatever the colour (also NaN colours of remnants).
 pub fn gaia_band_extinction(a0: f64, bp_rp0: f64) -> [f64; 3] {
+    if a0 == 0.0 {
+        return [0.0; 3];
+    }
     let x = bp_rp0.clamp(EDR3_LAW_COLOUR_RANGE.0, EDR3_LAW_COLOUR_RANGE.1);
     [
         k_of(&K_G, x, a0) * a0,
@@ -167,6 +172,7 @@ mod tests {
         let a0 = av_from_column(0.0, NH_PER_AV_GUVER_OZEL, 1.0);
         assert_eq!(a0, 0.0);
         assert_eq!(gaia_band_extinction(a0, 0.8), [0.0, 0.0, 0.0]);
+        assert_eq!(gaia_band_extinction(0.0, f64::NAN), [0.0, 0.0, 0.0]);
         assert_eq!(DustModel::None.a0(3.0), 0.0);
     }
 

@@ -19,3 +19,6 @@ pub use observer::Observer;
 pub mod errors;
 pub mod extinction;
 pub mod gas_column;
+pub mod mock;
+pub mod selection;
+pub use mock::{mock_observe, Dust, MockColumns, MockSettings, StarBatch};
