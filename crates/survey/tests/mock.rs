@@ -118,3 +118,48 @@ fn cluster_at_one_kpc() {
     assert_eq!(gas.observed.g_mag[k], clean.observed.g_mag[k]);
     assert_eq!(gas.selected, clean.selected);
 }
+
+#[test]
+fn shared_types_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<IsochroneGrid>();
+    check::<SkyProjector>();
+    check::<ColumnGrid>();
+    check::<MockSettings<'static>>();
+}
+
+#[test]
+#[ignore = "benchmark: cargo test -p survey --release --test mock -- --ignored --nocapture"]
+fn bench_mock_observe() {
+    let iso = IsochroneGrid::new(read_isochrone_dir(&shipped_gaia_edr3_dir()).unwrap()).unwrap();
+    let n = 1_000_000;
+    let (pos, vel, mass, ids) = cluster(n);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    let age: Vec<f64> = (0..n).map(|_| 0.1 + 12.0 * rng.random::<f64>()).collect();
+    let z: Vec<f64> = (0..n)
+        .map(|_| 10f64.powf(-3.0 + 1.5 * rng.random::<f64>()))
+        .collect();
+    let stars = StarBatch {
+        pos_kpc: &pos,
+        vel_kms: &vel,
+        initial_mass_msun: &mass,
+        age_gyr: &age,
+        metallicity: &z,
+        ids: &ids,
+    };
+    let sky = SkyProjector::new(&Observer::default());
+    let settings = MockSettings {
+        release: errors::GaiaRelease::Dr3,
+        dust: Dust::Model(DustModel::PerKpc(0.5)),
+        cut: MagnitudeCut::default(),
+        seed: 1,
+    };
+    let t = std::time::Instant::now();
+    let cols = mock_observe(&iso, &sky, &settings, &stars).unwrap();
+    let dt = t.elapsed().as_secs_f64();
+    println!(
+        "mock_observe: {n} stars in {dt:.2} s = {:.2e} stars/s on one core ({} selected)",
+        n as f64 / dt,
+        cols.n_selected()
+    );
+}
