@@ -12,7 +12,7 @@
 //!
 //! Coordinates: positions kpc and velocities km/s in the galaxy frame (centre at the origin,
 //! z along the angular momentum). The 6D statistics work in coordinates divided by the
-//! reference sample's per-axis standard deviations ([`Scales`]).
+//! reference sample's per-axis robust spreads (1.4826 × MAD, [`Scales`]).
 
 mod shells;
 mod smoothness;

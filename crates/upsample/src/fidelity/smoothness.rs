@@ -42,7 +42,7 @@ pub struct Smoothness {
     /// Training particles searched.
     pub n_training: usize,
     /// Median distance from a star to its nearest training particle (standardised 6D units:
-    /// each axis divided by the reference's standard deviation).
+    /// each axis divided by the reference's robust spread, [`Scales`]).
     pub median_star: f64,
     /// Median distance from a held-out particle to its nearest training particle (same units).
     pub median_reference: f64,

@@ -64,7 +64,7 @@ pub struct TwoSample {
 }
 
 /// The 6D k-NN two-sample statistic of `stars` against `reference`, in coordinates
-/// standardised by the reference's per-axis standard deviations.
+/// standardised by the reference's per-axis robust spreads ([`Scales`]).
 pub fn two_sample(
     stars: PhaseSpace<'_>,
     reference: PhaseSpace<'_>,

@@ -1,0 +1,144 @@
+//! `upsample::fidelity` on galaxy (a): shell profiles against the analytic σ_r(r), β(r) and
+//! ρ(r); the 6D two-sample statistic against an independent draw and a narrowed one; the
+//! smoothness ratio of independent draws against stars huddled around their parents.
+
+use galaxies::{generate, Model, Options, Spheroid};
+use upsample::fidelity::{
+    shell_profile, smoothness, two_sample, PhaseSpace, ShellConfig, SmoothnessConfig,
+    TwoSampleConfig,
+};
+
+fn radius(x: [f64; 3]) -> f64 {
+    (x[0] * x[0] + x[1] * x[1] + x[2] * x[2]).sqrt()
+}
+
+#[test]
+fn shell_profiles_of_the_spheroid_match_its_analytic_sigma_r_beta_and_density() {
+    let model = Spheroid::default();
+    let g = generate(Model::Spheroid(model), Options::new(50_000, 11));
+    let p = &g.sample.particles;
+    let a = model.df.profile.scale;
+    let cfg = ShellConfig {
+        r_min: 0.1 * a,
+        r_max: 10.0 * a,
+        n_shells: 10,
+        ..ShellConfig::default()
+    };
+    let set = PhaseSpace {
+        position: &p.position,
+        velocity: &p.velocity,
+        mass: Some(&p.mass),
+    };
+    let profile = shell_profile(set, &cfg).unwrap();
+    assert!(profile.mass_weighted);
+    let df = model.df;
+    let (mut worst_sr, mut worst_beta, mut worst_rho) = (0.0f64, 0.0f64, 0.0f64);
+    for s in &profile.shells {
+        // Analytic values averaged over the shell's particles (σ² weighted like the sample).
+        let rows: Vec<f64> = p
+            .position
+            .iter()
+            .map(|&x| radius(x))
+            .filter(|r| (s.r_inner..s.r_outer).contains(r))
+            .collect();
+        assert_eq!(rows.len(), s.count);
+        let sr2 = rows.iter().map(|&r| df.sigma_r(r).powi(2)).sum::<f64>() / rows.len() as f64;
+        let st2 = rows.iter().map(|&r| df.sigma_t(r).powi(2)).sum::<f64>() / rows.len() as f64;
+        let (sigma_r, beta) = (sr2.sqrt(), 1.0 - st2 / sr2);
+        let volume = 4.0 / 3.0 * std::f64::consts::PI * (s.r_outer.powi(3) - s.r_inner.powi(3));
+        let rho =
+            (df.profile.enclosed_mass(s.r_outer) - df.profile.enclosed_mass(s.r_inner)) / volume;
+        let k = s.kinematics.unwrap();
+        let (zs, zb, zr) = (
+            (k.sigma_r - sigma_r) / k.sigma_r_err,
+            (k.beta - beta) / k.beta_err,
+            (s.density - rho) / s.density_err,
+        );
+        eprintln!(
+            "r {:.2}-{:.2} kpc n {}: σ_r {:.2}±{:.2} vs {sigma_r:.2}, β {:.3}±{:.3} vs {beta:.3}, ρ/truth {:.3}±{:.3}",
+            s.r_inner, s.r_outer, s.count, k.sigma_r, k.sigma_r_err, k.beta, k.beta_err,
+            s.density / rho, s.density_err / rho
+        );
+        (worst_sr, worst_beta, worst_rho) = (
+            worst_sr.max(zs.abs()),
+            worst_beta.max(zb.abs()),
+            worst_rho.max(zr.abs()),
+        );
+        assert!(
+            zs.abs() < 3.5 && zb.abs() < 3.5 && zr.abs() < 3.5,
+            "shell {s:?}: z {zs} {zb} {zr}"
+        );
+        // The bootstrap error is the sampling error: σ_r/√(2n) within 25%.
+        let expect = k.sigma_r / (2.0 * s.count as f64).sqrt();
+        assert!(
+            (k.sigma_r_err / expect - 1.0).abs() < 0.25,
+            "σ_r error {} vs {expect}",
+            k.sigma_r_err
+        );
+    }
+    eprintln!("worst |z|: σ_r {worst_sr:.2}, β {worst_beta:.2}, ρ {worst_rho:.2}");
+    let json = serde_json::to_string(&profile).unwrap();
+    let back: upsample::fidelity::Profile = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.shells.len(), profile.shells.len());
+    for (b, s) in back.shells.iter().zip(&profile.shells) {
+        let (kb, ks) = (b.kinematics.unwrap(), s.kinematics.unwrap());
+        assert!((b.density / s.density - 1.0).abs() < 1e-12 && (kb.beta - ks.beta).abs() < 1e-12);
+    }
+}
+
+#[test]
+fn two_sample_and_smoothness_on_the_spheroid() {
+    let model = Model::Spheroid(Spheroid::default());
+    let g = generate(model.clone(), Options::new(20_000, 12));
+    let other = model.draw(20_000, 99, None).particles;
+    let (train, truth) = (&g.sample.particles, &g.truth.particles);
+    let reference = PhaseSpace::new(&truth.position, &truth.velocity);
+    let cfg = TwoSampleConfig::default();
+    let same = two_sample(
+        PhaseSpace::new(&other.position, &other.velocity),
+        reference,
+        &cfg,
+    )
+    .unwrap();
+    // The same galaxy with velocities 15% too cold, or 20% too compact.
+    let cold: Vec<[f64; 3]> = other.velocity.iter().map(|v| v.map(|c| 0.85 * c)).collect();
+    let narrowed = two_sample(PhaseSpace::new(&other.position, &cold), reference, &cfg).unwrap();
+    let small: Vec<[f64; 3]> = other.position.iter().map(|x| x.map(|c| 0.8 * c)).collect();
+    let compact = two_sample(PhaseSpace::new(&small, &other.velocity), reference, &cfg).unwrap();
+    eprintln!(
+        "two-sample z: same {:.2}, 15% colder {:.1}, 20% smaller {:.1}",
+        same.z, narrowed.z, compact.z
+    );
+    assert!(same.z.abs() < 2.0, "{same:?}");
+    assert!(narrowed.z > 5.0, "{narrowed:?}");
+    assert!(compact.z > 5.0, "{compact:?}");
+    // Smoothness: independent stars ≈ 1; stars spawned tightly around the training particles < 1.
+    let training = PhaseSpace::new(&train.position, &train.velocity);
+    let sc = SmoothnessConfig::default();
+    let smooth = smoothness(
+        PhaseSpace::new(&other.position, &other.velocity),
+        reference,
+        training,
+        &sc,
+    )
+    .unwrap();
+    let near: Vec<[f64; 3]> = train
+        .position
+        .iter()
+        .zip(&other.position)
+        .map(|(x, o)| std::array::from_fn(|c| x[c] + 0.01 * o[c]))
+        .collect();
+    let near_v: Vec<[f64; 3]> = train
+        .velocity
+        .iter()
+        .zip(&other.velocity)
+        .map(|(v, o)| std::array::from_fn(|c| v[c] + 0.01 * o[c]))
+        .collect();
+    let huddled = smoothness(PhaseSpace::new(&near, &near_v), reference, training, &sc).unwrap();
+    eprintln!("smoothness: independent {smooth:?}\n huddled {huddled:?}");
+    assert!(
+        (smooth.ratio - 1.0).abs() < 0.05 && smooth.ks < 0.03,
+        "{smooth:?}"
+    );
+    assert!(huddled.ratio < 0.5, "{huddled:?}");
+}
