@@ -6,6 +6,7 @@ use hdf5::types::VarLenUnicode;
 use hdf5::{Extent, SimpleExtents};
 
 use crate::error::{h5err, Result, SnapError};
+use crate::table::{TableColumn, TableValues};
 
 /// Rows per HDF5 chunk of every catalogue dataset.
 pub const CATALOG_CHUNK_ROWS: usize = 65536;
@@ -204,6 +205,8 @@ struct Datasets {
     cluster: hdf5::Dataset,
     /// `parent_child_id` and `parent_generation`, in catalogues of FIRE snapshots with child IDs.
     parent_identity: Option<(hdf5::Dataset, hdf5::Dataset)>,
+    /// Extra named columns declared at creation ([`CatalogWriter::create_with_columns`]).
+    extra: Vec<(String, hdf5::Dataset)>,
 }
 
 /// Streaming catalogue writer: writes `<path>.tmp`, renamed to `path` by [`CatalogWriter::finish`].
@@ -216,6 +219,8 @@ pub struct CatalogWriter {
     ds: Option<Datasets>,
     rows: u64,
     buf: StarBatch,
+    /// Buffered rows of the extra columns, parallel to `buf`.
+    extra_buf: Vec<TableValues>,
 }
 
 /// Creates (truncates) an HDF5 file whose objects record no modification times (datasets never
@@ -253,6 +258,23 @@ fn create_ds<T: hdf5::H5Type>(
     Ok(ds)
 }
 
+/// Removes a file when dropped, unless disarmed.
+struct RemoveOnDrop(Option<PathBuf>);
+
+impl RemoveOnDrop {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
 impl CatalogWriter {
     /// Temporary file name used while writing (`<path>.tmp`).
     pub fn temp_path(path: &Path) -> PathBuf {
@@ -263,19 +285,41 @@ impl CatalogWriter {
 
     /// Creates `<path>.tmp` with empty, chunked (65536 rows), deflated datasets and the root attributes.
     pub fn create(path: &Path, meta: &CatalogMeta) -> Result<Self> {
-        Self::create_inner(path, meta, false)
+        Self::create_inner(path, meta, false, &[])
     }
 
     /// As [`CatalogWriter::create`], plus u32 datasets `parent_child_id` and `parent_generation`
     /// (the parents' FIRE `ParticleChildIDsNumber`/`ParticleIDGenerationNumber`; 0 for rows of
     /// batches without them). A catalogue made by [`CatalogWriter::create`] has neither.
     pub fn create_with_parent_identity(path: &Path, meta: &CatalogMeta) -> Result<Self> {
-        Self::create_inner(path, meta, true)
+        Self::create_inner(path, meta, true, &[])
     }
 
-    fn create_inner(path: &Path, meta: &CatalogMeta, parent_identity: bool) -> Result<Self> {
+    /// As [`CatalogWriter::create`] (with the parent identity columns when `parent_identity`),
+    /// plus extra root datasets, one per entry of `columns`: its name, its `units` attribute
+    /// (and `description` when not empty), and its element type given by the variant of its
+    /// `values` (f64, (N, 3) f64, u32 or u8; the values themselves are ignored). Rows are then
+    /// appended with [`CatalogWriter::append_with_columns`]. Without extra columns the file is
+    /// byte-identical to the one [`CatalogWriter::create`] writes.
+    pub fn create_with_columns(
+        path: &Path,
+        meta: &CatalogMeta,
+        parent_identity: bool,
+        columns: &[TableColumn],
+    ) -> Result<Self> {
+        Self::create_inner(path, meta, parent_identity, columns)
+    }
+
+    fn create_inner(
+        path: &Path,
+        meta: &CatalogMeta,
+        parent_identity: bool,
+        columns: &[TableColumn],
+    ) -> Result<Self> {
         let tmp = Self::temp_path(path);
         let file = create_untimed(&tmp).map_err(h5err(&tmp, "/", "creating catalogue file"))?;
+        // A failure below removes the half-made file (the writer owns it only at the end).
+        let guard = RemoveOnDrop(Some(tmp.clone()));
         let mut w = CatalogWriter {
             path: path.to_path_buf(),
             tmp: tmp.clone(),
@@ -283,6 +327,7 @@ impl CatalogWriter {
             ds: None,
             rows: 0,
             buf: StarBatch::default(),
+            extra_buf: columns.iter().map(|c| c.values.empty_like()).collect(),
         };
         let ds = Datasets {
             position: create_ds::<f64>(&tmp, &file, "position", Some(3), "kpc")?,
@@ -312,6 +357,7 @@ impl CatalogWriter {
                 "dimensionless (cluster index)",
             )?,
             parent_identity: None,
+            extra: Vec::new(),
         };
         let mut ds = ds;
         if parent_identity {
@@ -332,11 +378,36 @@ impl CatalogWriter {
                 )?,
             ));
         }
+        for c in columns {
+            let name = c.name.as_str();
+            if file.link_exists(name) {
+                return Err(SnapError::InvalidInput(format!(
+                    "{}: extra column `{name}` is declared twice or shadows a catalogue dataset",
+                    path.display()
+                )));
+            }
+            let d = match &c.values {
+                TableValues::Float(_) => create_ds::<f64>(&tmp, &file, name, None, &c.units)?,
+                TableValues::Float3(_) => create_ds::<f64>(&tmp, &file, name, Some(3), &c.units)?,
+                TableValues::UInt(_) => create_ds::<u32>(&tmp, &file, name, None, &c.units)?,
+                TableValues::Byte(_) => create_ds::<u8>(&tmp, &file, name, None, &c.units)?,
+            };
+            if !c.description.is_empty() {
+                write_attr(
+                    &tmp,
+                    &d,
+                    "description",
+                    &AttrValue::Str(c.description.clone()),
+                )?;
+            }
+            ds.extra.push((c.name.clone(), d));
+        }
         for (name, value) in &meta.attributes {
             write_attr(&tmp, &file, name, value)?;
         }
         w.file = Some(file);
         w.ds = Some(ds);
+        guard.disarm();
         Ok(w)
     }
 
@@ -350,7 +421,49 @@ impl CatalogWriter {
     /// A batch carrying parent child/generation numbers is an error for a writer made without
     /// them ([`CatalogWriter::create`]): they would be lost silently.
     pub fn append(&mut self, batch: &StarBatch) -> Result<()> {
-        batch.check_lengths()?;
+        self.append_with_columns(batch, &[])
+    }
+
+    /// Appends a batch and the rows of the extra columns declared at creation
+    /// ([`CatalogWriter::create_with_columns`]), in their order, each with the batch's row count
+    /// and its declared element type; full chunks are written, the rest buffered.
+    pub fn append_with_columns(
+        &mut self,
+        batch: &StarBatch,
+        columns: &[TableValues],
+    ) -> Result<()> {
+        let n = batch.check_lengths()?;
+        if columns.len() != self.extra_buf.len() {
+            return Err(SnapError::InvalidInput(format!(
+                "{}: {} extra columns given but the catalogue was created with {}",
+                self.path.display(),
+                columns.len(),
+                self.extra_buf.len()
+            )));
+        }
+        let names: Vec<&str> = self
+            .ds
+            .as_ref()
+            .map(|d| d.extra.iter().map(|(n, _)| n.as_str()).collect())
+            .unwrap_or_default();
+        for (k, c) in columns.iter().enumerate() {
+            let name = names.get(k).copied().unwrap_or("?");
+            if c.len() != n {
+                return Err(SnapError::InvalidInput(format!(
+                    "{}: extra column `{name}` has {} rows but the batch has {n}",
+                    self.path.display(),
+                    c.len()
+                )));
+            }
+            if c.kind() != self.extra_buf[k].kind() {
+                return Err(SnapError::InvalidInput(format!(
+                    "{}: extra column `{name}` was declared {} but is given {}",
+                    self.path.display(),
+                    self.extra_buf[k].kind(),
+                    c.kind()
+                )));
+            }
+        }
         let has_columns = self
             .ds
             .as_ref()
@@ -363,15 +476,23 @@ impl CatalogWriter {
             )));
         }
         self.buf.extend(batch);
+        for (mine, theirs) in self.extra_buf.iter_mut().zip(columns) {
+            mine.extend_from(theirs);
+        }
         let full = self.buf.len() / CATALOG_CHUNK_ROWS * CATALOG_CHUNK_ROWS;
         if full > 0 {
             let head = self.buf.split_front(full);
-            self.write_rows(&head)?;
+            let extra: Vec<TableValues> = self
+                .extra_buf
+                .iter_mut()
+                .map(|c| c.split_front(full))
+                .collect();
+            self.write_rows(&head, &extra)?;
         }
         Ok(())
     }
 
-    fn write_rows(&mut self, b: &StarBatch) -> Result<()> {
+    fn write_rows(&mut self, b: &StarBatch, extra: &[TableValues]) -> Result<()> {
         let n = b.len();
         if n == 0 {
             return Ok(());
@@ -451,6 +572,14 @@ impl CatalogWriter {
                 e,
             )?;
         }
+        for ((name, d), values) in ds.extra.iter().zip(extra) {
+            match values {
+                TableValues::Float(v) => put1(&tmp, d, name, v, s, e)?,
+                TableValues::Float3(v) => put2(&tmp, d, name, flat(v), s, e)?,
+                TableValues::UInt(v) => put1(&tmp, d, name, v, s, e)?,
+                TableValues::Byte(v) => put1(&tmp, d, name, v, s, e)?,
+            }
+        }
         self.rows = e as u64;
         Ok(())
     }
@@ -458,7 +587,8 @@ impl CatalogWriter {
     /// Writes buffered rows, closes the file and renames it to the final path; returns the row count.
     pub fn finish(mut self) -> Result<u64> {
         let rest = std::mem::take(&mut self.buf);
-        self.write_rows(&rest)?;
+        let extra = std::mem::take(&mut self.extra_buf);
+        self.write_rows(&rest, &extra)?;
         self.ds = None;
         if let Some(f) = self.file.take() {
             f.flush().map_err(h5err(&self.tmp, "/", "flushing"))?;

@@ -18,6 +18,8 @@ pub enum TableValues {
     Float3(Vec<[f64; 3]>),
     /// 1-D array of u32 (counts, flags).
     UInt(Vec<u32>),
+    /// 1-D array of u8 (small labels and bit flags).
+    Byte(Vec<u8>),
 }
 
 impl TableValues {
@@ -27,12 +29,59 @@ impl TableValues {
             TableValues::Float(v) => v.len(),
             TableValues::Float3(v) => v.len(),
             TableValues::UInt(v) => v.len(),
+            TableValues::Byte(v) => v.len(),
         }
     }
 
     /// Whether there are no rows.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The element type in words (error messages).
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            TableValues::Float(_) => "f64",
+            TableValues::Float3(_) => "(N, 3) f64",
+            TableValues::UInt(_) => "u32",
+            TableValues::Byte(_) => "u8",
+        }
+    }
+
+    /// An empty column of the same element type.
+    pub(crate) fn empty_like(&self) -> TableValues {
+        match self {
+            TableValues::Float(_) => TableValues::Float(Vec::new()),
+            TableValues::Float3(_) => TableValues::Float3(Vec::new()),
+            TableValues::UInt(_) => TableValues::UInt(Vec::new()),
+            TableValues::Byte(_) => TableValues::Byte(Vec::new()),
+        }
+    }
+
+    /// Appends the rows of `o`; false (nothing appended) when the element types differ.
+    pub(crate) fn extend_from(&mut self, o: &TableValues) -> bool {
+        match (self, o) {
+            (TableValues::Float(a), TableValues::Float(b)) => a.extend_from_slice(b),
+            (TableValues::Float3(a), TableValues::Float3(b)) => a.extend_from_slice(b),
+            (TableValues::UInt(a), TableValues::UInt(b)) => a.extend_from_slice(b),
+            (TableValues::Byte(a), TableValues::Byte(b)) => a.extend_from_slice(b),
+            _ => return false,
+        }
+        true
+    }
+
+    /// Removes and returns the first `k` rows.
+    pub(crate) fn split_front(&mut self, k: usize) -> TableValues {
+        fn front<T>(v: &mut Vec<T>, k: usize) -> Vec<T> {
+            let rest = v.split_off(k);
+            std::mem::replace(v, rest)
+        }
+        match self {
+            TableValues::Float(v) => TableValues::Float(front(v, k)),
+            TableValues::Float3(v) => TableValues::Float3(front(v, k)),
+            TableValues::UInt(v) => TableValues::UInt(front(v, k)),
+            TableValues::Byte(v) => TableValues::Byte(front(v, k)),
+        }
     }
 }
 
@@ -193,6 +242,15 @@ fn write_table_to(
                 ds.write_raw(v).map_err(err("writing values"))?;
                 ds
             }
+            TableValues::Byte(v) => {
+                let ds = file
+                    .new_dataset::<u8>()
+                    .shape(v.len())
+                    .create(name)
+                    .map_err(err("creating dataset"))?;
+                ds.write_raw(v).map_err(err("writing values"))?;
+                ds
+            }
         };
         write_attr(tmp, &ds, "units", &AttrValue::Str(c.units.clone()))?;
         if !c.description.is_empty() {
@@ -213,7 +271,7 @@ fn write_table_to(
 }
 
 /// Reads a whole table written by [`write_table`]: (name, units, values) for each root dataset
-/// that is 1-D (f64 or u32) or (N, 3) f64, in name order (for tests and small files).
+/// that is 1-D (f64, u32, or u8 read as [`TableValues::Byte`]) or (N, 3) f64, in name order (for tests and small files).
 pub fn read_table(path: &Path) -> Result<Vec<TableColumn>> {
     let file = crate::discover::open_h5(path)?;
     let names = file
@@ -241,6 +299,10 @@ pub fn read_table(path: &Path) -> Result<Vec<TableColumn>> {
         ))?;
         let shape = ds.shape();
         let values = match (&desc, shape.as_slice()) {
+            (TypeDescriptor::Unsigned(hdf5::types::IntSize::U1), [_]) => TableValues::Byte(
+                ds.read_raw::<u8>()
+                    .map_err(h5err(path, n, "reading values"))?,
+            ),
             (TypeDescriptor::Unsigned(_), [_]) => TableValues::UInt(
                 ds.read_raw::<u32>()
                     .map_err(h5err(path, n, "reading values"))?,
