@@ -10,7 +10,9 @@ pub mod isochrone;
 pub mod isochrone_interp;
 
 pub use error::{Result, SurveyError};
-pub use isochrone::{read_isochrone_dir, read_isochrone_file, Isochrone, IsochroneSet};
+pub use isochrone::{
+    builtin_gaia_edr3, read_isochrone_dir, read_isochrone_file, Isochrone, IsochroneSet,
+};
 pub use isochrone_interp::{IsochroneGrid, PhotometryColumns, StarProperties};
 pub mod astrometry;
 pub mod observer;
