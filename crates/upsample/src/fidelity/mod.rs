@@ -8,7 +8,9 @@
 //!   same for each held-out particle (ratio of medians, KS distance): a catalogue whose stars
 //!   huddle around their parents has a ratio < 1, independent draws ≈ 1;
 //! - [`shell_profile`]: density, σ_r, σ_t, β and mean v_φ in log-spaced radial shells with
-//!   sampling errors, serialisable into `report.json`.
+//!   sampling errors, serialisable into `report.json`, and [`compare_profiles`] (ratios and
+//!   differences against the reference with their errors);
+//! - [`evaluate`]: all of them at once, as one [`Fidelity`] record.
 //!
 //! Coordinates: positions kpc and velocities km/s in the galaxy frame (centre at the origin,
 //! z along the angular momentum). The 6D statistics work in coordinates divided by the
@@ -19,7 +21,9 @@ mod smoothness;
 mod standardise;
 mod two_sample;
 
-pub use shells::{shell_profile, Kinematics, Profile, Shell, ShellConfig};
+pub use shells::{
+    compare_profiles, shell_profile, Kinematics, Profile, Shell, ShellComparison, ShellConfig,
+};
 pub use smoothness::{ks_two_sample, smoothness, Smoothness, SmoothnessConfig};
 pub use standardise::Scales;
 pub use two_sample::{two_sample, TwoSample, TwoSampleConfig};
@@ -131,6 +135,8 @@ pub struct Fidelity {
     pub stars: Profile,
     /// Shell profiles of the held-out particles.
     pub reference: Profile,
+    /// Stars against held-out particles, shell by shell.
+    pub shells: Vec<ShellComparison>,
 }
 
 /// Every fidelity figure of `stars` against the held-out `reference`, with `training` the
@@ -141,11 +147,14 @@ pub fn evaluate(
     training: PhaseSpace<'_>,
     config: &FidelityConfig,
 ) -> Result<Fidelity, FidelityError> {
+    let star_profile = shell_profile(stars, &config.shells)?;
+    let reference_profile = shell_profile(reference, &config.shells)?;
     Ok(Fidelity {
         two_sample: two_sample(stars, reference, &config.two_sample)?,
         smoothness: smoothness(stars, reference, training, &config.smoothness)?,
-        stars: shell_profile(stars, &config.shells)?,
-        reference: shell_profile(reference, &config.shells)?,
+        shells: compare_profiles(&star_profile, &reference_profile),
+        stars: star_profile,
+        reference: reference_profile,
     })
 }
 

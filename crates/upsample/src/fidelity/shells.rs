@@ -265,3 +265,67 @@ fn kinematics(comps: &[([f64; 3], f64)], bootstrap: usize, seed: u64) -> Option<
         mean_vphi_err: err[3],
     })
 }
+
+/// One shell of a catalogue against the same shell of the reference: ratios and differences
+/// with their combined sampling errors (errors of the two profiles added in quadrature).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ShellComparison {
+    /// Geometric mid radius of the shell, kpc.
+    pub r_mid: f64,
+    /// Stars' share over the reference's share (density relative to the truth; 1 = right).
+    pub share_ratio: f64,
+    /// Error of `share_ratio`.
+    pub share_ratio_err: f64,
+    /// σ_r of the stars over σ_r of the reference.
+    pub sigma_r_ratio: f64,
+    /// Error of `sigma_r_ratio`.
+    pub sigma_r_ratio_err: f64,
+    /// σ_t of the stars over σ_t of the reference.
+    pub sigma_t_ratio: f64,
+    /// Error of `sigma_t_ratio`.
+    pub sigma_t_ratio_err: f64,
+    /// β of the stars minus β of the reference.
+    pub beta_diff: f64,
+    /// Error of `beta_diff`.
+    pub beta_diff_err: f64,
+    /// Mean v_φ of the stars minus that of the reference, km/s.
+    pub vphi_diff: f64,
+    /// Error of `vphi_diff`, km/s.
+    pub vphi_diff_err: f64,
+}
+
+/// Shell-by-shell comparison of `stars` with `reference` (profiles made with the same
+/// [`ShellConfig`]); shells where either lacks kinematics or particles are left out.
+pub fn compare_profiles(stars: &Profile, reference: &Profile) -> Vec<ShellComparison> {
+    let ratio = |a: f64, ea: f64, b: f64, eb: f64| {
+        let q = a / b;
+        (q, q * ((ea / a).powi(2) + (eb / b).powi(2)).sqrt())
+    };
+    stars
+        .shells
+        .iter()
+        .zip(&reference.shells)
+        .filter(|(s, r)| s.count > 0 && r.count > 0)
+        .filter_map(|(s, r)| {
+            let (ks, kr) = (s.kinematics?, r.kinematics?);
+            let (share_ratio, share_ratio_err) = ratio(s.share, s.share_err, r.share, r.share_err);
+            let (sigma_r_ratio, sigma_r_ratio_err) =
+                ratio(ks.sigma_r, ks.sigma_r_err, kr.sigma_r, kr.sigma_r_err);
+            let (sigma_t_ratio, sigma_t_ratio_err) =
+                ratio(ks.sigma_t, ks.sigma_t_err, kr.sigma_t, kr.sigma_t_err);
+            Some(ShellComparison {
+                r_mid: s.r_mid,
+                share_ratio,
+                share_ratio_err,
+                sigma_r_ratio,
+                sigma_r_ratio_err,
+                sigma_t_ratio,
+                sigma_t_ratio_err,
+                beta_diff: ks.beta - kr.beta,
+                beta_diff_err: ks.beta_err.hypot(kr.beta_err),
+                vphi_diff: ks.mean_vphi - kr.mean_vphi,
+                vphi_diff_err: ks.mean_vphi_err.hypot(kr.mean_vphi_err),
+            })
+        })
+        .collect()
+}

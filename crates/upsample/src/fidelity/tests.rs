@@ -179,3 +179,43 @@ fn erf(x: f64) -> f64 {
             * (-x * x).exp();
     y.copysign(x)
 }
+
+#[test]
+fn evaluate_compares_an_independent_draw_shell_by_shell_and_serialises() {
+    let (sx, sv) = gaussian(8000, 12, 3.0, 30.0, 0.0);
+    let (rx, rv) = gaussian(8000, 13, 3.0, 30.0, 0.0);
+    let (tx, tv) = gaussian(8000, 14, 3.0, 30.0, 0.0);
+    let config = FidelityConfig {
+        shells: ShellConfig {
+            r_min: 1.0,
+            r_max: 9.0,
+            n_shells: 5,
+            ..ShellConfig::default()
+        },
+        ..FidelityConfig::default()
+    };
+    let f = evaluate(
+        PhaseSpace::new(&sx, &sv),
+        PhaseSpace::new(&rx, &rv),
+        PhaseSpace::new(&tx, &tv),
+        &config,
+    )
+    .unwrap();
+    assert_eq!(f.shells.len(), 5);
+    for c in &f.shells {
+        assert!(
+            (c.share_ratio - 1.0).abs() < 3.5 * c.share_ratio_err,
+            "{c:?}"
+        );
+        assert!(
+            (c.sigma_r_ratio - 1.0).abs() < 3.5 * c.sigma_r_ratio_err,
+            "{c:?}"
+        );
+        assert!(c.beta_diff.abs() < 3.5 * c.beta_diff_err, "{c:?}");
+    }
+    let json = serde_json::to_value(&f).unwrap();
+    for key in ["two_sample", "smoothness", "stars", "reference", "shells"] {
+        assert!(json.get(key).is_some(), "{key} missing from {json}");
+    }
+    assert!(json["two_sample"]["z"].is_number() && json["smoothness"]["ratio"].is_number());
+}
