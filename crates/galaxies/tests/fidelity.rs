@@ -4,8 +4,8 @@
 
 use galaxies::{generate, Model, Options, Spheroid};
 use upsample::fidelity::{
-    shell_profile, smoothness, two_sample, PhaseSpace, ShellConfig, SmoothnessConfig,
-    TwoSampleConfig,
+    evaluate, shell_profile, smoothness, two_sample, FidelityConfig, PhaseSpace, ShellConfig,
+    SmoothnessConfig, TwoSampleConfig,
 };
 
 fn radius(x: [f64; 3]) -> f64 {
@@ -141,4 +141,49 @@ fn two_sample_and_smoothness_on_the_spheroid() {
         "{smooth:?}"
     );
     assert!(huddled.ratio < 0.5, "{huddled:?}");
+}
+
+#[test]
+fn an_independent_draw_of_the_spheroid_passes_every_shell_comparison() {
+    let model = Model::Spheroid(Spheroid::default());
+    let g = generate(model.clone(), Options::new(30_000, 13));
+    let stars = model.draw(30_000, 77, None).particles;
+    let (train, truth) = (&g.sample.particles, &g.truth.particles);
+    let config = FidelityConfig {
+        shells: ShellConfig {
+            r_min: 0.2,
+            r_max: 20.0,
+            n_shells: 10,
+            ..ShellConfig::default()
+        },
+        ..FidelityConfig::default()
+    };
+    let f = evaluate(
+        PhaseSpace::new(&stars.position, &stars.velocity),
+        PhaseSpace::new(&truth.position, &truth.velocity),
+        PhaseSpace::new(&train.position, &train.velocity),
+        &config,
+    )
+    .unwrap();
+    assert_eq!(f.shells.len(), 10);
+    for c in &f.shells {
+        let z = [
+            (c.share_ratio - 1.0) / c.share_ratio_err,
+            (c.sigma_r_ratio - 1.0) / c.sigma_r_ratio_err,
+            (c.sigma_t_ratio - 1.0) / c.sigma_t_ratio_err,
+            c.beta_diff / c.beta_diff_err,
+            c.vphi_diff / c.vphi_diff_err,
+        ];
+        assert!(
+            z.iter().all(|z| z.abs() < 3.5),
+            "shell at {} kpc: z {z:?}",
+            c.r_mid
+        );
+    }
+    assert!(f.two_sample.z.abs() < 2.5, "{:?}", f.two_sample);
+    assert!(
+        (f.smoothness.ratio - 1.0).abs() < 0.05,
+        "{:?}",
+        f.smoothness
+    );
 }
