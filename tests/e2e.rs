@@ -298,45 +298,102 @@ fn sample_particles() -> (snapio::StarParticles, snapio::Header) {
     (stars, snap.header().clone())
 }
 
+/// One bad value in an otherwise valid snapshot: what to poke, the dataset the error must
+/// name and the kind `drop` must count.
+type Variant = (
+    &'static str,
+    fn(&mut snapio::StarParticles),
+    &'static str,
+    &'static str,
+);
+
 #[test]
 fn invalid_particles_stop_the_run_or_are_dropped_and_counted() {
-    let dir = tempfile::tempdir().unwrap();
-    let (mut stars, header) = sample_particles();
-    let n = stars.len();
-    stars.mass[5] = -stars.mass[5];
-    let snap = dir.path().join("snap_negative_mass.hdf5");
-    snapio::write_snapshot(&snap, snapio::Layout::ArepoTng, &header, &stars, None, 1).unwrap();
-    let out_dir = dir.path().join("run");
-    let (s, o) = (snap.to_str().unwrap(), out_dir.to_str().unwrap());
-    let args = [
-        "--snapshot",
-        s,
-        "--out",
-        o,
-        "--method",
-        "kernel",
-        "--star-fraction",
-        "0.001",
+    let variants: [Variant; 5] = [
+        (
+            "negative_mass",
+            |s| s.mass[5] = -s.mass[5],
+            "Masses",
+            "nonpositive_mass",
+        ),
+        (
+            "nan_metallicity",
+            |s| s.metallicity[5] = f64::NAN,
+            "GFM_Metallicity",
+            "nonfinite_metallicity",
+        ),
+        (
+            "born_after_the_snapshot",
+            |s| s.age[5] = -1.0,
+            "GFM_StellarFormationTime",
+            "age_out_of_range",
+        ),
+        (
+            "far_away",
+            |s| s.position[5] = [1e30, 0.0, 0.0],
+            "Coordinates",
+            "position_out_of_box",
+        ),
+        (
+            "duplicate_id",
+            |s| s.id[5] = s.id[4],
+            "ParticleIDs",
+            "duplicate_id",
+        ),
     ];
-
-    let out = upsample(&args);
-    let err = text(&out.stderr);
-    assert!(!out.status.success(), "a negative mass was accepted");
-    for needle in ["snap_negative_mass.hdf5", "Masses", "5"] {
-        assert!(err.contains(needle), "the error lacks {needle:?}:\n{err}");
-    }
-    assert!(!out_dir.join("catalog.hdf5").exists() && !out_dir.join("report.json").exists());
-
+    let dir = tempfile::tempdir().unwrap();
+    let (stars, header) = sample_particles();
+    let n = stars.len();
     let cfg = dir.path().join("drop.toml");
     std::fs::write(&cfg, "[input]\non_invalid = \"drop\"\n").unwrap();
-    let mut with_cfg = args.to_vec();
-    with_cfg.extend(["--config", cfg.to_str().unwrap()]);
-    let out = upsample(&with_cfg);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("1 invalid star particles dropped: 1 nonpositive_mass"));
-    let report = read_report(&out_dir);
-    assert_eq!(report["invalid_particles_dropped"]["nonpositive_mass"], 1);
-    assert_eq!(report["star_particles_read"], (n - 1) as u64);
+    for (name, poke, dataset, kind) in variants {
+        let mut bad = stars.clone();
+        poke(&mut bad);
+        let snap = dir.path().join(format!("snap_{name}.hdf5"));
+        snapio::write_snapshot(&snap, snapio::Layout::ArepoTng, &header, &bad, None, 1).unwrap();
+        let out_dir = dir.path().join(format!("run_{name}"));
+        let (s, o) = (snap.to_str().unwrap(), out_dir.to_str().unwrap());
+        let args = [
+            "--snapshot",
+            s,
+            "--out",
+            o,
+            "--method",
+            "kernel",
+            "--star-fraction",
+            "0.001",
+        ];
+
+        let out = upsample(&args);
+        let err = text(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "{name}: the bad particle was accepted"
+        );
+        for needle in [snap.file_name().unwrap().to_str().unwrap(), dataset, "5"] {
+            assert!(
+                err.contains(needle),
+                "{name}: the error lacks {needle:?}:\n{err}"
+            );
+        }
+        assert!(
+            !out_dir.join("catalog.hdf5").exists() && !out_dir.join("report.json").exists(),
+            "{name}: output left behind"
+        );
+
+        let mut with_cfg = args.to_vec();
+        with_cfg.extend(["--config", cfg.to_str().unwrap()]);
+        let out = upsample(&with_cfg);
+        assert!(out.status.success(), "{name}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stdout).contains(&format!("1 invalid star particles dropped: 1 {kind}")),
+            "{name}: {}",
+            text(&out.stdout)
+        );
+        let report = read_report(&out_dir);
+        assert_eq!(report["invalid_particles_dropped"][kind], 1, "{name}");
+        assert_eq!(report["star_particles_read"], (n - 1) as u64, "{name}");
+    }
 }
 
 #[test]
