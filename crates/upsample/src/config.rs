@@ -47,6 +47,215 @@ pub struct Config {
     pub imf: ImfConfig,
     /// Kernel method knobs.
     pub kernel: KernelConfig,
+    /// Mock Gaia-like survey catalogues, one per observer (off by default). Left out of the
+    /// written configuration while it has its defaults, so runs without a survey record
+    /// exactly what they did before it existed.
+    #[serde(skip_serializing_if = "SurveyConfig::is_default")]
+    pub survey: SurveyConfig,
+}
+
+/// Gaia data release whose uncertainties a survey simulates.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Release {
+    /// (E)DR3 (34 months).
+    Dr3,
+    /// DR4 (66 months).
+    Dr4,
+    /// DR5 (132 months).
+    Dr5,
+}
+
+/// Where a survey's extinction A0 comes from (gas-based extinction is not wired in yet).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum DustKind {
+    /// No extinction.
+    None,
+    /// The same A0 (`a0`, mag) for every star.
+    Constant,
+    /// A uniform screen: A0 = `a0` (mag/kpc) × heliocentric distance.
+    PerKpc,
+}
+
+/// One observer (a Sun) in the galaxy frame; defaults are astropy's Galactocentric ones.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ObserverConfig {
+    /// Azimuth of the Sun in the galaxy frame, deg, from +x toward +y (the rotation sense).
+    pub azimuth_deg: f64,
+    /// Distance of the Sun from the galaxy centre, kpc.
+    pub r0_kpc: f64,
+    /// Height of the Sun above the disc plane, kpc (toward the North Galactic Pole, the galaxy
+    /// frame's -z: the galaxy is made to turn the Milky Way's way).
+    pub z_sun_kpc: f64,
+    /// The Sun's Galactocentric velocity, km/s: (toward the centre, along the rotation, toward
+    /// the North Galactic Pole).
+    pub v_sun_kms: [f64; 3],
+}
+
+/// The mock survey (`DIR/survey_obsN.hdf5`, docs/SURVEY.md).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SurveyConfig {
+    /// Write the survey catalogues.
+    pub enabled: bool,
+    /// Folder of PARSEC/CMD tables (`.dat`, `.dat.gz`) with G, G_BP and G_RP; absent: the
+    /// Gaia EDR3 tables shipped with the program.
+    pub isochrones: Option<PathBuf>,
+    /// Observers; each is repeated `ring` times, evenly spaced in azimuth.
+    pub observers: Vec<ObserverConfig>,
+    /// Suns per observer on a ring (1: the observers as listed; 3: three Suns 120° apart).
+    pub ring: usize,
+    /// Gaia release of the error model: "dr3", "dr4" or "dr5".
+    pub release: Release,
+    /// Dust: "none", "constant" (A0 = a0 mag) or "per_kpc" (A0 = a0 mag/kpc × distance).
+    pub dust: DustKind,
+    /// A0 (mag) or A0 per kpc (mag/kpc), by `dust`.
+    pub a0: f64,
+    /// Faintest observed G kept, mag.
+    pub g_max: f64,
+    /// Also write remnants (initial mass above the isochrones' most massive living star;
+    /// NaN magnitudes, flag 8), which the magnitude cut never keeps.
+    pub keep_remnants: bool,
+}
+
+impl Default for ObserverConfig {
+    fn default() -> Self {
+        let o = survey::Observer::default();
+        Self {
+            azimuth_deg: o.azimuth_deg,
+            r0_kpc: o.r0_kpc,
+            z_sun_kpc: o.z_sun_kpc,
+            v_sun_kms: o.v_sun_kms,
+        }
+    }
+}
+
+impl Default for SurveyConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            isochrones: None,
+            observers: vec![ObserverConfig::default()],
+            ring: 1,
+            release: Release::Dr3,
+            dust: DustKind::None,
+            a0: 0.0,
+            g_max: survey::selection::DEFAULT_G_MAX,
+            keep_remnants: false,
+        }
+    }
+}
+
+impl SurveyConfig {
+    /// Whether every knob has its default (then it is not written into outputs).
+    pub fn is_default(&self) -> bool {
+        *self == SurveyConfig::default()
+    }
+
+    /// Every observer of the run, in output order (`survey_obs0`, `survey_obs1`, …).
+    pub fn observers(&self) -> Vec<survey::Observer> {
+        self.observers
+            .iter()
+            .flat_map(|o| {
+                survey::Observer {
+                    r0_kpc: o.r0_kpc,
+                    z_sun_kpc: o.z_sun_kpc,
+                    v_sun_kms: o.v_sun_kms,
+                    azimuth_deg: o.azimuth_deg,
+                }
+                .ring(self.ring)
+            })
+            .collect()
+    }
+
+    /// The dust model of the survey.
+    pub fn dust_model(&self) -> survey::extinction::DustModel {
+        use survey::extinction::DustModel;
+        match self.dust {
+            DustKind::None => DustModel::None,
+            DustKind::Constant => DustModel::Constant(self.a0),
+            DustKind::PerKpc => DustModel::PerKpc(self.a0),
+        }
+    }
+
+    /// The release of the survey's error model.
+    pub fn gaia_release(&self) -> survey::errors::GaiaRelease {
+        use survey::errors::GaiaRelease;
+        match self.release {
+            Release::Dr3 => GaiaRelease::Dr3,
+            Release::Dr4 => GaiaRelease::Dr4,
+            Release::Dr5 => GaiaRelease::Dr5,
+        }
+    }
+
+    /// Checks every knob, naming it and what was expected.
+    pub fn validate(&self) -> Result<()> {
+        if self.ring == 0 || self.ring > 360 {
+            bail!(
+                "survey.ring must be 1 to 360 Suns per observer, got {}",
+                self.ring
+            );
+        }
+        if self.observers.is_empty() {
+            bail!("survey.observers must list at least one observer");
+        }
+        if self.observers.len() * self.ring > 1000 {
+            bail!(
+                "survey: {} observers × ring {} is more than 1000 catalogues",
+                self.observers.len(),
+                self.ring
+            );
+        }
+        for (k, o) in self.observers.iter().enumerate() {
+            if !(o.r0_kpc.is_finite() && o.r0_kpc > 0.0) {
+                bail!(
+                    "survey.observers[{k}].r0_kpc must be a positive distance in kpc, got {}",
+                    o.r0_kpc
+                );
+            }
+            if !(o.z_sun_kpc.is_finite() && o.z_sun_kpc.abs() < o.r0_kpc) {
+                bail!(
+                    "survey.observers[{k}].z_sun_kpc must be finite and smaller than r0_kpc in size, got {}",
+                    o.z_sun_kpc
+                );
+            }
+            if !o.azimuth_deg.is_finite() || o.v_sun_kms.iter().any(|v| !v.is_finite()) {
+                bail!(
+                    "survey.observers[{k}]: azimuth_deg and v_sun_kms must be finite, got {} and {:?}",
+                    o.azimuth_deg,
+                    o.v_sun_kms
+                );
+            }
+        }
+        match self.dust {
+            DustKind::None if self.a0 != 0.0 => bail!(
+                "survey.a0 = {} is given but survey.dust = \"none\": set dust = \"constant\" (A0 in mag) or \"per_kpc\" (mag/kpc)",
+                self.a0
+            ),
+            _ if !(self.a0.is_finite() && self.a0 >= 0.0 && self.a0 <= 100.0) => bail!(
+                "survey.a0 must be an extinction in [0, 100] (mag, or mag/kpc with dust = \"per_kpc\"), got {}",
+                self.a0
+            ),
+            _ => {}
+        }
+        if !(self.g_max.is_finite() && self.g_max > -5.0 && self.g_max < 40.0) {
+            bail!(
+                "survey.g_max must be a G magnitude between -5 and 40, got {}",
+                self.g_max
+            );
+        }
+        if let Some(dir) = &self.isochrones {
+            if !dir.is_dir() {
+                bail!(
+                    "survey.isochrones: {} is not a folder (expected PARSEC/CMD tables *.dat or *.dat.gz; leave the key out for the shipped Gaia EDR3 tables)",
+                    dir.display()
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 /// How the snapshot is read.
@@ -172,6 +381,7 @@ impl Default for Config {
             stars: StarConfig::default(),
             imf: ImfConfig::default(),
             kernel: KernelConfig::default(),
+            survey: SurveyConfig::default(),
         }
     }
 }
@@ -307,6 +517,7 @@ impl Config {
         if !(f.rtol > 0.0 && f.atol > 0.0) {
             bail!("flow.rtol and flow.atol must be positive");
         }
+        self.survey.validate()?;
         let d = self.device.as_str();
         let cuda_ok = d
             .strip_prefix("cuda:")
@@ -330,7 +541,7 @@ mod tests {
     #[test]
     fn shipped_presets_are_valid_and_default_toml_states_the_defaults() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines");
-        for name in ["default.toml", "quick.toml"] {
+        for name in ["default.toml", "quick.toml", "gaia.toml"] {
             let cfg = Config::from_file(&dir.join(name)).unwrap();
             cfg.validate().unwrap();
         }
@@ -338,5 +549,36 @@ mod tests {
             Config::from_file(&dir.join("default.toml")).unwrap(),
             Config::default()
         );
+    }
+
+    #[test]
+    fn survey_knobs_are_checked_by_name() {
+        let bad = |toml: &str| {
+            let c: Result<Config> = toml::from_str(toml).map_err(anyhow::Error::from);
+            match c {
+                Err(e) => format!("{e:#}"),
+                Ok(c) => format!("{:#}", c.validate().unwrap_err()),
+            }
+        };
+        assert!(bad("[survey]\nring = 0\n").contains("survey.ring"));
+        assert!(bad("[survey]\nrelease = \"dr9\"\n").contains("dr3"));
+        assert!(bad("[survey]\ndust = \"gas\"\n").contains("per_kpc"));
+        assert!(bad("[survey]\na0 = 1.0\n").contains("survey.dust"));
+        assert!(bad("[survey]\ndust = \"constant\"\na0 = -1.0\n").contains("survey.a0"));
+        assert!(bad("[survey]\ng_max = nan\n").contains("survey.g_max"));
+        assert!(bad("[survey]\nobservers = []\n").contains("survey.observers"));
+        assert!(bad("[[survey.observers]]\nr0_kpc = -8.0\n").contains("observers[0].r0_kpc"));
+        assert!(bad("[survey]\nisochrones = \"/no/such/dir\"\n").contains("/no/such/dir"));
+        assert!(bad("[survey]\nenable = true\n").contains("enable"));
+        // Off and default: not written, so catalogues without a survey are unchanged.
+        assert!(!Config::default().to_toml().contains("survey"));
+        let mut c = Config::default();
+        c.survey.enabled = true;
+        c.survey.ring = 3;
+        let back: Config = toml::from_str(&c.to_toml()).unwrap();
+        assert_eq!(back, c);
+        let obs = c.survey.observers();
+        assert_eq!(obs.len(), 3);
+        assert_eq!(obs[1].azimuth_deg, 300.0);
     }
 }

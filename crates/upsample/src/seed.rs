@@ -9,6 +9,9 @@
 //!       │                                                          └─ velocity draws (.., VELOCITY_DRAW)
 //!       ├─ flow_seed(seed, c, member, role)               weights, batches and splits of one flow
 //!       └─ subset_rng(seed, c)                            the training subset of a large cluster
+//! seed ─ survey_seed(seed, observer) ─ survey_star_id(parent uid, cluster, k)   a survey's
+//!                                        Gaia noise draws, per star (k: the star's index among
+//!                                        its parent's stars in that cluster, catalogue order)
 //! accel seed ─ point_seed(seed, i) ─┬─ stream(.., MIXTURE_PICK)  which component draws each velocity
 //!                                    ├─ stream(.., FLOW_BASE)     the flows' base normal draws
 //!                                    ├─ stream(.., PLUMMER_DRAW)  the analytic sphere's draws
@@ -37,6 +40,21 @@ pub const FLOW_BASE: u64 = 0x666c_6f77;
 pub const PLUMMER_DRAW: u64 = 0x706c_756d;
 /// Tag of the bootstrap resamples of the acceleration solver ("boot").
 pub const BOOTSTRAP: u64 = 0x626f_6f74;
+
+/// Tag of a mock survey's Gaia noise draws ("gaia").
+pub const SURVEY_ERRORS: u64 = 0x6761_6961;
+
+/// The seed of observer `observer`'s survey noise (each observer's errors are independent).
+pub fn survey_seed(seed: u64, observer: usize) -> u64 {
+    mix_seed(mix_seed(seed, SURVEY_ERRORS), observer as u64)
+}
+
+/// The identity of a star for its survey noise draws: its parent particle's unique identity,
+/// the cluster it was drawn in and its index `k` among that parent's stars in that cluster,
+/// in catalogue order. None depends on batching, threads or shards.
+pub fn survey_star_id(parent_uid: u64, cluster: u32, k: u32) -> u64 {
+    mix_seed(mix_seed(parent_uid, cluster as u64), k as u64)
+}
 
 /// Mixes a seed and a second value into a well-spread 64-bit seed (SplitMix64 finaliser), so
 /// that every (seed, particle), (seed, cluster, chunk) … gets its own random stream.

@@ -111,6 +111,18 @@ fn print_summary(report: &RunReport, catalog: &Path, report_path: &Path) {
         i.star_fraction,
         report_path.display()
     );
+    let dir = catalog.parent().unwrap_or(Path::new("."));
+    for s in &report.survey {
+        println!(
+            "survey observer {} at {:.3?} kpc: {} stars observed, {} alive, {} brighter than the cut -> {}",
+            s.observer,
+            s.observer_position_kpc,
+            s.drawn,
+            s.alive,
+            s.selected,
+            dir.join(&s.file).display()
+        );
+    }
 }
 
 #[cfg(test)]

@@ -1,31 +1,33 @@
 //! The kernel method (`--method kernel`), the baseline: each star placed around its parent
-//! particle with a 6D Epanechnikov kernel (`crate::stars` sizes it), streamed into the catalogue.
+//! particle with a 6D Epanechnikov kernel (`crate::stars` sizes it), streamed into the catalogue
+//! and, in the same pass, into the mock survey's catalogues when one is configured.
 
 use anyhow::{Context, Result};
-use std::path::Path;
 
 use super::catalog::{catalog_meta, create_catalog};
+use super::mock_survey::{CatalogSink, MockSurvey};
 use super::prepare::Prepared;
+use super::run_dir::{RunPaths, SurveyCounts};
 use crate::config::Config;
 use crate::observe::Progress;
 use crate::stars::{draw_stars, has_parent_identity, Imf, KernelSizes, StarDraw, StarTotals};
 
-/// Draws the catalogue of prepared stars with the kernel method into `path`.
+/// Draws the catalogue of prepared stars with the kernel method into `paths.catalog()`, and
+/// each observer's survey catalogue when `survey` is given.
 pub(crate) fn write_kernel_catalog(
     p: &Prepared,
     cfg: &Config,
-    snapshot: &Path,
-    path: &Path,
+    paths: &RunPaths,
+    survey: Option<&MockSurvey>,
     progress: &dyn Progress,
-) -> Result<StarTotals> {
+) -> Result<(StarTotals, Vec<SurveyCounts>)> {
     let imf = Imf::new(&cfg.imf)?;
     let sizes = KernelSizes::fit(&p.stars.position, &p.stars.velocity, &cfg.kernel)
         .context("kernel method: cannot size the kernels")?;
-    let mut writer = create_catalog(
-        path,
-        &catalog_meta(snapshot, cfg, &p.frame),
-        has_parent_identity(&p.stars),
-    )?;
+    let meta = catalog_meta(&paths.snapshot, cfg, &p.frame);
+    let identity = has_parent_identity(&p.stars);
+    let writer = create_catalog(&paths.catalog(), &meta, identity)?;
+    let mut writer = CatalogSink::new(writer, survey, paths, &meta, identity)?;
     let mut task = progress.task(p.stars.len() as u64, "particles");
     let stars = &p.stars;
     let place = |i: usize, rng: &mut _| {
@@ -50,6 +52,6 @@ pub(crate) fn write_kernel_catalog(
         |done, written| task.set(done as u64, &format!("{written} stars")),
     )?;
     task.finish();
-    writer.finish()?;
-    Ok(totals)
+    let (_, counts) = writer.finish()?;
+    Ok((totals, counts))
 }

@@ -12,6 +12,7 @@ pub mod accel;
 mod catalog;
 mod flow_method;
 mod kernel_method;
+mod mock_survey;
 mod prepare;
 mod run_dir;
 mod shard;
@@ -20,7 +21,7 @@ mod training;
 pub(crate) use kernel_method::write_kernel_catalog;
 pub use prepare::dropped_summary;
 pub(crate) use prepare::prepare;
-pub use run_dir::{ClusterReport, RunInfo, RunLock, RunPaths, RunReport};
+pub use run_dir::{ClusterReport, RunInfo, RunLock, RunPaths, RunReport, SurveyCounts};
 pub use shard::{merge, Shard};
 
 use anyhow::{bail, Context, Result};
@@ -29,6 +30,7 @@ use std::time::Instant;
 use crate::config::{Config, Method};
 use crate::fsio::write_json;
 use crate::observe::Progress;
+use mock_survey::MockSurvey;
 
 /// What a run left behind.
 #[derive(Debug)]
@@ -58,6 +60,8 @@ pub fn run(
     if shard.is_some() && cfg.method != Method::Flow {
         bail!("--shard needs the flow method (the kernel method has no clusters to share out)");
     }
+    // The survey's isochrones are read before anything is written: a bad table fails early.
+    let survey = MockSurvey::load(cfg)?;
     let mut seconds = Vec::new();
     let t = Instant::now();
     let p = prepare(&paths.snapshot, cfg)?;
@@ -77,13 +81,14 @@ pub fn run(
         };
     }
     let t = Instant::now();
-    let stars = write_kernel_catalog(&p, cfg, &paths.snapshot, &paths.catalog(), progress)?;
+    let (stars, survey) = write_kernel_catalog(&p, cfg, paths, survey.as_ref(), progress)?;
     seconds.push(("stars".to_string(), t.elapsed().as_secs_f64()));
     let report = RunReport {
         info,
         stars,
         clusters: Vec::new(),
         seconds,
+        survey,
     };
     write_json(&paths.report(), &report)?;
     Ok(RunOutcome::Complete(Box::new(report)))

@@ -8,6 +8,7 @@
 //! DIR/parts/cluster_NNNN.hdf5    its stars, in the catalogue format (renamed into place)
 //! DIR/parts/cluster_NNNN.json    ClusterStars: written last, marks the cluster done
 //! DIR/catalog.hdf5, report.json  written once every cluster is done (or by the kernel method)
+//! DIR/survey_obsN.hdf5           observer N's mock survey (with [survey] enabled), beside catalog.hdf5
 //! DIR/.lock, DIR/.lock-shard-I-of-N   advisory locks: one writer per run folder (RunLock)
 //! ```
 
@@ -36,6 +37,11 @@ impl RunPaths {
     /// `DIR/catalog.hdf5`.
     pub fn catalog(&self) -> PathBuf {
         self.out.join("catalog.hdf5")
+    }
+
+    /// `DIR/survey_obsN.hdf5`: observer `n`'s survey catalogue.
+    pub fn survey(&self, n: usize) -> PathBuf {
+        self.out.join(format!("survey_obs{n}.hdf5"))
     }
 
     /// `DIR/report.json`.
@@ -174,6 +180,28 @@ pub struct RunReport {
     pub clusters: Vec<ClusterReport>,
     /// Wall-clock seconds of each stage.
     pub seconds: Vec<(String, f64)>,
+    /// Per observer of the mock survey: stars at each stage (absent without a survey).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub survey: Vec<SurveyCounts>,
+}
+
+/// One observer's mock survey in `report.json`: stars at each stage.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SurveyCounts {
+    /// Observer index N (`survey_obsN.hdf5`).
+    pub observer: usize,
+    /// Its catalogue's file name in the run folder.
+    pub file: String,
+    /// The observer's position in the galaxy frame, kpc.
+    pub observer_position_kpc: [f64; 3],
+    /// Stars observed: every star of catalog.hdf5.
+    pub drawn: u64,
+    /// Of those, alive by the isochrones (initial mass below the most massive living star).
+    pub alive: u64,
+    /// Of those, brighter than the cut in observed G: the rows of the survey catalogue.
+    pub selected: u64,
+    /// Remnants also written (`keep_remnants`; not counted in `selected`).
+    pub remnants_written: u64,
 }
 
 /// `DIR/parts/cluster_NNNN.json`: a cluster's stars are complete.

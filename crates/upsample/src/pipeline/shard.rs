@@ -8,11 +8,12 @@ use std::path::Path;
 use std::time::Instant;
 
 use super::catalog::{catalog_meta, create_catalog};
+use super::mock_survey::{CatalogSink, MockSurvey};
 use super::run_dir::{ClusterReport, ClusterStars, RunInfo, RunLock, RunPaths, RunReport};
 use crate::config::Config;
 use crate::fsio::{read_json, write_json};
 use crate::models::{ModelsManifest, TrainingRecord};
-use crate::stars::StarTotals;
+use crate::stars::{StarSink, StarTotals};
 
 /// One shard of a job array: clusters with index ≡ `index` (mod `count`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,12 +73,13 @@ pub(crate) fn merge_with(dir: &Path, mut seconds: Vec<(String, f64)>) -> Result<
         .with_context(|| format!("{}: configuration not readable", paths.run_info().display()))?;
     let manifest = ModelsManifest::read(&paths.models())?;
     check_all_done(&paths, manifest.clusters.len())?;
+    let survey = MockSurvey::load(&cfg)?;
     let catalog = paths.catalog();
-    let mut writer = create_catalog(
-        &catalog,
-        &catalog_meta(&info.snapshot, &cfg, &info.frame()),
-        info.parent_identity,
-    )?;
+    let meta = catalog_meta(&info.snapshot, &cfg, &info.frame());
+    let writer = create_catalog(&catalog, &meta, info.parent_identity)?;
+    // Each part is appended whole: the survey's noise identities need a cluster's stars at once.
+    let mut writer =
+        CatalogSink::new(writer, survey.as_ref(), &paths, &meta, info.parent_identity)?;
     let mut totals = StarTotals::default();
     let mut clusters = Vec::with_capacity(manifest.clusters.len());
     for rec in &manifest.clusters {
@@ -106,13 +108,14 @@ pub(crate) fn merge_with(dir: &Path, mut seconds: Vec<(String, f64)>) -> Result<
             sampling_seconds: done.seconds,
         });
     }
-    writer.finish()?;
+    let (_, survey) = writer.finish()?;
     seconds.push(("merge".into(), t.elapsed().as_secs_f64()));
     let report = RunReport {
         info,
         stars: totals,
         clusters,
         seconds,
+        survey,
     };
     write_json(&paths.report(), &report)?;
     Ok(report)

@@ -62,6 +62,19 @@ pub(crate) trait PhaseSampler: Sync {
     fn velocities(&self, x: &[[f64; 3]], seed: u64) -> Result<Vec<[f64; 3]>>;
 }
 
+/// Where drawn stars go: the catalogue writer, or a sink that also feeds other outputs (the
+/// survey catalogues). Each call holds every star of each of its parents drawn in that pass.
+pub(crate) trait StarSink {
+    /// Appends a batch of stars.
+    fn append(&mut self, batch: &StarBatch) -> Result<()>;
+}
+
+impl StarSink for CatalogWriter {
+    fn append(&mut self, batch: &StarBatch) -> Result<()> {
+        Ok(CatalogWriter::append(self, batch)?)
+    }
+}
+
 /// Whether the parents carry FIRE child/generation numbers (their stars then record them).
 pub(crate) fn has_parent_identity(parents: &StarParticles) -> bool {
     !parents.child_id.is_empty() || !parents.generation.is_empty()
@@ -101,7 +114,7 @@ pub(crate) fn draw_stars<P, C>(
     draw: &StarDraw,
     place: P,
     cluster: C,
-    writer: &mut CatalogWriter,
+    writer: &mut dyn StarSink,
     mut progress: impl FnMut(usize, u64),
 ) -> Result<StarTotals>
 where

@@ -14,7 +14,7 @@ mod parents;
 
 pub use assembly::StarTotals;
 pub(crate) use assembly::{
-    draw_flow_stars, draw_stars, has_parent_identity, PhaseSampler, StarDraw,
+    draw_flow_stars, draw_stars, has_parent_identity, PhaseSampler, StarDraw, StarSink,
 };
 pub use imf::{Imf, ImfConfig};
 pub(crate) use kernel::KernelSizes;
