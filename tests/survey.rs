@@ -237,3 +237,47 @@ fn a_bad_survey_value_fails_with_a_clear_message_and_leaves_no_output() {
         );
     }
 }
+
+#[test]
+fn the_flow_method_writes_the_survey_while_merging_and_a_second_merge_gives_the_same_bytes() {
+    // A deliberately tiny flow run (seconds): the merge path, not the flows' accuracy.
+    let toml = "seed = 3\nmethod = \"flow\"\n[clusters]\nn = 2\n\
+        [flow]\nwidth = 8\ndepth = 1\nrk4_steps = 2\nrtol = 1e-2\natol = 1e-2\n\
+        [training]\nepochs = 1\nmax_particles = 1000\nbatch_size = 500\npatience = 1\n\
+        [stars]\nfraction = 0.0002\n[survey]\nenabled = true\n";
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("flow.toml");
+    std::fs::write(&cfg, toml).unwrap();
+    let run_dir = dir.path().join("flow");
+    let out = common::upsample(&[
+        "--snapshot",
+        "data/snap_099.hdf5",
+        "--out",
+        run_dir.to_str().unwrap(),
+        "--config",
+        cfg.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "flow run failed: {}",
+        text(&out.stderr)
+    );
+    let report = read_report(&run_dir);
+    let s = &report["survey"][0];
+    let f = hdf5::File::open(run_dir.join("survey_obs0.hdf5")).unwrap();
+    assert_eq!(
+        f.dataset("obs_g").unwrap().shape()[0] as u64,
+        s["selected"].as_u64().unwrap()
+    );
+    assert_eq!(s["drawn"], report["stars"]["stars_written"]);
+    drop(f);
+    let first = std::fs::read(run_dir.join("survey_obs0.hdf5")).unwrap();
+    let merged = common::upsample(&["merge", run_dir.to_str().unwrap()]);
+    assert!(
+        merged.status.success(),
+        "merge failed: {}",
+        text(&merged.stderr)
+    );
+    assert!(text(&merged.stdout).contains("survey observer 0"));
+    assert!(first == std::fs::read(run_dir.join("survey_obs0.hdf5")).unwrap());
+}
