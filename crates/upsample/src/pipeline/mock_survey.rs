@@ -464,47 +464,83 @@ impl StarSink for CatalogSink<'_> {
             return Ok(());
         }
         let ids = star_ids(batch);
-        let initial_mass = &batch.initial_mass;
+        // Isochrones once per batch (they do not depend on the observer): absolute G and flags.
+        let tasks: Vec<usize> = (0..n).step_by(STARS_PER_TASK).collect();
+        let phot: Vec<(Vec<f64>, Vec<u8>)> = tasks
+            .par_iter()
+            .map(|&a| {
+                let e = (a + STARS_PER_TASK).min(n);
+                let p = s.iso.photometry(
+                    &batch.initial_mass[a..e],
+                    &batch.age[a..e],
+                    &batch.metallicity[a..e],
+                )?;
+                let g = p.abs_mag.into_iter().nth(s.bands[0]).unwrap_or_default();
+                Ok((g, p.flags))
+            })
+            .collect::<survey::Result<_>>()
+            .context("mock survey: isochrone photometry of a batch")?;
+        let abs_g: Vec<f64> = phot.iter().flat_map(|p| p.0.iter().copied()).collect();
+        let flags: Vec<u8> = phot.iter().flat_map(|p| p.1.iter().copied()).collect();
+        let remnants = flags.iter().filter(|&&f| f & FLAG_REMNANT != 0).count() as u64;
         for (j, w) in writers.iter_mut().enumerate() {
+            let c = &mut self.counts[j];
+            c.drawn += n as u64;
+            c.alive += n as u64 - remnants;
+            // Candidates: remnants when kept, and stars whose unreddened apparent G is within
+            // PRECUT_MARGIN_MAG of the cut (dust only dims; the margin is > 30 sigma of the
+            // G noise); only they go through the full chain, with the same per-star draws.
+            let sun = s.observers[j].position_galaxy_kpc();
+            let faint = s.settings[j].cut.faint + PRECUT_MARGIN_MAG;
+            let cand: Vec<usize> = (0..n)
+                .filter(|&i| {
+                    if flags[i] & FLAG_REMNANT != 0 {
+                        return s.keep_remnants;
+                    }
+                    let x = batch.position[i];
+                    let d2: f64 = (0..3).map(|k| (x[k] - sun[k]).powi(2)).sum();
+                    abs_g[i] + 2.5 * d2.log10() + 10.0 <= faint
+                })
+                .collect();
+            if cand.is_empty() {
+                continue;
+            }
+            let sub = take_rows(batch, &cand);
+            let sub_ids: Vec<u64> = cand.iter().map(|&i| ids[i]).collect();
+            let m = cand.len();
             let (sky, settings) = (&s.projectors[j], &s.settings[j]);
-            let parts: Vec<MockColumns> = (0..n)
+            let parts: Vec<MockColumns> = (0..m)
                 .step_by(STARS_PER_TASK)
                 .collect::<Vec<_>>()
                 .into_par_iter()
                 .map(|a| {
-                    let e = (a + STARS_PER_TASK).min(n);
+                    let e = (a + STARS_PER_TASK).min(m);
                     mock_observe(
                         &s.iso,
                         sky,
                         settings,
                         &survey::StarBatch {
-                            pos_kpc: &batch.position[a..e],
-                            vel_kms: &batch.velocity[a..e],
-                            initial_mass_msun: &initial_mass[a..e],
-                            age_gyr: &batch.age[a..e],
-                            metallicity: &batch.metallicity[a..e],
-                            ids: &ids[a..e],
+                            pos_kpc: &sub.position[a..e],
+                            vel_kms: &sub.velocity[a..e],
+                            initial_mass_msun: &sub.initial_mass[a..e],
+                            age_gyr: &sub.age[a..e],
+                            metallicity: &sub.metallicity[a..e],
+                            ids: &sub_ids[a..e],
                         },
                     )
                 })
                 .collect::<survey::Result<_>>()
                 .context("mock survey: observing a batch of stars")?;
-            let c = &mut self.counts[j];
             for (p, cols) in parts.iter().enumerate() {
                 let offset = p * STARS_PER_TASK;
                 let mut keep = Vec::new();
                 for (i, (&sel, &flag)) in
                     cols.selected.iter().zip(&cols.photometry.flags).enumerate()
                 {
-                    let remnant = flag & FLAG_REMNANT != 0;
-                    c.drawn += 1;
-                    if !remnant {
-                        c.alive += 1;
-                    }
                     if sel {
                         c.selected += 1;
                         keep.push(i);
-                    } else if remnant && s.keep_remnants {
+                    } else if flag & FLAG_REMNANT != 0 && s.keep_remnants {
                         c.remnants_written += 1;
                         keep.push(i);
                     }
@@ -513,24 +549,37 @@ impl StarSink for CatalogSink<'_> {
                     continue;
                 }
                 let rows: Vec<usize> = keep.iter().map(|&i| offset + i).collect();
-                let mut extra: Vec<TableValues> = F64_COLUMNS
-                    .iter()
-                    .map(|(_, _, get)| {
-                        let v = get(cols, s.bands);
-                        TableValues::Float(keep.iter().map(|&i| v[i]).collect())
-                    })
-                    .collect();
-                extra.push(TableValues::Byte(
-                    keep.iter().map(|&i| cols.photometry.label[i]).collect(),
-                ));
-                extra.push(TableValues::Byte(
-                    keep.iter().map(|&i| cols.photometry.flags[i]).collect(),
-                ));
-                w.append_with_columns(&take_rows(batch, &rows), &extra)?;
+                w.append_with_columns(
+                    &take_rows(&sub, &rows),
+                    &survey_values(cols, s.bands, &keep),
+                )?;
             }
         }
         Ok(())
     }
+}
+
+/// Magnitudes beyond the cut within which a star's unreddened apparent G makes it a candidate
+/// of the full chain: more than 30 sigma of the G noise of every release (a test checks).
+pub(crate) const PRECUT_MARGIN_MAG: f64 = 1.0;
+
+/// The survey columns' values of rows `keep` of one batch's mock columns (order of
+/// [`survey_columns`]).
+fn survey_values(cols: &MockColumns, bands: [usize; 3], keep: &[usize]) -> Vec<TableValues> {
+    let mut extra: Vec<TableValues> = F64_COLUMNS
+        .iter()
+        .map(|(_, _, get)| {
+            let v = get(cols, bands);
+            TableValues::Float(keep.iter().map(|&i| v[i]).collect())
+        })
+        .collect();
+    extra.push(TableValues::Byte(
+        keep.iter().map(|&i| cols.photometry.label[i]).collect(),
+    ));
+    extra.push(TableValues::Byte(
+        keep.iter().map(|&i| cols.photometry.flags[i]).collect(),
+    ));
+    extra
 }
 
 #[cfg(test)]
@@ -574,5 +623,20 @@ mod tests {
         assert_eq!(by_star(&all, &rows), by_star(&split, &rows2));
         assert_eq!(all[0], survey_star_id(5, 0, 0));
         assert_eq!(all[5], survey_star_id(5, 0, 2));
+    }
+
+    #[test]
+    fn the_precut_margin_exceeds_thirty_sigma_of_the_g_noise() {
+        use survey::errors::{photometric_sigma_mag, GaiaBand, GaiaRelease};
+        for r in [GaiaRelease::Dr3, GaiaRelease::Dr4, GaiaRelease::Dr5] {
+            for k in 0..=60 {
+                let g = 5.0 + 0.5 * k as f64;
+                let sigma = photometric_sigma_mag(GaiaBand::G, g, r);
+                assert!(
+                    30.0 * sigma < PRECUT_MARGIN_MAG,
+                    "{r:?} G {g}: sigma {sigma}"
+                );
+            }
+        }
     }
 }
