@@ -40,6 +40,8 @@ pub(crate) struct MockSurvey {
     projectors: Vec<SkyProjector>,
     settings: Vec<MockSettings<'static>>,
     keep_remnants: bool,
+    /// The dust screen (a lower bound of A_G prunes the candidates).
+    dust: survey::extinction::DustModel,
     /// Root attributes shared by every observer's catalogue.
     attributes: Vec<(String, AttrValue)>,
 }
@@ -135,6 +137,7 @@ impl MockSurvey {
             observers,
             settings,
             keep_remnants: s.keep_remnants,
+            dust: s.dust_model(),
             attributes,
         }))
     }
@@ -499,7 +502,8 @@ impl StarSink for CatalogSink<'_> {
                     }
                     let x = batch.position[i];
                     let d2: f64 = (0..3).map(|k| (x[k] - sun[k]).powi(2)).sum();
-                    abs_g[i] + 2.5 * d2.log10() + 10.0 <= faint
+                    let g0 = abs_g[i] + 2.5 * d2.log10() + 10.0;
+                    g0 <= faint && g0 + a_g_lower_bound(s.dust.a0(d2.sqrt())) <= faint
                 })
                 .collect();
             if cand.is_empty() {
@@ -563,6 +567,23 @@ impl StarSink for CatalogSink<'_> {
 /// of the full chain: more than 30 sigma of the G noise of every release (a test checks).
 pub(crate) const PRECUT_MARGIN_MAG: f64 = 1.0;
 
+/// A lower bound of A_G (mag) for A0 (mag), whatever the star's colour: 0.9 × the least of the
+/// EDR3 law over 27 colours spanning its range (the law is a smooth cubic; the 1 mag margin
+/// absorbs any overestimate).
+fn a_g_lower_bound(a0: f64) -> f64 {
+    if a0 <= 0.0 {
+        return 0.0;
+    }
+    let (lo, hi) = survey::extinction::EDR3_LAW_COLOUR_RANGE;
+    let least = (0..27)
+        .map(|k| {
+            let x = lo + (hi - lo) * k as f64 / 26.0;
+            survey::extinction::gaia_band_extinction(a0, x)[0]
+        })
+        .fold(f64::INFINITY, f64::min);
+    (0.9 * least).max(0.0)
+}
+
 /// The survey columns' values of rows `keep` of one batch's mock columns (order of
 /// [`survey_columns`]).
 fn survey_values(cols: &MockColumns, bands: [usize; 3], keep: &[usize]) -> Vec<TableValues> {
@@ -623,6 +644,25 @@ mod tests {
         assert_eq!(by_star(&all, &rows), by_star(&split, &rows2));
         assert_eq!(all[0], survey_star_id(5, 0, 0));
         assert_eq!(all[5], survey_star_id(5, 0, 2));
+    }
+
+    #[test]
+    fn the_extinction_bound_is_below_the_law_at_every_colour() {
+        use survey::extinction::{gaia_band_extinction, EDR3_LAW_COLOUR_RANGE};
+        assert_eq!(a_g_lower_bound(0.0), 0.0);
+        for a0 in [0.01, 0.3, 1.0, 3.0, 6.0, 10.0] {
+            let bound = a_g_lower_bound(a0);
+            assert!(bound > 0.5 * a0, "A0 {a0}: bound {bound} is uselessly low");
+            for k in 0..=2000 {
+                let (lo, hi) = EDR3_LAW_COLOUR_RANGE;
+                let x = lo - 0.5 + (hi - lo + 1.0) * k as f64 / 2000.0;
+                let a_g = gaia_band_extinction(a0, x)[0];
+                assert!(
+                    bound <= a_g,
+                    "A0 {a0}, colour {x}: bound {bound} > A_G {a_g}"
+                );
+            }
+        }
     }
 
     #[test]
