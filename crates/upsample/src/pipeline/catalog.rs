@@ -52,7 +52,11 @@ pub(crate) fn catalog_meta(snapshot: &Path, cfg: &Config, frame: &GalaxyFrame) -
         ),
         (
             "lifetime_relation".into(),
-            AttrValue::Str("stars with t_MS = 10 Gyr (m/Msun)^-2.5 shorter than the parent's age are removed".into()),
+            AttrValue::Str(if cfg.survey.enabled {
+                super::mock_survey::ISOCHRONE_LIFETIME.into()
+            } else {
+                "stars with t_MS = 10 Gyr (m/Msun)^-2.5 shorter than the parent's age are removed".into()
+            }),
         ),
     ];
     CatalogMeta { attributes }

@@ -15,6 +15,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use super::catalog::{catalog_meta, create_catalog};
+use super::mock_survey::MockSurvey;
 use super::prepare::Prepared;
 use super::run_dir::{ClusterStars, RunInfo, RunPaths};
 use super::shard::Shard;
@@ -28,7 +29,9 @@ use crate::models::{
     load_cluster, save_cluster, ClusterRecord, Member, ModelsManifest, MODELS_FORMAT,
 };
 use crate::observe::Progress;
-use crate::stars::{draw_flow_stars, has_parent_identity, Imf, PhaseSampler, StarDraw};
+use crate::stars::{
+    draw_flow_stars, has_parent_identity, Imf, MainSequenceScaling, PhaseSampler, StarDraw,
+};
 
 /// A member's flows as the star drawing sees them.
 impl PhaseSampler for Member {
@@ -186,7 +189,8 @@ impl ClusterJob<'_> {
 }
 
 /// Trains and samples this shard's clusters (or all) that are not done yet into the run
-/// folder; the caller merges. Returns the number of clusters this shard owns.
+/// folder; the caller merges. With a survey, its isochrones decide which stars are alive.
+/// Returns the number of clusters this shard owns and the seconds of each stage.
 pub(super) fn run_clusters(
     p: &Prepared,
     info: &RunInfo,
@@ -194,8 +198,9 @@ pub(super) fn run_clusters(
     paths: &RunPaths,
     shard: Option<Shard>,
     progress: &dyn Progress,
-    seconds: &mut Vec<(String, f64)>,
-) -> Result<usize> {
+    survey: Option<&MockSurvey>,
+) -> Result<(usize, Vec<(String, f64)>)> {
+    let mut seconds = Vec::new();
     write_or_check(&paths.run_info(), info, "a run")?;
     let t = Instant::now();
     let clusters = decompose(p, cfg, &info.snapshot)?;
@@ -218,6 +223,7 @@ pub(super) fn run_clusters(
         );
     }
     let imf = Imf::new(&cfg.imf)?;
+    let isochrones = survey.map(MockSurvey::lifetime);
     let (at_once, per_cluster) = concurrency(cfg, pending.len());
     set_backend_threads(cfg, per_cluster);
     let job = ClusterJob {
@@ -232,6 +238,10 @@ pub(super) fn run_clusters(
             imf: &imf,
             fraction: cfg.stars.fraction,
             seed: cfg.seed,
+            lifetime: match &isochrones {
+                Some(l) => l,
+                None => &MainSequenceScaling,
+            },
         },
         meta: catalog_meta(&info.snapshot, cfg, &info.frame()),
         per_cluster,
@@ -280,5 +290,5 @@ pub(super) fn run_clusters(
             failed.join("\n  ")
         );
     }
-    Ok(mine.len())
+    Ok((mine.len(), seconds))
 }

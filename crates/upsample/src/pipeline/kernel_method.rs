@@ -10,7 +10,9 @@ use super::prepare::Prepared;
 use super::run_dir::{RunPaths, SurveyCounts};
 use crate::config::Config;
 use crate::observe::Progress;
-use crate::stars::{draw_stars, has_parent_identity, Imf, KernelSizes, StarDraw, StarTotals};
+use crate::stars::{
+    draw_stars, has_parent_identity, Imf, KernelSizes, MainSequenceScaling, StarDraw, StarTotals,
+};
 
 /// Draws the catalogue of prepared stars with the kernel method into `paths.catalog()`, and
 /// each observer's survey catalogue when `survey` is given.
@@ -38,10 +40,15 @@ pub(crate) fn write_kernel_catalog(
             [v[0] + dv[0], v[1] + dv[1], v[2] + dv[2]],
         )
     };
+    let isochrones = survey.map(MockSurvey::lifetime);
     let draw = StarDraw {
         imf: &imf,
         fraction: cfg.stars.fraction,
         seed: cfg.seed,
+        lifetime: match &isochrones {
+            Some(l) => l,
+            None => &MainSequenceScaling,
+        },
     };
     let totals = draw_stars(
         stars,

@@ -26,10 +26,26 @@ use survey::{
 use super::run_dir::{RunPaths, SurveyCounts};
 use crate::config::{Config, DustKind};
 use crate::seed::{survey_seed, survey_star_id};
-use crate::stars::StarSink;
+use crate::stars::{Lifetime, StarSink};
 
 /// Stars per `mock_observe` call (a rayon task).
 const STARS_PER_TASK: usize = 4096;
+
+/// The isochrones' lifetime rule, which replaces the main-sequence scaling when a survey is
+/// configured: a star heavier than the most massive star still alive on the isochrone of its
+/// parent's age and metallicity is a remnant.
+pub(crate) struct IsochroneLifetime<'a>(&'a IsochroneGrid);
+
+impl Lifetime for IsochroneLifetime<'_> {
+    fn alive(&self, m: f64, age_gyr: f64, z: f64) -> bool {
+        m <= self.0.max_alive_mass(age_gyr, z)
+    }
+}
+
+/// The catalogue's `lifetime_relation` attribute when isochrones decide which stars are alive.
+pub(crate) const ISOCHRONE_LIFETIME: &str =
+    "stars heavier than the most massive star still alive on the \
+     [survey] isochrones at the parent's age and metallicity are remnants and are removed";
 
 /// A configured survey: isochrones and observers, loaded once per run.
 pub(crate) struct MockSurvey {
@@ -47,6 +63,11 @@ pub(crate) struct MockSurvey {
 }
 
 impl MockSurvey {
+    /// The lifetime rule of these isochrones.
+    pub(crate) fn lifetime(&self) -> IsochroneLifetime<'_> {
+        IsochroneLifetime(&self.iso)
+    }
+
     /// The survey of `cfg` (validated), or None when it is off. Reads the isochrones (the
     /// shipped ones when `survey.isochrones` is absent), naming the folder on failure.
     pub(crate) fn load(cfg: &Config) -> Result<Option<MockSurvey>> {

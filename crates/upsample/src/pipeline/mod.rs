@@ -71,8 +71,9 @@ pub fn run(
     let _lock = RunLock::acquire(paths, shard.map(|s| (s.index, s.count)))?;
     let info = RunInfo::new(&paths.snapshot, &p, cfg);
     if cfg.method == Method::Flow {
-        let clusters =
-            flow_method::run_clusters(&p, &info, cfg, paths, shard, progress, &mut seconds)?;
+        let (clusters, stages) =
+            flow_method::run_clusters(&p, &info, cfg, paths, shard, progress, survey.as_ref())?;
+        seconds.extend(stages);
         return match shard {
             Some(shard) => Ok(RunOutcome::ShardDone { shard, clusters }),
             None => Ok(RunOutcome::Complete(Box::new(shard::merge_with(

@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use snapio::{CatalogWriter, StarBatch, StarParticles};
 
-use super::imf::{main_sequence_lifetime_gyr, Imf};
+use super::imf::{Imf, Lifetime};
 use super::parents::ParentFinder;
 use crate::decompose::{CellBox, Cluster};
 use crate::seed::{chunk_seed, cluster_seed, mix_seed, particle_rng, VELOCITY_DRAW};
@@ -42,8 +42,9 @@ impl StarTotals {
     }
 }
 
-/// What the stars are drawn from: the IMF, the fraction of stars wanted and the job's seed.
-#[derive(Debug, Clone)]
+/// What the stars are drawn from: the IMF, the fraction of stars wanted, the job's seed and the
+/// lifetime rule.
+#[derive(Clone)]
 pub(crate) struct StarDraw<'a> {
     /// Initial mass function sampler.
     pub imf: &'a Imf,
@@ -51,6 +52,8 @@ pub(crate) struct StarDraw<'a> {
     pub fraction: f64,
     /// Random seed of the job.
     pub seed: u64,
+    /// Which stars are alive at their parent's age (the others are remnants, not written).
+    pub lifetime: &'a dyn Lifetime,
 }
 
 /// What stars are drawn from in phase space: one ensemble member's position sampler and its
@@ -143,7 +146,10 @@ where
                     // Draw the phase-space point whether or not the star survives, so the
                     // random stream does not depend on the lifetime relation.
                     let (x, v) = place(i, &mut rng);
-                    if main_sequence_lifetime_gyr(m) < parents.age[i] {
+                    if !draw
+                        .lifetime
+                        .alive(m, parents.age[i], parents.metallicity[i])
+                    {
                         continue;
                     }
                     push_star(&mut b, parents, i, x, v, m, cluster(i));
@@ -252,7 +258,10 @@ pub(crate) fn draw_flow_stars<S: PhaseSampler>(
         let mut b = StarBatch::default();
         for j in 0..n {
             let (p, m) = (parent[j], chunk_masses[j]);
-            if main_sequence_lifetime_gyr(m) < parents.age[p] {
+            if !draw
+                .lifetime
+                .alive(m, parents.age[p], parents.metallicity[p])
+            {
                 continue;
             }
             push_star(

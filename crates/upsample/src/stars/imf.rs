@@ -16,6 +16,26 @@ use rand::{Rng, RngExt};
 use rand_distr::{Distribution, Poisson};
 use serde::{Deserialize, Serialize};
 
+/// Which stars are still alive at their parent's age: the star assembly's lifetime cut.
+pub trait Lifetime: Sync {
+    /// Whether a star of initial mass `m` (Msun) born `age_gyr` ago with metal mass fraction
+    /// `z` is still a star (not a remnant).
+    fn alive(&self, m: f64, age_gyr: f64, z: f64) -> bool;
+}
+
+/// The default cut: alive while the main-sequence lifetime [`main_sequence_lifetime_gyr`] is
+/// not shorter than the age (metallicity ignored).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MainSequenceScaling;
+
+impl Lifetime for MainSequenceScaling {
+    fn alive(&self, m: f64, age_gyr: f64, _z: f64) -> bool {
+        // The same comparison as ever (no inversion of the relation: no rounding change).
+        #[allow(clippy::neg_cmp_op_on_partial_ord)]
+        !(main_sequence_lifetime_gyr(m) < age_gyr)
+    }
+}
+
 /// Main-sequence lifetime of a star of initial mass `m` (Msun), in Gyr: 10 Gyr · m^-2.5.
 pub(crate) fn main_sequence_lifetime_gyr(m: f64) -> f64 {
     10.0 * m.powf(-2.5)

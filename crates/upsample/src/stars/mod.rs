@@ -16,6 +16,6 @@ pub use assembly::StarTotals;
 pub(crate) use assembly::{
     draw_flow_stars, draw_stars, has_parent_identity, PhaseSampler, StarDraw, StarSink,
 };
-pub use imf::{Imf, ImfConfig};
+pub use imf::{Imf, ImfConfig, Lifetime, MainSequenceScaling};
 pub(crate) use kernel::KernelSizes;
 pub use kernel::{KernelConfig, KernelSizing};
