@@ -94,14 +94,7 @@ impl StarBatch {
             (&mut self.parent_child_id, &o.parent_child_id),
             (&mut self.parent_generation, &o.parent_generation),
         ] {
-            if !theirs.is_empty() || !mine.is_empty() {
-                mine.resize(n, 0);
-                if theirs.is_empty() {
-                    mine.resize(n + m, 0);
-                } else {
-                    mine.extend_from_slice(theirs);
-                }
-            }
+            crate::particles::extend_optional_column(mine, n, theirs, m);
         }
         self.position.extend_from_slice(&o.position);
         self.velocity.extend_from_slice(&o.velocity);

@@ -140,14 +140,7 @@ impl StarParticles {
             (&mut self.child_id, &other.child_id),
             (&mut self.generation, &other.generation),
         ] {
-            if !theirs.is_empty() || !mine.is_empty() {
-                mine.resize(n, 0);
-                if theirs.is_empty() {
-                    mine.resize(n + m, 0);
-                } else {
-                    mine.extend_from_slice(theirs);
-                }
-            }
+            extend_optional_column(mine, n, theirs, m);
         }
         self.position.extend_from_slice(&other.position);
         self.velocity.extend_from_slice(&other.velocity);
@@ -333,5 +326,19 @@ impl ReadReport {
     /// Total number of particles dropped as invalid (all kinds).
     pub fn invalid_dropped_total(&self) -> u64 {
         self.invalid_dropped.values().sum()
+    }
+}
+
+/// Appends an optional column of `m` rows (`theirs`, empty when absent, i.e. all 0) to one of
+/// `n` rows (`mine`, same convention): stays empty while both are absent, else is padded with 0.
+pub(crate) fn extend_optional_column(mine: &mut Vec<u32>, n: usize, theirs: &[u32], m: usize) {
+    if theirs.is_empty() && mine.is_empty() {
+        return;
+    }
+    mine.resize(n, 0);
+    if theirs.is_empty() {
+        mine.resize(n + m, 0);
+    } else {
+        mine.extend_from_slice(theirs);
     }
 }
