@@ -52,6 +52,33 @@ pub struct Config {
     /// exactly what they did before it existed.
     #[serde(skip_serializing_if = "SurveyConfig::is_default")]
     pub survey: SurveyConfig,
+    /// The fidelity report: particles held out of the flows' training, scored against the stars.
+    pub fidelity: FidelitySettings,
+}
+
+/// The fidelity report's knobs (`[fidelity]`; flow method only).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct FidelitySettings {
+    /// Fraction of the particles never shown to any flow and used as the reference of the
+    /// report (0 <= f < 0.5; 0: no report, every particle trains). The choice is a seeded hash
+    /// of each particle's identity, so it does not depend on the order of the files.
+    pub holdout_fraction: f64,
+    /// Most held-out particles (and as many stars) a cluster's statistics compare (>= 50).
+    pub max_points: usize,
+    /// Radial shells of the profiles (log-spaced from the 1st to the 99th percentile radius of
+    /// the held-out particles).
+    pub shells: usize,
+}
+
+impl Default for FidelitySettings {
+    fn default() -> Self {
+        Self {
+            holdout_fraction: 0.1,
+            max_points: 20_000,
+            shells: 12,
+        }
+    }
 }
 
 /// Gaia data release whose uncertainties a survey simulates.
@@ -382,6 +409,7 @@ impl Default for Config {
             imf: ImfConfig::default(),
             kernel: KernelConfig::default(),
             survey: SurveyConfig::default(),
+            fidelity: FidelitySettings::default(),
         }
     }
 }
@@ -518,6 +546,16 @@ impl Config {
             bail!("flow.rtol and flow.atol must be positive");
         }
         self.survey.validate()?;
+        let h = &self.fidelity;
+        if !(h.holdout_fraction >= 0.0 && h.holdout_fraction < 0.5) {
+            bail!(
+                "fidelity.holdout_fraction must be in [0, 0.5), got {}",
+                h.holdout_fraction
+            );
+        }
+        if h.max_points < 50 || h.shells == 0 {
+            bail!("fidelity.max_points must be at least 50 and fidelity.shells at least 1");
+        }
         let d = self.device.as_str();
         let cuda_ok = d
             .strip_prefix("cuda:")

@@ -182,6 +182,7 @@ impl ClusterJob<'_> {
             index: c,
             stars,
             seconds: ts.elapsed().as_secs_f64(),
+            fidelity: None,
         };
         write_json(&marker, &record)?;
         Ok(record)

@@ -90,6 +90,7 @@ pub fn run(
         clusters: Vec::new(),
         seconds,
         survey,
+        fidelity: None,
     };
     write_json(&paths.report(), &report)?;
     Ok(RunOutcome::Complete(Box::new(report)))

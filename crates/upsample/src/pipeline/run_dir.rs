@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 use super::prepare::Prepared;
 use crate::config::{Config, Method};
+use crate::fidelity::Fidelity;
 use crate::models::{cluster_dir_name, ClusterRecord, TrainingRecord};
 use crate::stars::StarTotals;
 use snapio::GalaxyFrame;
@@ -183,6 +184,10 @@ pub struct RunReport {
     /// Per observer of the mock survey: stars at each stage (absent without a survey).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub survey: Vec<SurveyCounts>,
+    /// The whole run's stars against the held-out particles of every cluster (flow method with
+    /// `fidelity.holdout_fraction > 0`; absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fidelity: Option<Fidelity>,
 }
 
 /// One observer's mock survey in `report.json`: stars at each stage.
@@ -213,6 +218,9 @@ pub(crate) struct ClusterStars {
     pub stars: StarTotals,
     /// Wall-clock seconds of drawing its stars.
     pub seconds: f64,
+    /// Its stars against its held-out particles (absent without a holdout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fidelity: Option<Fidelity>,
 }
 
 /// One cluster in `report.json`.
@@ -227,6 +235,9 @@ pub struct ClusterReport {
     pub stars: StarTotals,
     /// Seconds spent drawing its stars.
     pub sampling_seconds: f64,
+    /// Its stars against its held-out particles (absent without a holdout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fidelity: Option<Fidelity>,
 }
 
 /// One writer per run folder: advisory locks (`flock`) held for as long as the value lives.

@@ -106,6 +106,7 @@ pub(crate) fn merge_with(dir: &Path, mut seconds: Vec<(String, f64)>) -> Result<
             training,
             stars: done.stars,
             sampling_seconds: done.seconds,
+            fidelity: done.fidelity,
         });
     }
     let (_, survey) = writer.finish()?;
@@ -116,6 +117,7 @@ pub(crate) fn merge_with(dir: &Path, mut seconds: Vec<(String, f64)>) -> Result<
         clusters,
         seconds,
         survey,
+        fidelity: None,
     };
     write_json(&paths.report(), &report)?;
     Ok(report)
