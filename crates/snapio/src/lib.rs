@@ -13,6 +13,7 @@ mod discover;
 mod error;
 mod fields;
 mod frame;
+mod gas;
 mod header;
 mod inventory;
 mod particles;
@@ -23,12 +24,14 @@ mod validate;
 mod write;
 
 pub use catalog::{
-    read_catalog, write_attr, AttrValue, CatalogMeta, CatalogWriter, StarBatch, CATALOG_CHUNK_ROWS,
+    read_catalog, write_attr, AttrValue, CatalogChunks, CatalogMeta, CatalogWriter, StarBatch,
+    CATALOG_CHUNK_ROWS,
     CATALOG_DEFLATE_LEVEL,
 };
 pub use discover::discover_files;
 pub use error::{short_hdf5_message, Result, SnapError};
 pub use frame::{basis_from_z, FrameOptions, GalaxyFrame};
+pub use gas::{write_gas, GasParticles, GasReport, PRIMORDIAL_HYDROGEN_FRACTION};
 pub use header::{
     cosmic_time_gyr, scale_factor_at_time_gyr, Header, Layout, GYR_S, HUBBLE_TIME_GYR_H1, KMS_CMS,
     KPC_CM, MSUN_G,

@@ -93,7 +93,7 @@ fn attr_arr<T: hdf5::H5Type>(p: &Path, loc: &hdf5::Location, name: &str, v: &[T]
         .map_err(h5err(p, name, "writing attribute"))
 }
 
-fn ds_f(
+pub(crate) fn ds_f(
     p: &Path,
     g: &hdf5::Group,
     name: &str,
