@@ -52,7 +52,7 @@ fn every_layout_reads_gas_in_physical_units() {
         for (a, n_files) in [(1.0, 1), (0.5, 3)] {
             let dir = tempfile::tempdir().unwrap();
             let gas = sample_gas(2000, 7, [5000.0, 3000.0, 2000.0]);
-            let snap = Snapshot::open(&write(dir.path(), layout, a, &gas, n_files)).unwrap();
+            let snap = Snapshot::open(write(dir.path(), layout, a, &gas, n_files)).unwrap();
             assert_eq!(snap.gas_count(), 2000);
             assert_eq!(snap.check_gas().unwrap(), 2000);
             let (got, report) = snap.read_gas(&ReadOptions::default()).unwrap();
@@ -116,7 +116,7 @@ fn every_layout_reads_gas_in_physical_units() {
 fn the_gas_moves_into_the_stars_frame_and_honours_the_region() {
     let dir = tempfile::tempdir().unwrap();
     let gas = sample_gas(500, 9, [100.0, 200.0, 300.0]);
-    let snap = Snapshot::open(&write(dir.path(), Layout::GizmoFire, 1.0, &gas, 1)).unwrap();
+    let snap = Snapshot::open(write(dir.path(), Layout::GizmoFire, 1.0, &gas, 1)).unwrap();
     let frame = GalaxyFrame {
         center: [100.0, 200.0, 300.0],
         bulk_velocity: [0.0; 3],
@@ -131,8 +131,8 @@ fn the_gas_moves_into_the_stars_frame_and_honours_the_region() {
             gas.position[i][2] - 300.0,
         ];
         let want = [d[1], d[2], d[0]];
-        for k in 0..3 {
-            assert!((got.position[i][k] - want[k]).abs() < 1e-9);
+        for (g, w) in got.position[i].iter().zip(want) {
+            assert!((g - w).abs() < 1e-9);
         }
     }
     let sphere = snapio::Sphere {
