@@ -20,6 +20,10 @@ pub const NH_PER_AV_GUVER_OZEL: f64 = 2.21e21;
 /// Bohlin et al. (1978) N_H / E(B−V) = 5.8e21 at R_V = 3.1, per A_V (cm⁻² mag⁻¹).
 pub const NH_PER_AV_BOHLIN: f64 = 5.8e21 / 3.1;
 
+/// Solar metal mass fraction of the PARSEC v1.2S isochrones (Bressan et al. 2012, after Caffau
+/// et al. 2011): the reference Z of a dust-to-gas ratio proportional to metallicity.
+pub const Z_SUN_PARSEC: f64 = 0.0152;
+
 /// Valid range of the intrinsic colour X = (BP − RP)0 of the EDR3 law.
 pub const EDR3_LAW_COLOUR_RANGE: (f64, f64) = (-0.06, 2.5);
 

@@ -20,6 +20,9 @@ use crate::selection::MagnitudeCut;
 pub enum Dust<'a> {
     /// No dust, a constant A0, or a uniform screen (mag per kpc).
     Model(DustModel),
+    /// A0 (mag) per star, computed by the caller (e.g. gas columns for the candidates of a
+    /// cut only), parallel to the batch.
+    PerStar(&'a [f64]),
     /// Hydrogen column through a gas grid, converted with `nh_per_av` (cm⁻² mag⁻¹; the grid's
     /// deposit weight carries any metallicity scaling).
     Gas {
@@ -137,6 +140,15 @@ pub fn mock_observe(
     let (g0, bp0, rp0) = (app(bg), app(bbp), app(brp));
     let a0: Vec<f64> = match settings.dust {
         Dust::Model(m) => astrometry.distance_kpc.iter().map(|&d| m.a0(d)).collect(),
+        Dust::PerStar(a0) => {
+            if a0.len() != n {
+                return Err(SurveyError::Invalid(format!(
+                    "mock_observe: {n} stars but {} A0 values",
+                    a0.len()
+                )));
+            }
+            a0.to_vec()
+        }
         Dust::Gas { grid, nh_per_av } => {
             let sun = observer.observer().position_galaxy_kpc();
             stars

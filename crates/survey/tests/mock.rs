@@ -106,6 +106,18 @@ fn cluster_at_one_kpc() {
     assert!((0.6..1.0).contains(&ag), "{ag}");
     assert!(dusty.n_selected() < kept);
 
+    // A0 given per star (the pipeline's gas columns): equal to the screen's A0, same output.
+    let a0: Vec<f64> = clean.astrometry.distance_kpc.to_vec();
+    settings.dust = Dust::PerStar(&a0);
+    let given = mock_observe(&iso, &sky, &settings, &stars).unwrap();
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert!(bits(&given.reddened.g) == bits(&dusty.reddened.g));
+    assert!(bits(&given.observed.g_mag) == bits(&dusty.observed.g_mag));
+    assert_eq!(given.selected, dusty.selected);
+    settings.dust = Dust::PerStar(&a0[1..]);
+    let e = mock_observe(&iso, &sky, &settings, &stars).unwrap_err();
+    assert!(e.to_string().contains("A0 values"), "{e}");
+
     // Gas with no atoms: A0 = 0, identical to no dust (same seed, same draws).
     let empty =
         ColumnGrid::from_density([-20.0; 3], 1.0, [40; 3], vec![0.0; 40 * 40 * 40]).unwrap();
