@@ -671,3 +671,89 @@ pub fn read_catalog(path: impl AsRef<Path>) -> Result<StarBatch> {
     b.check_lengths()?;
     Ok(b)
 }
+
+/// Reads root datasets of a catalogue (`catalog.hdf5`, `survey_obsN.hdf5`, or any file whose
+/// root datasets have one row per star) in row ranges, so a caller can stream a file of any
+/// size in chunks instead of holding it whole ([`read_catalog`]). Values are returned as
+/// stored (units as in each dataset's `units` attribute).
+pub struct CatalogChunks {
+    path: PathBuf,
+    file: hdf5::File,
+}
+
+impl CatalogChunks {
+    /// Opens `path` for chunked reading.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let file = crate::discover::open_h5(&path)?;
+        Ok(CatalogChunks { path, file })
+    }
+
+    /// Whether the root dataset `name` exists.
+    pub fn has(&self, name: &str) -> bool {
+        self.file.link_exists(name)
+    }
+
+    fn dataset(&self, name: &str, expected: &str) -> Result<hdf5::Dataset> {
+        if !self.has(name) {
+            return Err(SnapError::MissingDataset {
+                path: self.path.clone(),
+                dataset: name.into(),
+                expected: expected.into(),
+            });
+        }
+        self.file
+            .dataset(name)
+            .map_err(h5err(&self.path, name, "opening dataset"))
+    }
+
+    /// Rows of the root dataset `name` (its first dimension).
+    pub fn rows(&self, name: &str) -> Result<usize> {
+        let d = self.dataset(name, "a dataset with one row per star")?;
+        Ok(d.shape().first().copied().unwrap_or(0))
+    }
+
+    /// Rows `start..end` of the 1-D float dataset `name`, as f64.
+    pub fn read_f64(&self, name: &str, start: usize, end: usize) -> Result<Vec<f64>> {
+        let d = self.dataset(name, "1-D float dataset")?;
+        let a = d.read_slice_1d::<f64, _>(start..end).map_err(h5err(
+            &self.path,
+            name,
+            &format!("reading rows {start}..{end}"),
+        ))?;
+        Ok(a.into_iter().collect())
+    }
+
+    /// Rows `start..end` of the 1-D unsigned integer dataset `name`, as u32.
+    pub fn read_u32(&self, name: &str, start: usize, end: usize) -> Result<Vec<u32>> {
+        let d = self.dataset(name, "1-D unsigned integer dataset")?;
+        let a = d.read_slice_1d::<u32, _>(start..end).map_err(h5err(
+            &self.path,
+            name,
+            &format!("reading rows {start}..{end}"),
+        ))?;
+        Ok(a.into_iter().collect())
+    }
+
+    /// Rows `start..end` of the (N, 3) float dataset `name`.
+    pub fn read_vec3(&self, name: &str, start: usize, end: usize) -> Result<Vec<[f64; 3]>> {
+        let d = self.dataset(name, "(N, 3) float dataset")?;
+        let shape = d.shape();
+        if shape.len() != 2 || shape[1] != 3 {
+            return Err(SnapError::BadShape {
+                path: self.path.clone(),
+                dataset: name.into(),
+                expected: "(N, 3)".into(),
+                found: shape,
+            });
+        }
+        let a = d
+            .read_slice_2d::<f64, _>((start..end, 0..3))
+            .map_err(h5err(
+                &self.path,
+                name,
+                &format!("reading rows {start}..{end}"),
+            ))?;
+        Ok(a.rows().into_iter().map(|r| [r[0], r[1], r[2]]).collect())
+    }
+}

@@ -25,8 +25,7 @@ mod write;
 
 pub use catalog::{
     read_catalog, write_attr, AttrValue, CatalogChunks, CatalogMeta, CatalogWriter, StarBatch,
-    CATALOG_CHUNK_ROWS,
-    CATALOG_DEFLATE_LEVEL,
+    CATALOG_CHUNK_ROWS, CATALOG_DEFLATE_LEVEL,
 };
 pub use discover::discover_files;
 pub use error::{short_hdf5_message, Result, SnapError};

@@ -26,6 +26,7 @@ pub mod config;
 pub mod decompose;
 pub mod dynamics;
 pub mod fidelity;
+pub mod figures;
 pub mod fsio;
 pub mod models;
 pub mod observe;

@@ -20,6 +20,7 @@ const LAYERS: &[&[&str]] = &[
     &["dynamics"],
     &["config"],
     &["pipeline"],
+    &["figures"],
 ];
 
 fn layer_of(module: &[String]) -> Option<usize> {

@@ -98,6 +98,23 @@ pub enum Command {
     /// (relative residual of the equation), flag (0 ok, 1 ill-conditioned: NaN acceleration,
     /// 2 no model density at this position: NaN), and with --poisson-step, density.
     Accel(AccelArgs),
+    /// Figures of a finished run and one self-contained page: DIR/figures/*.png and
+    /// DIR/report.html (surface density maps in Msun/kpc^2, radial profiles of stars against
+    /// held-out particles, loss curves per cluster in nats, accelerations in (km/s)^2/kpc,
+    /// the mock surveys' colour-magnitude diagram and sky density). Runs and merges write
+    /// them at the end unless --no-figures.
+    Figures(FiguresArgs),
+}
+
+/// Arguments of `upsample figures`.
+#[derive(Debug, Args)]
+pub struct FiguresArgs {
+    /// The run folder (with report.json and catalog.hdf5).
+    pub dir: PathBuf,
+    /// An `upsample accel` output (.csv or .h5) to draw as well (repeatable); files named
+    /// DIR/accel*.csv, DIR/accel*.h5 or DIR/accel*.hdf5 are drawn without it.
+    #[arg(long, value_name = "FILE")]
+    pub accel: Vec<PathBuf>,
 }
 
 /// Arguments of `upsample accel` (units and output columns: `upsample accel --help`).
@@ -165,6 +182,9 @@ pub struct AccelArgs {
 pub struct MergeArgs {
     /// The run's output folder (the --out every shard was given).
     pub dir: PathBuf,
+    /// Do not write DIR/figures/ and DIR/report.html at the end.
+    #[arg(long)]
+    pub no_figures: bool,
 }
 
 /// Arguments of `upsample inspect`.
@@ -221,4 +241,7 @@ pub struct RunArgs {
     /// into DIR (shared by all shards), then `upsample merge DIR` joins them.
     #[arg(long, value_name = "I/N")]
     pub shard: Option<String>,
+    /// Do not write DIR/figures/ and DIR/report.html at the end of the run.
+    #[arg(long)]
+    pub no_figures: bool,
 }

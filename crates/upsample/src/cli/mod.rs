@@ -4,6 +4,7 @@
 
 mod accel;
 mod args;
+mod figures;
 mod inspect;
 mod logging;
 mod progress;
@@ -20,6 +21,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Some(Command::Inspect(args)) => inspect::run(&args),
         Some(Command::Merge(args)) => run::merge(&args),
         Some(Command::Accel(args)) => accel::run(&args),
+        Some(Command::Figures(args)) => figures::run(&args),
         None => run::run(&cli.run),
     }
 }

@@ -61,7 +61,10 @@ pub fn run(args: &RunArgs) -> Result<()> {
         out: args.out.clone(),
     };
     match pipeline::run(&cfg, &paths, shard, &Bars)? {
-        RunOutcome::Complete(report) => print_summary(&report, &paths.catalog(), &paths.report()),
+        RunOutcome::Complete(report) => {
+            print_summary(&report, &paths.catalog(), &paths.report());
+            super::figures::after_run(&paths.out, args.no_figures);
+        }
         RunOutcome::ShardDone { shard, clusters } => println!(
             "shard {}/{}: {clusters} clusters done in {}; run `upsample merge {}` once every shard has finished",
             shard.index,
@@ -81,6 +84,7 @@ pub fn merge(args: &MergeArgs) -> Result<()> {
         &args.dir.join("catalog.hdf5"),
         &args.dir.join("report.json"),
     );
+    super::figures::after_run(&args.dir, args.no_figures);
     Ok(())
 }
 

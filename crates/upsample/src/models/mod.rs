@@ -123,6 +123,30 @@ pub struct FlowMetrics {
     pub n_val: usize,
     /// Wall-clock seconds.
     pub seconds: f64,
+    /// Per epoch: mean training NLL and held-out (validation) NLL with the training solver,
+    /// nats per particle in data units (empty in `training.json` files written before it existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<EpochNll>,
+}
+
+/// One epoch of a flow's training, as kept in `training.json`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EpochNll {
+    /// Epoch index (0-based).
+    pub epoch: usize,
+    /// Mean training NLL of the epoch, nats per particle (data units); NaN (JSON null) when
+    /// the epoch's loss was not finite.
+    #[serde(deserialize_with = "nan_if_null")]
+    pub train_nll: f64,
+    /// Held-out (validation split) NLL after the epoch, nats per particle (data units); NaN
+    /// (JSON null) when not finite.
+    #[serde(deserialize_with = "nan_if_null")]
+    pub val_nll: f64,
+}
+
+/// JSON has no NaN (serde_json writes non-finite floats as null): reads null back as NaN.
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 impl From<&TrainReport> for FlowMetrics {
@@ -137,6 +161,15 @@ impl From<&TrainReport> for FlowMetrics {
             n_train: r.n_train,
             n_val: r.n_val,
             seconds: r.seconds,
+            history: r
+                .history
+                .iter()
+                .map(|e| EpochNll {
+                    epoch: e.epoch,
+                    train_nll: e.train_nll,
+                    val_nll: e.val_nll,
+                })
+                .collect(),
         }
     }
 }
