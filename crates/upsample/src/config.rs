@@ -93,7 +93,7 @@ pub enum Release {
     Dr5,
 }
 
-/// Where a survey's extinction A0 comes from (gas-based extinction is not wired in yet).
+/// Where a survey's extinction A0 comes from.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum DustKind {
@@ -103,6 +103,9 @@ pub enum DustKind {
     Constant,
     /// A uniform screen: A0 = `a0` (mag/kpc) × heliocentric distance.
     PerKpc,
+    /// The neutral hydrogen column through the snapshot's gas (PartType0) between the observer
+    /// and each star: A0 = N_H / `nh_per_av` (× Z / `z_sun` with `metal_scaling`).
+    Gas,
 }
 
 /// One observer (a Sun) in the galaxy frame; defaults are astropy's Galactocentric ones.
@@ -136,10 +139,23 @@ pub struct SurveyConfig {
     pub ring: usize,
     /// Gaia release of the error model: "dr3", "dr4" or "dr5".
     pub release: Release,
-    /// Dust: "none", "constant" (A0 = a0 mag) or "per_kpc" (A0 = a0 mag/kpc × distance).
+    /// Dust: "none", "constant" (A0 = a0 mag), "per_kpc" (A0 = a0 mag/kpc × distance) or
+    /// "gas" (A0 from the neutral hydrogen column through the snapshot's gas).
     pub dust: DustKind,
     /// A0 (mag) or A0 per kpc (mag/kpc), by `dust`.
     pub a0: f64,
+    /// Gas dust: cells per side of the cube grid the gas is deposited on (16..=1024; memory
+    /// 8 × gas_grid³ bytes: 134 MB at 256).
+    pub gas_grid: usize,
+    /// Gas dust: side of the grid cube (kpc), centred on the galaxy centre; gas outside it is
+    /// ignored. Must contain every observer.
+    pub gas_box_kpc: f64,
+    /// Gas dust: N_H / A_V in atoms cm⁻² mag⁻¹ (default 2.21e21, Güver & Özel 2009).
+    pub nh_per_av: f64,
+    /// Gas dust: scale each gas particle's dust by its metallicity, Z / `z_sun`.
+    pub metal_scaling: bool,
+    /// Gas dust: the solar metallicity of `metal_scaling` (mass fraction; 0.0152, PARSEC's).
+    pub z_sun: f64,
     /// Faintest observed G kept, mag.
     pub g_max: f64,
     /// Also write remnants (initial mass above the isochrones' most massive living star;
@@ -169,6 +185,11 @@ impl Default for SurveyConfig {
             release: Release::Dr3,
             dust: DustKind::None,
             a0: 0.0,
+            gas_grid: 256,
+            gas_box_kpc: 60.0,
+            nh_per_av: survey::extinction::NH_PER_AV_GUVER_OZEL,
+            metal_scaling: false,
+            z_sun: survey::extinction::Z_SUN_PARSEC,
             g_max: survey::selection::DEFAULT_G_MAX,
             keep_remnants: false,
         }
@@ -197,11 +218,11 @@ impl SurveyConfig {
             .collect()
     }
 
-    /// The dust model of the survey.
+    /// The dust model of the survey (gas: none here; its columns are computed per star).
     pub fn dust_model(&self) -> survey::extinction::DustModel {
         use survey::extinction::DustModel;
         match self.dust {
-            DustKind::None => DustModel::None,
+            DustKind::None | DustKind::Gas => DustModel::None,
             DustKind::Constant => DustModel::Constant(self.a0),
             DustKind::PerKpc => DustModel::PerKpc(self.a0),
         }
@@ -257,9 +278,10 @@ impl SurveyConfig {
             }
         }
         match self.dust {
-            DustKind::None if self.a0 != 0.0 => bail!(
-                "survey.a0 = {} is given but survey.dust = \"none\": set dust = \"constant\" (A0 in mag) or \"per_kpc\" (mag/kpc)",
-                self.a0
+            DustKind::None | DustKind::Gas if self.a0 != 0.0 => bail!(
+                "survey.a0 = {} is given but survey.dust = \"{}\": set dust = \"constant\" (A0 in mag) or \"per_kpc\" (mag/kpc)",
+                self.a0,
+                if self.dust == DustKind::Gas { "gas" } else { "none" }
             ),
             _ if !(self.a0.is_finite() && self.a0 >= 0.0 && self.a0 <= 100.0) => bail!(
                 "survey.a0 must be an extinction in [0, 100] (mag, or mag/kpc with dust = \"per_kpc\"), got {}",
@@ -267,6 +289,7 @@ impl SurveyConfig {
             ),
             _ => {}
         }
+        self.validate_gas()?;
         if !(self.g_max.is_finite() && self.g_max > -5.0 && self.g_max < 40.0) {
             bail!(
                 "survey.g_max must be a G magnitude between -5 and 40, got {}",
@@ -279,6 +302,47 @@ impl SurveyConfig {
                     "survey.isochrones: {} is not a folder (expected PARSEC/CMD tables *.dat or *.dat.gz; leave the key out for the shipped Gaia EDR3 tables)",
                     dir.display()
                 );
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the gas-dust knobs (always: a bad value is an error even while unused).
+    fn validate_gas(&self) -> Result<()> {
+        if !(16..=1024).contains(&self.gas_grid) {
+            bail!(
+                "survey.gas_grid must be 16 to 1024 cells per side (memory 8 × gas_grid³ bytes), got {}",
+                self.gas_grid
+            );
+        }
+        if !(self.gas_box_kpc.is_finite() && self.gas_box_kpc > 0.0 && self.gas_box_kpc <= 1e4) {
+            bail!(
+                "survey.gas_box_kpc must be a side in (0, 10000] kpc, got {}",
+                self.gas_box_kpc
+            );
+        }
+        if !(self.nh_per_av.is_finite() && (1e20..=1e23).contains(&self.nh_per_av)) {
+            bail!(
+                "survey.nh_per_av must be N_H / A_V in [1e20, 1e23] atoms cm^-2 mag^-1 (2.21e21: Güver & Özel 2009; 1.87e21: Bohlin et al. 1978), got {}",
+                self.nh_per_av
+            );
+        }
+        if !(self.z_sun.is_finite() && self.z_sun > 0.0 && self.z_sun <= 0.1) {
+            bail!(
+                "survey.z_sun must be a metal mass fraction in (0, 0.1], got {}",
+                self.z_sun
+            );
+        }
+        if self.dust == DustKind::Gas {
+            for (k, o) in self.observers().iter().enumerate() {
+                let p = o.position_galaxy_kpc();
+                if p.iter().any(|c| c.abs() >= 0.5 * self.gas_box_kpc) {
+                    bail!(
+                        "survey.gas_box_kpc = {} kpc does not contain observer {k} at {:?} kpc (galaxy frame): the grid is centred on the galaxy, make it larger than twice the observer's distance",
+                        self.gas_box_kpc,
+                        p
+                    );
+                }
             }
         }
         Ok(())
@@ -600,7 +664,19 @@ mod tests {
         };
         assert!(bad("[survey]\nring = 0\n").contains("survey.ring"));
         assert!(bad("[survey]\nrelease = \"dr9\"\n").contains("dr3"));
-        assert!(bad("[survey]\ndust = \"gas\"\n").contains("per_kpc"));
+        assert!(bad("[survey]\ndust = \"dusty\"\n").contains("per_kpc"));
+        assert!(bad("[survey]\ndust = \"gas\"\na0 = 1.0\n").contains("survey.a0"));
+        assert!(bad("[survey]\ngas_grid = 8\n").contains("survey.gas_grid"));
+        assert!(bad("[survey]\ngas_grid = 4096\n").contains("survey.gas_grid"));
+        assert!(bad("[survey]\ngas_box_kpc = 0.0\n").contains("survey.gas_box_kpc"));
+        assert!(bad("[survey]\nnh_per_av = 2.21\n").contains("survey.nh_per_av"));
+        assert!(bad("[survey]\nz_sun = -0.01\n").contains("survey.z_sun"));
+        let small = bad("[survey]\ndust = \"gas\"\ngas_box_kpc = 10.0\n");
+        assert!(small.contains("does not contain observer 0"), "{small}");
+        let gas: Config = toml::from_str("[survey]\nenabled = true\ndust = \"gas\"\n").unwrap();
+        gas.validate().unwrap();
+        assert_eq!(gas.survey.gas_grid, 256);
+        assert_eq!(gas.survey.nh_per_av, 2.21e21);
         assert!(bad("[survey]\na0 = 1.0\n").contains("survey.dust"));
         assert!(bad("[survey]\ndust = \"constant\"\na0 = -1.0\n").contains("survey.a0"));
         assert!(bad("[survey]\ng_max = nan\n").contains("survey.g_max"));

@@ -8,6 +8,15 @@
 //! The count `k` restarts with every call of [`StarSink::append`], which holds all the stars of
 //! each of its parents in that cluster: a kernel-method batch holds whole parents, the merge
 //! appends a cluster's part at once. So the draws depend on neither batch sizes nor threads.
+//!
+//! Dust from gas (`dust = "gas"`): when the sink starts, the snapshot's PartType0 inside the
+//! sphere circumscribing the grid cube is read (`snapio::Snapshot::read_gas`), moved into the
+//! catalogue's galaxy frame (its root attributes) and deposited on a `gas_grid`³ cube of side
+//! `gas_box_kpc` centred on the galaxy (`survey::gas_column::ColumnGrid`: m X_H f_neutral / m_p
+//! atoms per particle, × Z / z_sun with `metal_scaling`). Memory: 8 gas_grid³ bytes for the
+//! grid (134 MB at 256) plus about 72 bytes per gas particle while depositing. Per batch, only
+//! the stars whose unreddened G can pass the cut get a column (exact ray integral observer →
+//! star, rayon tasks of 4096 stars); A0 = N_H / nh_per_av.
 
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
@@ -15,8 +24,10 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use snapio::{
-    particle_uid, AttrValue, CatalogMeta, CatalogWriter, StarBatch, TableColumn, TableValues,
+    particle_uid, AttrValue, CatalogMeta, CatalogWriter, GalaxyFrame, InvalidPolicy, ReadOptions,
+    Snapshot, Sphere, StarBatch, TableColumn, TableValues,
 };
+use survey::gas_column::ColumnGrid;
 use survey::isochrone_interp::FLAG_REMNANT;
 use survey::{
     builtin_gaia_edr3, mock_observe, read_isochrone_dir, Dust, IsochroneGrid, MockColumns,
@@ -58,8 +69,119 @@ pub(crate) struct MockSurvey {
     keep_remnants: bool,
     /// The dust screen (a lower bound of A_G prunes the candidates).
     dust: survey::extinction::DustModel,
+    /// Dust from the snapshot's gas, when configured: how to build the grid.
+    gas: Option<GasDust>,
     /// Root attributes shared by every observer's catalogue.
     attributes: Vec<(String, AttrValue)>,
+}
+
+/// How the gas grid of `dust = "gas"` is built and converted.
+#[derive(Debug, Clone, Copy)]
+struct GasDust {
+    /// Cells per side.
+    cells: usize,
+    /// Side of the cube (kpc), centred on the galaxy.
+    box_kpc: f64,
+    /// N_H / A_V (atoms cm⁻² mag⁻¹).
+    nh_per_av: f64,
+    /// Solar metallicity of the Z / Z_sun dust scaling; None: no scaling.
+    z_sun: Option<f64>,
+    /// What the gas reader does with invalid particles (`[input] on_invalid`).
+    on_invalid: InvalidPolicy,
+}
+
+/// The catalogue's galaxy frame, from its root attributes (`frame_center_kpc`,
+/// `frame_bulk_velocity_kms`, `frame_rotation`).
+fn frame_of(meta: &CatalogMeta) -> Result<GalaxyFrame> {
+    let get = |name: &str, len: usize| -> Result<Vec<f64>> {
+        match meta.attributes.iter().find(|(n, _)| n == name) {
+            Some((_, AttrValue::FloatArray(v))) if v.len() == len => Ok(v.clone()),
+            _ => bail!("catalogue attributes lack `{name}` ({len} floats): the gas cannot be put in the galaxy frame"),
+        }
+    };
+    let (c, v, r) = (
+        get("frame_center_kpc", 3)?,
+        get("frame_bulk_velocity_kms", 3)?,
+        get("frame_rotation", 9)?,
+    );
+    Ok(GalaxyFrame {
+        center: [c[0], c[1], c[2]],
+        bulk_velocity: [v[0], v[1], v[2]],
+        rotation: [[r[0], r[1], r[2]], [r[3], r[4], r[5]], [r[6], r[7], r[8]]],
+    })
+}
+
+impl GasDust {
+    /// Reads the gas of `snapshot` around the galaxy, moves it into `frame` and deposits it;
+    /// returns the grid and the root attributes that describe what was deposited.
+    fn deposit(
+        &self,
+        snapshot: &std::path::Path,
+        frame: &GalaxyFrame,
+    ) -> Result<(ColumnGrid, Vec<(String, AttrValue)>)> {
+        let t = std::time::Instant::now();
+        let ctx = || format!("survey.dust = \"gas\": the gas of {}", snapshot.display());
+        let snap = Snapshot::open(snapshot).with_context(ctx)?;
+        let opts = ReadOptions {
+            region: Some(Sphere {
+                center: frame.center,
+                radius: 0.5 * 3f64.sqrt() * self.box_kpc,
+            }),
+            on_invalid: self.on_invalid,
+            ..ReadOptions::default()
+        };
+        let (mut gas, report) = snap.read_gas(&opts).with_context(ctx)?;
+        gas.to_frame(frame);
+        let weight: Vec<f64> = match self.z_sun {
+            None => Vec::new(),
+            Some(z_sun) => {
+                if gas.metallicity.is_empty() && !gas.is_empty() {
+                    bail!(
+                        "survey.metal_scaling = true but the gas of {} has no metallicity dataset: set metal_scaling = false",
+                        snapshot.display()
+                    );
+                }
+                gas.metallicity.iter().map(|z| z / z_sun).collect()
+            }
+        };
+        let grid = ColumnGrid::deposit(
+            &survey::gas_column::GasParticles {
+                pos_kpc: &gas.position,
+                mass_msun: &gas.mass,
+                hydrogen_fraction: &gas.hydrogen_fraction,
+                neutral_fraction: &gas.neutral_fraction,
+                smoothing_kpc: &gas.smoothing_length,
+                weight: &weight,
+            },
+            [0.0; 3],
+            self.box_kpc,
+            self.cells,
+        )
+        .with_context(ctx)?;
+        tracing::info!(
+            "gas for extinction: {} particles within {:.1} kpc deposited on a {}^3 grid of {} kpc in {:.2} s",
+            gas.len(),
+            0.5 * 3f64.sqrt() * self.box_kpc,
+            self.cells,
+            self.box_kpc,
+            t.elapsed().as_secs_f64()
+        );
+        let attrs = vec![
+            (
+                "dust_gas_particles".into(),
+                AttrValue::Int(gas.len() as i64),
+            ),
+            (
+                "dust_gas_atoms".into(),
+                AttrValue::Float(grid.total_atoms()),
+            ),
+            (
+                "dust_gas_reader".into(),
+                AttrValue::Str(report.notes.join("; ")),
+            ),
+        ];
+        Ok((grid, attrs))
+    }
 }
 
 impl MockSurvey {
@@ -115,7 +237,28 @@ impl MockSurvey {
             DustKind::None => "none".to_string(),
             DustKind::Constant => format!("constant A0 = {} mag", s.a0),
             DustKind::PerKpc => format!("uniform screen A0 = {} mag/kpc x distance", s.a0),
+            DustKind::Gas => format!(
+                "gas: neutral hydrogen column N_H between observer and star through the snapshot's \
+                 PartType0 (m X_H f_neutral / m_p atoms per particle{}, deposited on a {}^3 grid of \
+                 side {} kpc centred on the galaxy; exact ray integral), A0 = N_H / {:e} cm^-2 mag^-1 \
+                 (N_H/A_V of Guver & Ozel 2009: 2.21e21)",
+                if s.metal_scaling {
+                    format!(" x Z / {}", s.z_sun)
+                } else {
+                    String::new()
+                },
+                s.gas_grid,
+                s.gas_box_kpc,
+                s.nh_per_av
+            ),
         };
+        let gas = (s.dust == DustKind::Gas).then_some(GasDust {
+            cells: s.gas_grid,
+            box_kpc: s.gas_box_kpc,
+            nh_per_av: s.nh_per_av,
+            z_sun: s.metal_scaling.then_some(s.z_sun),
+            on_invalid: cfg.input.on_invalid,
+        });
         let attributes = vec![
             (
                 "gaia_release".into(),
@@ -151,6 +294,18 @@ impl MockSurvey {
                 ),
             ),
         ];
+        let mut attributes = attributes;
+        if let Some(g) = &gas {
+            attributes.extend([
+                ("dust_nh_per_av".into(), AttrValue::Float(g.nh_per_av)),
+                ("dust_gas_grid".into(), AttrValue::Int(g.cells as i64)),
+                ("dust_gas_box_kpc".into(), AttrValue::Float(g.box_kpc)),
+                (
+                    "dust_z_sun".into(),
+                    AttrValue::Float(g.z_sun.unwrap_or(0.0)),
+                ),
+            ]);
+        }
         Ok(Some(MockSurvey {
             iso,
             bands,
@@ -159,6 +314,7 @@ impl MockSurvey {
             settings,
             keep_remnants: s.keep_remnants,
             dust: s.dust_model(),
+            gas,
             attributes,
         }))
     }
@@ -175,6 +331,7 @@ impl MockSurvey {
         paths: &RunPaths,
         meta: &CatalogMeta,
         parent_identity: bool,
+        extra: &[(String, AttrValue)],
     ) -> Result<Vec<CatalogWriter>> {
         let columns: Vec<TableColumn> = survey_columns()
             .into_iter()
@@ -189,6 +346,7 @@ impl MockSurvey {
         for (j, o) in self.observers.iter().enumerate() {
             let mut m = meta.clone();
             m.attributes.extend(self.attributes.iter().cloned());
+            m.attributes.extend(extra.iter().cloned());
             m.attributes.extend([
                 ("observer_index".into(), AttrValue::Int(j as i64)),
                 (
@@ -399,13 +557,16 @@ fn star_ids(b: &StarBatch) -> Vec<u64> {
 pub(crate) struct CatalogSink<'a> {
     catalog: CatalogWriter,
     survey: Option<(&'a MockSurvey, Vec<CatalogWriter>)>,
+    /// The deposited gas and N_H / A_V, with `dust = "gas"`.
+    gas: Option<(ColumnGrid, f64)>,
     counts: Vec<SurveyCounts>,
     paths: Vec<PathBuf>,
 }
 
 impl<'a> CatalogSink<'a> {
     /// Wraps `catalog`; with `survey`, starts its catalogues in `paths` with the root
-    /// attributes `meta` of the catalogue.
+    /// attributes `meta` of the catalogue (with dust from gas, after depositing the gas of
+    /// `paths.snapshot` in the frame that `meta` records).
     pub(crate) fn new(
         catalog: CatalogWriter,
         survey: Option<&'a MockSurvey>,
@@ -413,10 +574,17 @@ impl<'a> CatalogSink<'a> {
         meta: &CatalogMeta,
         parent_identity: bool,
     ) -> Result<Self> {
+        let mut gas = None;
         let (survey, counts, files) = match survey {
             None => (None, Vec::new(), Vec::new()),
             Some(s) => {
-                let w = s.create_writers(paths, meta, parent_identity)?;
+                let mut extra = Vec::new();
+                if let Some(g) = &s.gas {
+                    let (grid, attrs) = g.deposit(&paths.snapshot, &frame_of(meta)?)?;
+                    gas = Some((grid, g.nh_per_av));
+                    extra = attrs;
+                }
+                let w = s.create_writers(paths, meta, parent_identity, &extra)?;
                 let counts = (0..s.observers())
                     .map(|j| SurveyCounts {
                         observer: j,
@@ -436,6 +604,7 @@ impl<'a> CatalogSink<'a> {
         Ok(CatalogSink {
             catalog,
             survey,
+            gas,
             counts,
             paths: files,
         })
@@ -448,6 +617,7 @@ impl<'a> CatalogSink<'a> {
             catalog,
             survey,
             counts,
+            gas: _,
             paths,
         } = self;
         let result = (|| -> Result<u64> {
@@ -514,19 +684,48 @@ impl StarSink for CatalogSink<'_> {
             // Candidates: remnants when kept, and stars whose unreddened apparent G is within
             // PRECUT_MARGIN_MAG of the cut (dust only dims; the margin is > 30 sigma of the
             // G noise); only they go through the full chain, with the same per-star draws.
+            // With gas, the column (the costly part) is computed only for the stars that pass
+            // unreddened, then its A_G lower bound prunes again.
             let sun = s.observers[j].position_galaxy_kpc();
             let faint = s.settings[j].cut.faint + PRECUT_MARGIN_MAG;
-            let cand: Vec<usize> = (0..n)
-                .filter(|&i| {
-                    if flags[i] & FLAG_REMNANT != 0 {
-                        return s.keep_remnants;
-                    }
-                    let x = batch.position[i];
-                    let d2: f64 = (0..3).map(|k| (x[k] - sun[k]).powi(2)).sum();
-                    let g0 = abs_g[i] + 2.5 * d2.log10() + 10.0;
-                    g0 <= faint && g0 + a_g_lower_bound(s.dust.a0(d2.sqrt())) <= faint
-                })
-                .collect();
+            let remnant = |i: usize| flags[i] & FLAG_REMNANT != 0;
+            let g0_of = |i: usize| {
+                let x = batch.position[i];
+                let d2: f64 = (0..3).map(|k| (x[k] - sun[k]).powi(2)).sum();
+                (abs_g[i] + 2.5 * d2.log10() + 10.0, d2.sqrt())
+            };
+            let (cand, cand_a0): (Vec<usize>, Vec<f64>) = match &self.gas {
+                None => (
+                    (0..n)
+                        .filter(|&i| {
+                            if remnant(i) {
+                                return s.keep_remnants;
+                            }
+                            let (g0, d) = g0_of(i);
+                            g0 <= faint && g0 + a_g_lower_bound(s.dust.a0(d)) <= faint
+                        })
+                        .collect(),
+                    Vec::new(),
+                ),
+                Some((grid, nh_per_av)) => {
+                    let bright: Vec<usize> = (0..n)
+                        .filter(|&i| {
+                            if remnant(i) {
+                                s.keep_remnants
+                            } else {
+                                g0_of(i).0 <= faint
+                            }
+                        })
+                        .collect();
+                    let a0 = gas_a0(grid, *nh_per_av, sun, &batch.position, &bright);
+                    bright
+                        .iter()
+                        .zip(a0)
+                        .filter(|&(&i, a0)| remnant(i) || g0_of(i).0 + a_g_lower_bound(a0) <= faint)
+                        .map(|(&i, a0)| (i, a0))
+                        .unzip()
+                }
+            };
             if cand.is_empty() {
                 continue;
             }
@@ -534,12 +733,23 @@ impl StarSink for CatalogSink<'_> {
             let sub_ids: Vec<u64> = cand.iter().map(|&i| ids[i]).collect();
             let m = cand.len();
             let (sky, settings) = (&s.projectors[j], &s.settings[j]);
+            let gas_dust = self.gas.is_some();
             let parts: Vec<MockColumns> = (0..m)
                 .step_by(STARS_PER_TASK)
                 .collect::<Vec<_>>()
                 .into_par_iter()
                 .map(|a| {
                     let e = (a + STARS_PER_TASK).min(m);
+                    let per_star;
+                    let settings = if gas_dust {
+                        per_star = MockSettings {
+                            dust: Dust::PerStar(&cand_a0[a..e]),
+                            ..*settings
+                        };
+                        &per_star
+                    } else {
+                        settings
+                    };
                     mock_observe(
                         &s.iso,
                         sky,
@@ -582,6 +792,32 @@ impl StarSink for CatalogSink<'_> {
         }
         Ok(())
     }
+}
+
+/// A0 (mag) from the gas columns between `sun` and the stars `rows` of `position` (galaxy
+/// frame, kpc), in rayon tasks of [`STARS_PER_TASK`] stars; in the order of `rows`.
+fn gas_a0(
+    grid: &ColumnGrid,
+    nh_per_av: f64,
+    sun: [f64; 3],
+    position: &[[f64; 3]],
+    rows: &[usize],
+) -> Vec<f64> {
+    let parts: Vec<Vec<f64>> = rows
+        .par_chunks(STARS_PER_TASK)
+        .map(|c| {
+            c.iter()
+                .map(|&i| {
+                    survey::extinction::av_from_column(
+                        grid.column(sun, position[i]),
+                        nh_per_av,
+                        1.0,
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    parts.concat()
 }
 
 /// Magnitudes beyond the cut within which a star's unreddened apparent G makes it a candidate

@@ -1,10 +1,10 @@
 //! Preparing the particles: read the snapshot's stars in physical units, find the galaxy frame,
 //! move into it, keep the configured region.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use std::path::Path;
 
-use crate::config::Config;
+use crate::config::{Config, DustKind};
 use snapio::{FrameOptions, GalaxyFrame, ReadOptions, ReadReport, Snapshot, Sphere, StarParticles};
 
 /// Star particles ready for the pipeline: physical units, galaxy frame, region applied.
@@ -33,6 +33,17 @@ pub fn dropped_summary(dropped: &std::collections::BTreeMap<String, u64>) -> Str
 /// Reads and prepares the stars of a snapshot according to `cfg`.
 pub(crate) fn prepare(snapshot: &Path, cfg: &Config) -> Result<Prepared> {
     let snap = Snapshot::open(snapshot)?;
+    if cfg.survey.enabled && cfg.survey.dust == DustKind::Gas {
+        // Before anything is written: the gas that the survey's extinction will read exists and
+        // its datasets have the expected types and shapes.
+        let n = snap.check_gas().with_context(|| {
+            format!(
+                "survey.dust = \"gas\" needs the snapshot's gas (PartType0) in {}",
+                snapshot.display()
+            )
+        })?;
+        tracing::info!("{n} gas particles for the survey's extinction");
+    }
     let opts = ReadOptions {
         on_invalid: cfg.input.on_invalid,
         ..ReadOptions::default()
