@@ -7,7 +7,7 @@
 //! becomes one falling exponentially in |y − c|, which a flow from a Gaussian base represents
 //! far better. In d dimensions `log |det ∂y/∂x| = log g'(r) + (d − 1) log(g(r) / r)` with
 //! `g'(r) = 1 / sqrt(1 + r²/s²)`. The centre c is the coordinate-wise median of the training
-//! data and s the median distance from it.
+//! data and s the median distance from it (weighted medians when the rows carry weights).
 
 use crate::error::CnfError;
 use burn::tensor::{Tensor, TensorData};
@@ -38,6 +38,33 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
+/// Weighted median of `(value, weight)` pairs (weights ≥ 0, not all zero): the smallest value
+/// whose cumulative weight reaches half the total; where the cumulative weight equals half the
+/// total exactly, the mean of that value and the next one of non-zero weight (the convention
+/// of the unweighted median of an even count). NaN when the total weight is not positive.
+fn weighted_median(mut v: Vec<(f64, f64)>) -> f64 {
+    v.retain(|&(_, w)| w > 0.0);
+    v.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total: f64 = v.iter().map(|&(_, w)| w).sum();
+    if total.is_nan() || total <= 0.0 {
+        return f64::NAN;
+    }
+    let half = 0.5 * total;
+    let mut cum = 0.0;
+    for (k, &(value, w)) in v.iter().enumerate() {
+        cum += w;
+        if cum > half {
+            return value;
+        }
+        if cum == half {
+            return v
+                .get(k + 1)
+                .map_or(value, |&(next, _)| 0.5 * (value + next));
+        }
+    }
+    v.last().map_or(f64::NAN, |&(value, _)| value)
+}
+
 /// asinh(u)/u and its series near 0 (u ≥ 0).
 fn asinh_ratio(u: f64) -> f64 {
     if u < SMALL {
@@ -50,6 +77,12 @@ fn asinh_ratio(u: f64) -> f64 {
 impl RadialCompression {
     /// Fits centre (coordinate-wise median) and scale (median distance) to row-major data.
     pub fn fit(x: &[f64], dim: usize) -> Result<Self, CnfError> {
+        Self::fit_weighted(x, dim, None)
+    }
+
+    /// [`RadialCompression::fit`] with one weight per row (≥ 0, finite, not all zero): centre
+    /// and scale are then weighted medians. `None` is the unweighted fit, number for number.
+    pub fn fit_weighted(x: &[f64], dim: usize, weights: Option<&[f64]>) -> Result<Self, CnfError> {
         let n = x.len() / dim.max(1);
         if n == 0 || x.len() != n * dim {
             return Err(CnfError::InvalidInput(format!(
@@ -57,20 +90,31 @@ impl RadialCompression {
                 x.len()
             )));
         }
+        if let Some(w) = weights {
+            if w.len() != n {
+                return Err(CnfError::InvalidInput(format!(
+                    "radial compression: {} weights for {n} rows",
+                    w.len()
+                )));
+            }
+        }
+        let med = |v: Vec<f64>| match weights {
+            None => median(v),
+            Some(w) => weighted_median(v.into_iter().zip(w.iter().copied()).collect()),
+        };
         let center: Vec<f64> = (0..dim)
-            .map(|d| median(x.iter().skip(d).step_by(dim).copied().collect()))
+            .map(|d| med(x.iter().skip(d).step_by(dim).copied().collect()))
             .collect();
-        let scale = median(
-            x.chunks_exact(dim)
-                .map(|row| {
-                    row.iter()
-                        .zip(&center)
-                        .map(|(a, c)| (a - c).powi(2))
-                        .sum::<f64>()
-                        .sqrt()
-                })
-                .collect(),
-        );
+        let scale = med(x
+            .chunks_exact(dim)
+            .map(|row| {
+                row.iter()
+                    .zip(&center)
+                    .map(|(a, c)| (a - c).powi(2))
+                    .sum::<f64>()
+                    .sqrt()
+            })
+            .collect());
         if !(scale > 0.0 && scale.is_finite()) {
             return Err(CnfError::InvalidInput(
                 "radial compression: the data have no spread around their median".into(),
@@ -208,5 +252,39 @@ mod tests {
         assert_eq!(f.center, vec![1.0, 2.0, 2.0]);
         assert!((f.scale - 3.0).abs() < 1e-12);
         assert!(RadialCompression::fit(&[1.0, 1.0, 1.0], 3).is_err());
+    }
+
+    #[test]
+    fn weighted_fit_uses_weighted_medians() {
+        // Equal weights: the unweighted medians, even count included.
+        let v = vec![3.0, 1.0, 4.0, 2.0];
+        assert_eq!(
+            weighted_median(v.iter().map(|&x| (x, 0.25)).collect()),
+            median(v)
+        );
+        // Integer weights act as repeated rows: 1 once, 5 three times -> median 5.
+        assert_eq!(weighted_median(vec![(1.0, 1.0), (5.0, 3.0)]), 5.0);
+        // Zero weights are ignored; a single weighted row is the median.
+        assert_eq!(
+            weighted_median(vec![(-2.0, 0.0), (7.0, 2.5), (9.0, 0.0)]),
+            7.0
+        );
+        assert!(weighted_median(vec![(1.0, 0.0)]).is_nan());
+        // Rows along x at 0, 1, 2, 10 with weights 1, 1, 1, 5: weighted centre 10 in x, and
+        // distances 10, 9, 8, 0 with weights 1, 1, 1, 5 -> scale 0.
+        let data = [0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 2.0, 0.0, 0.0, 10.0, 0.0, 0.0];
+        let w = [1.0, 1.0, 1.0, 5.0];
+        assert!(RadialCompression::fit_weighted(&data, 3, Some(&w)).is_err());
+        let w = [2.0, 1.0, 1.0, 1.0];
+        let f = RadialCompression::fit_weighted(&data, 3, Some(&w)).unwrap();
+        // cumulative 2, 3 of 5 in x: centre 1; distances 1, 0, 1, 9 (weights 2, 1, 1, 1): 1.
+        assert_eq!(f.center, vec![1.0, 0.0, 0.0]);
+        assert_eq!(f.scale, 1.0);
+        let plain = RadialCompression::fit(&data, 3).unwrap();
+        assert_eq!(
+            RadialCompression::fit_weighted(&data, 3, None).unwrap(),
+            plain
+        );
+        assert!(RadialCompression::fit_weighted(&data, 3, Some(&[1.0])).is_err());
     }
 }

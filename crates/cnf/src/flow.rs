@@ -168,6 +168,21 @@ impl Whitening {
         context: Option<&[f64]>,
         context_dim: usize,
     ) -> Result<Self, CnfError> {
+        Self::fit_weighted(x, dim, context, context_dim, None)
+    }
+
+    /// [`Whitening::fit`] with one weight `w_i` per row (≥ 0, finite): weighted moments,
+    /// `μ = Σ w x / V₁` and `Σ = Σ w (x − μ)(x − μ)ᵀ / (V₁ − V₂/V₁)` with `V₁ = Σ w`,
+    /// `V₂ = Σ w²` (the unbiased estimator for weights that measure importance; `n − 1` when
+    /// the weights are equal), and the same for the context's mean and standard deviation.
+    /// `None` gives exactly the numbers of the unweighted fit (unit weights change no rounding).
+    pub fn fit_weighted(
+        x: &[f64],
+        dim: usize,
+        context: Option<&[f64]>,
+        context_dim: usize,
+        weights: Option<&[f64]>,
+    ) -> Result<Self, CnfError> {
         let n = x.len() / dim.max(1);
         if n < 2 || x.len() != n * dim {
             return Err(CnfError::InvalidInput(format!(
@@ -175,24 +190,45 @@ impl Whitening {
                 x.len()
             )));
         }
-        let mut mean = vec![0.0; dim];
-        for row in x.chunks_exact(dim) {
-            for (m, v) in mean.iter_mut().zip(row) {
-                *m += v;
+        if let Some(w) = weights {
+            if w.len() != n {
+                return Err(CnfError::InvalidInput(format!(
+                    "whitening: {} weights for {n} samples",
+                    w.len()
+                )));
             }
         }
-        mean.iter_mut().for_each(|m| *m /= n as f64);
+        // Unit weights when there are none: 1·v, Σ 1 = n and n − n/n = n − 1 are exact, so the
+        // weighted formulas below reproduce the unweighted estimates bit for bit.
+        let weight = |i: usize| weights.map_or(1.0, |w| w[i]);
+        let v1: f64 = (0..n).map(weight).sum();
+        let v2: f64 = (0..n).map(|i| weight(i) * weight(i)).sum();
+        let dof = v1 - v2 / v1;
+        if !(v1 > 0.0 && dof > 0.0 && dof.is_finite()) {
+            return Err(CnfError::InvalidInput(
+                "whitening needs at least 2 samples of non-zero weight".into(),
+            ));
+        }
+        let mut mean = vec![0.0; dim];
+        for (i, row) in x.chunks_exact(dim).enumerate() {
+            let w = weight(i);
+            for (m, v) in mean.iter_mut().zip(row) {
+                *m += w * v;
+            }
+        }
+        mean.iter_mut().for_each(|m| *m /= v1);
         let mut cov = vec![0.0; dim * dim];
-        for row in x.chunks_exact(dim) {
+        for (r, row) in x.chunks_exact(dim).enumerate() {
+            let w = weight(r);
             for i in 0..dim {
                 for j in 0..=i {
-                    cov[i * dim + j] += (row[i] - mean[i]) * (row[j] - mean[j]);
+                    cov[i * dim + j] += w * ((row[i] - mean[i]) * (row[j] - mean[j]));
                 }
             }
         }
         for i in 0..dim {
             for j in 0..=i {
-                cov[i * dim + j] /= (n - 1) as f64;
+                cov[i * dim + j] /= dof;
                 cov[j * dim + i] = cov[i * dim + j];
             }
         }
@@ -204,21 +240,23 @@ impl Whitening {
             Some(c) => {
                 let mut m = vec![0.0; context_dim];
                 let mut s = vec![0.0; context_dim];
-                for row in c.chunks_exact(context_dim) {
+                for (i, row) in c.chunks_exact(context_dim).enumerate() {
+                    let w = weight(i);
                     for k in 0..context_dim {
-                        m[k] += row[k];
+                        m[k] += w * row[k];
                     }
                 }
-                m.iter_mut().for_each(|v| *v /= n as f64);
-                for row in c.chunks_exact(context_dim) {
+                m.iter_mut().for_each(|v| *v /= v1);
+                for (i, row) in c.chunks_exact(context_dim).enumerate() {
+                    let w = weight(i);
                     for k in 0..context_dim {
-                        s[k] += (row[k] - m[k]).powi(2);
+                        s[k] += w * (row[k] - m[k]).powi(2);
                     }
                 }
                 let s = s
                     .into_iter()
                     .map(|v| {
-                        let sd = (v / (n - 1) as f64).sqrt();
+                        let sd = (v / dof).sqrt();
                         if sd > 0.0 && sd.is_finite() {
                             sd
                         } else {

@@ -20,4 +20,4 @@ pub use error::CnfError;
 pub use field::{Activation, Kernels, VectorField};
 pub use flow::{Flow, FlowConfig, Solver, Whitening};
 pub use ode::{Dopri5Stats, OdeTolerance};
-pub use train::{EpochReport, LrSchedule, TrainConfig, TrainReport};
+pub use train::{effective_sample_size, EpochReport, LrSchedule, TrainConfig, TrainReport};

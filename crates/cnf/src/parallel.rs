@@ -3,7 +3,9 @@
 //! The batch's rows are cut into a fixed number of contiguous parts; each runs forward and
 //! backward with its own replica of the field (the same parameter ids, its own autodiff graph),
 //! its loss weighted by its share of the rows, and the parts' gradients are summed in part
-//! order. The sum is the whole batch's gradient up to float rounding. Parts run on separate
+//! order. The sum is the whole batch's gradient up to float rounding. With per-row weights
+//! (weighted maximum likelihood, [`crate::train::fit_weighted`]) the batch loss is
+//! `Σ w_i NLL_i / Σ w_i`, each part contributing its rows' share of that sum. Parts run on separate
 //! threads when the step has them and one after another when not: the part count, never the
 //! thread count, decides the numbers, so a seed gives the same flows on one core or many.
 //!
@@ -34,8 +36,8 @@ pub struct Penalties {
 /// Loss and gradient of one mini-batch.
 #[derive(Debug)]
 pub struct BatchGradient {
-    /// Mean NLL of the batch in whitened space (nats; penalties not included); NaN when any
-    /// part's was not finite.
+    /// Mean NLL of the batch in whitened space (nats; penalties not included), weighted by the
+    /// rows' weights when there are any; NaN when any part's was not finite.
     pub nll: f64,
     /// Gradient of the mean loss (NLL plus penalties) by parameter.
     pub grads: GradientsParams,
@@ -146,7 +148,39 @@ impl ParallelStep {
         penalties: Penalties,
         device: &Device,
     ) -> Result<BatchGradient, CnfError> {
+        self.loss_and_grads_weighted(field, cfg, x, ctx, None, penalties, device)
+    }
+
+    /// [`ParallelStep::loss_and_grads`] with one weight per row (`weights`: n values ≥ 0 whose
+    /// sum is positive, any scale): the loss is the weighted mean `Σ w_i (NLL_i + penalties_i)
+    /// / Σ w_i` over the batch. `None` is the unweighted mean, number for number.
+    #[allow(clippy::too_many_arguments)]
+    pub fn loss_and_grads_weighted(
+        &self,
+        field: &VectorField,
+        cfg: &FlowConfig,
+        x: &[f32],
+        ctx: Option<&[f32]>,
+        weights: Option<&[f64]>,
+        penalties: Penalties,
+        device: &Device,
+    ) -> Result<BatchGradient, CnfError> {
         let n = x.len() / cfg.dim;
+        // Each row's share of the batch loss, w_i / Σ w (None: 1/n through the parts' means).
+        let shares: Option<Vec<f64>> = match weights {
+            None => None,
+            Some(w) => {
+                let total: f64 = w.iter().sum();
+                if w.len() != n || !(total > 0.0 && total.is_finite()) {
+                    return Err(CnfError::InvalidInput(format!(
+                        "batch weights: {} values for {n} rows with sum {total} (need a \
+                         positive, finite sum)",
+                        w.len()
+                    )));
+                }
+                Some(w.iter().map(|v| v / total).collect())
+            }
+        };
         let parts = self.parts.min(n).max(1);
         let bounds: Vec<(usize, usize)> = (0..parts)
             .map(|s| (s * n / parts, (s + 1) * n / parts))
@@ -154,12 +188,15 @@ impl ParallelStep {
         let run = |(lo, hi): (usize, usize)| {
             let xs = &x[lo * cfg.dim..hi * cfg.dim];
             let cs = ctx.map(|c| &c[lo * cfg.context_dim..hi * cfg.context_dim]);
-            let weight = (hi - lo) as f64 / n as f64;
+            let scale = match &shares {
+                None => PartScale::Share((hi - lo) as f64 / n as f64),
+                Some(s) => PartScale::Rows(&s[lo..hi]),
+            };
             if parts == 1 {
-                part(field, cfg, xs, cs, weight, penalties, device)
+                part(field, cfg, xs, cs, scale, penalties, device)
             } else {
                 let replica = field.clone().fork(device);
-                part(&replica, cfg, xs, cs, weight, penalties, device)
+                part(&replica, cfg, xs, cs, scale, penalties, device)
             }
         };
         let results: Vec<Result<(f64, GradientsParams), CnfError>> = match &self.pool {
@@ -213,7 +250,12 @@ impl ParallelStep {
         let mut total: Option<GradientsParams> = None;
         for (r, &(lo, hi)) in results.into_iter().zip(&bounds) {
             let (v, g) = r?;
-            nll += v * (hi - lo) as f64 / n as f64;
+            nll += match shares {
+                // A part's mean NLL times its share of the rows.
+                None => v * (hi - lo) as f64 / n as f64,
+                // Already the part's term of the batch's weighted mean.
+                Some(_) => v,
+            };
             total = Some(match total {
                 None => g,
                 Some(acc) => add_grads(acc, g, field),
@@ -226,14 +268,24 @@ impl ParallelStep {
     }
 }
 
-/// Forward and backward of one part; the loss is scaled by `weight` (its share of the batch).
-/// Returns the part's mean NLL and its gradients.
+/// How a part's rows enter the batch loss.
+#[derive(Debug, Clone, Copy)]
+enum PartScale<'a> {
+    /// Unweighted: the part's mean loss times this share of the batch's rows.
+    Share(f64),
+    /// Weighted: each row's loss times its share `w_i / Σ w` of the batch's weight.
+    Rows(&'a [f64]),
+}
+
+/// Forward and backward of one part, its loss scaled as `scale` says. Returns the part's term
+/// of the batch NLL (its mean NLL when unweighted, `Σ share_i NLL_i` when weighted) and its
+/// gradients.
 fn part(
     field: &VectorField,
     cfg: &FlowConfig,
     x: &[f32],
     ctx: Option<&[f32]>,
-    weight: f64,
+    scale: PartScale<'_>,
     penalties: Penalties,
     device: &Device,
 ) -> Result<(f64, GradientsParams), CnfError> {
@@ -242,24 +294,50 @@ fn part(
     let cb = ctx.map(|c| {
         Tensor::<2>::from_data(TensorData::new(c.to_vec(), [rows, cfg.context_dim]), device)
     });
-    let (nll, loss) = if penalties.kinetic > 0.0 || penalties.jacobian > 0.0 {
-        let (lp, kinetic, frob) = log_prob_regularised(field, cfg, xb, cb.as_ref(), cfg.rk4_steps);
-        let nll = lp.mean().neg();
-        let loss = nll.clone()
-            + kinetic.mean().mul_scalar(penalties.kinetic)
-            + frob.mean().mul_scalar(penalties.jacobian);
-        (nll, loss)
-    } else {
-        let lp = log_prob_whitened(field, cfg, xb, cb.as_ref(), Solver::Rk4(cfg.rk4_steps))?;
-        let nll = lp.mean().neg();
-        (nll.clone(), nll)
+    let regularised = penalties.kinetic > 0.0 || penalties.jacobian > 0.0;
+    let (nll, loss) = match scale {
+        PartScale::Share(weight) => {
+            let (nll, loss) = if regularised {
+                let (lp, kinetic, frob) =
+                    log_prob_regularised(field, cfg, xb, cb.as_ref(), cfg.rk4_steps);
+                let nll = lp.mean().neg();
+                let loss = nll.clone()
+                    + kinetic.mean().mul_scalar(penalties.kinetic)
+                    + frob.mean().mul_scalar(penalties.jacobian);
+                (nll, loss)
+            } else {
+                let lp =
+                    log_prob_whitened(field, cfg, xb, cb.as_ref(), Solver::Rk4(cfg.rk4_steps))?;
+                let nll = lp.mean().neg();
+                (nll.clone(), nll)
+            };
+            let loss = if weight == 1.0 {
+                loss
+            } else {
+                loss.mul_scalar(weight)
+            };
+            (nll, loss)
+        }
+        PartScale::Rows(shares) => {
+            let w: Vec<f32> = shares.iter().map(|&v| v as f32).collect();
+            let w = Tensor::<2>::from_data(TensorData::new(w, [rows, 1]), device);
+            if regularised {
+                let (lp, kinetic, frob) =
+                    log_prob_regularised(field, cfg, xb, cb.as_ref(), cfg.rk4_steps);
+                let nll = (lp * w.clone()).sum().neg();
+                let loss = nll.clone()
+                    + (kinetic * w.clone()).sum().mul_scalar(penalties.kinetic)
+                    + (frob * w).sum().mul_scalar(penalties.jacobian);
+                (nll, loss)
+            } else {
+                let lp =
+                    log_prob_whitened(field, cfg, xb, cb.as_ref(), Solver::Rk4(cfg.rk4_steps))?;
+                let nll = (lp * w).sum().neg();
+                (nll.clone(), nll)
+            }
+        }
     };
     let value = download(nll.inner())?.first().copied().unwrap_or(f64::NAN);
-    let loss = if weight == 1.0 {
-        loss
-    } else {
-        loss.mul_scalar(weight)
-    };
     let grads = GradientsParams::from_grads(loss.backward(), field);
     Ok((value, grads))
 }

@@ -1,5 +1,27 @@
 //! Maximum-likelihood training: Adam, mini-batches, learning-rate schedule, validation split,
 //! early stopping with best-weight restore, and recovery from non-finite losses.
+//!
+//! # Weighted maximum likelihood
+//!
+//! [`fit_weighted`] takes one weight `w_i ≥ 0` per row and fits the density of the *weighted*
+//! sample, `p ∝ Σ w_i δ(x − x_i)` (e.g. the mass density of particles of unequal mass, where
+//! plain training would learn their number density). Everything that sees the data is
+//! weighted the same way: the whitening (weighted mean and covariance, weighted medians of the
+//! radial compression), each mini-batch's loss `Σ w_i NLL_i / Σ w_i`, the held-out NLL that
+//! early stopping watches and every reported NLL (weighted means). Weights are normalised to
+//! mean 1 over the training rows (their scale never matters); rows of weight 0 are ignored.
+//!
+//! Why a weighted loss and not mini-batches drawn with probability ∝ w: the weighted loss is
+//! the same objective for every epoch ordering, uses every row exactly once per epoch (so its
+//! unweighted limit is today's training, bit for bit, which resampling would not be), and
+//! keeps light rows, which resampling would mostly leave out. Its price is gradient noise: a
+//! batch of B rows carries the information of Kish's effective size `B_eff = (Σw)² / Σw²` of
+//! them, and normalising by the batch's own `Σ w` (rather than by B) keeps the step size
+//! independent of how heavy a batch happens to be, at a bias of order 1/B_eff. For weights
+//! within a factor of a few of each other (star particles' initial masses) `B_eff` is close to
+//! B and nothing changes; for very unequal weights, larger batches (and more patience) are the
+//! remedy. [`TrainReport::effective_n_train`] reports the effective training size, and a
+//! warning is logged when it is under a tenth of the rows.
 
 use crate::compress::RadialCompression;
 use crate::error::CnfError;
@@ -157,6 +179,10 @@ pub struct TrainReport {
     pub n_train: usize,
     /// Number of validation samples.
     pub n_val: usize,
+    /// Kish effective size `(Σw)² / Σw²` of the training rows when the fit was weighted (None:
+    /// unweighted, equivalent to `n_train`).
+    #[serde(default)]
+    pub effective_n_train: Option<f64>,
     /// Wall-clock seconds.
     pub seconds: f64,
     /// Per-epoch history.
@@ -191,33 +217,113 @@ fn gather(src: &[f32], cols: usize, idx: &[usize], device: &Device) -> Tensor<2>
     Tensor::from_data(TensorData::new(v, [idx.len(), cols]), device)
 }
 
-/// Mean NLL (whitened space) of the rows `idx` with `solver`, in chunks without autodiff.
+/// Mean NLL (whitened space) of the rows `idx` with `solver`, in chunks without autodiff;
+/// the weighted mean `Σ w_i NLL_i / Σ w_i` when `weights` (one per row of the data) are given.
+#[allow(clippy::too_many_arguments)]
 fn mean_nll(
     field: &VectorField,
     cfg: &FlowConfig,
     xw: &[f32],
     cw: Option<&[f32]>,
+    weights: Option<&[f64]>,
     idx: &[usize],
     device: &Device,
     solver: Solver,
 ) -> Result<f64, CnfError> {
     let mut total = 0.0;
+    let mut total_weight = 0.0;
     for chunk in idx.chunks(cfg.eval_batch) {
         let x = gather(xw, cfg.dim, chunk, device);
         let c = cw.map(|c| gather(c, cfg.context_dim, chunk, device));
         let lp = log_prob_whitened(field, cfg, x, c.as_ref(), solver)?;
-        total -= download(lp.sum())?.first().copied().unwrap_or(f64::NAN);
+        match weights {
+            None => total -= download(lp.sum())?.first().copied().unwrap_or(f64::NAN),
+            Some(w) => {
+                let lp = download(lp)?;
+                for (&i, v) in chunk.iter().zip(&lp) {
+                    total -= w[i] * v;
+                    total_weight += w[i];
+                }
+            }
+        }
     }
-    Ok(total / idx.len() as f64)
+    Ok(match weights {
+        None => total / idx.len() as f64,
+        Some(_) => total / total_weight,
+    })
+}
+
+/// Kish's effective sample size `(Σ w)² / Σ w²` of weights (n for equal weights; 0 when they
+/// are all zero): how many equal-weight rows carry the same statistical information.
+pub fn effective_sample_size(weights: &[f64]) -> f64 {
+    let (s1, s2) = weights
+        .iter()
+        .fold((0.0, 0.0), |(a, b), &w| (a + w, b + w * w));
+    if s2 > 0.0 {
+        s1 * s1 / s2
+    } else {
+        0.0
+    }
+}
+
+/// Checks per-row weights: one per row, finite, ≥ 0, not all zero. Returns None when all are
+/// equal (the weighted likelihood is then the unweighted one, and training takes exactly the
+/// unweighted path), else the weights.
+fn check_weights(weights: Option<&[f64]>, n: usize) -> Result<Option<&[f64]>, CnfError> {
+    let Some(w) = weights else {
+        return Ok(None);
+    };
+    if w.len() != n {
+        return Err(CnfError::InvalidInput(format!(
+            "weights: {} values for {n} rows (need one weight per row)",
+            w.len()
+        )));
+    }
+    if let Some((i, v)) = w.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        return Err(CnfError::InvalidInput(format!(
+            "weights: row {i} has the non-finite weight {v}"
+        )));
+    }
+    if let Some((i, v)) = w.iter().enumerate().find(|(_, v)| **v < 0.0) {
+        return Err(CnfError::InvalidInput(format!(
+            "weights: row {i} has the negative weight {v}"
+        )));
+    }
+    if w.iter().all(|&v| v == 0.0) {
+        return Err(CnfError::InvalidInput(format!(
+            "weights: all {n} weights are zero"
+        )));
+    }
+    Ok(if w.iter().all(|&v| v == w[0]) {
+        None
+    } else {
+        Some(w)
+    })
+}
+
+/// The weights divided by their mean over the training rows, after checking that neither the
+/// training rows nor the held-out rows weigh nothing in total.
+fn normalise_weights(w: &[f64], split: &HeldOutSplit) -> Result<Vec<f64>, CnfError> {
+    let sum = |idx: &[usize]| idx.iter().map(|&i| w[i]).sum::<f64>();
+    let (train_sum, val_sum) = (sum(&split.train), sum(&split.val));
+    for (what, total, rows) in [
+        ("training", train_sum, split.train.len()),
+        ("held-out", val_sum, split.val.len()),
+    ] {
+        if !(total > 0.0 && total.is_finite()) {
+            return Err(CnfError::InvalidInput(format!(
+                "weights: the {rows} {what} rows of the random split have total weight \
+                 {total} (too few rows of non-zero weight)"
+            )));
+        }
+    }
+    let mean = train_sum / split.train.len() as f64;
+    Ok(w.iter().map(|v| v / mean).collect())
 }
 
 /// Fits a flow by maximum likelihood. `x`: samples; `context`: row-major `n × context_dim`
-/// (None when unconditional). `progress` is called after every epoch.
-///
-/// The steps: check the inputs, split off the held-out rows, fit the whitening on the training
-/// rows, then epochs of Adam steps scored on the held-out rows, keeping the best weights until
-/// the epochs, the patience or the time limit run out; a non-finite loss restores the best
-/// weights and halves the learning rate (at most `max_recoveries` times).
+/// (None when unconditional). `progress` is called after every epoch. Same as
+/// [`fit_weighted`] without weights.
 pub fn fit(
     x: &[[f64; 3]],
     context: Option<&[f64]>,
@@ -226,9 +332,32 @@ pub fn fit(
     device: &Device,
     progress: impl FnMut(&EpochReport),
 ) -> Result<(Flow, TrainReport), CnfError> {
+    fit_weighted(x, context, None, cfg, train, device, progress)
+}
+
+/// Fits a flow by weighted maximum likelihood: row `i` counts `weights[i]` times (one weight
+/// per row, finite, ≥ 0, not all zero; their scale does not matter). The flow learns the
+/// density of the weighted sample; see the module documentation for what is weighted and why.
+/// `None` (or all weights equal) is plain maximum likelihood, bit for bit the result of
+/// [`fit`].
+///
+/// The steps: check the inputs, split off the held-out rows, fit the whitening on the training
+/// rows, then epochs of Adam steps scored on the held-out rows, keeping the best weights until
+/// the epochs, the patience or the time limit run out; a non-finite loss restores the best
+/// weights and halves the learning rate (at most `max_recoveries` times).
+pub fn fit_weighted(
+    x: &[[f64; 3]],
+    context: Option<&[f64]>,
+    weights: Option<&[f64]>,
+    cfg: &FlowConfig,
+    train: &TrainConfig,
+    device: &Device,
+    progress: impl FnMut(&EpochReport),
+) -> Result<(Flow, TrainReport), CnfError> {
     fit_inner(
         x,
         context,
+        weights,
         cfg,
         train,
         device,
@@ -261,7 +390,7 @@ pub fn fit_with_hooks(
     let mut nan = NanInjection {
         at_step: hooks.nan_at_step,
     };
-    fit_inner(x, context, cfg, train, device, progress, &mut nan)
+    fit_inner(x, context, None, cfg, train, device, progress, &mut nan)
 }
 
 /// A NaN loss to inject at one global step (once); none in normal use.
@@ -282,10 +411,12 @@ impl NanInjection {
     }
 }
 
-/// [`fit`], with a NaN loss injected where `nan` says.
+/// [`fit_weighted`], with a NaN loss injected where `nan` says.
+#[allow(clippy::too_many_arguments)]
 fn fit_inner(
     x: &[[f64; 3]],
     context: Option<&[f64]>,
+    weights: Option<&[f64]>,
     cfg: &FlowConfig,
     train: &TrainConfig,
     device: &Device,
@@ -293,11 +424,28 @@ fn fit_inner(
     nan: &mut NanInjection,
 ) -> Result<(Flow, TrainReport), CnfError> {
     check_inputs(x, context, cfg, train)?;
+    let weights = check_weights(weights, x.len())?;
     let start_time = Instant::now();
     // One RNG, in this order: the held-out split, then each epoch's mini-batch order.
     let mut rng = StdRng::seed_from_u64(train.seed);
     let mut split = split_held_out(x.len(), train.val_fraction, &mut rng)?;
-    let data = whiten_training_data(x, context, cfg, &split)?;
+    let weights = weights.map(|w| normalise_weights(w, &split)).transpose()?;
+    let effective_n_train = weights.as_ref().map(|w| {
+        let train_w: Vec<f64> = split.train.iter().map(|&i| w[i]).collect();
+        let ess = effective_sample_size(&train_w);
+        let n = split.train.len();
+        tracing::debug!(n_train = n, effective_n_train = ess, "cnf weighted fit");
+        if ess < 0.1 * n as f64 {
+            tracing::warn!(
+                n_train = n,
+                effective_n_train = ess,
+                "very unequal weights: the training rows carry the information of {ess:.0} \
+                 equal ones; expect noisy gradients (larger batches help)"
+            );
+        }
+        ess
+    });
+    let data = whiten_training_data(x, context, weights, cfg, &split)?;
 
     let plain = device.clone().without_autodiff();
     let ad = plain.clone().autodiff();
@@ -331,11 +479,18 @@ fn fit_inner(
         let pass;
         (field, pass) =
             trainer.train_epoch(field, &mut optim, lr, &split.train, &mut global_step, nan)?;
-        let (sum_loss, n_seen, val) = match pass {
-            EpochPass::Diverged => (0.0, 0, f64::NAN),
-            EpochPass::Finished { sum_loss, n_seen } => {
-                (sum_loss, n_seen, trainer.held_out_nll(&field.valid(), rk4)?)
-            }
+        let (sum_loss, n_seen, weight_seen, val) = match pass {
+            EpochPass::Diverged => (0.0, 0, 0.0, f64::NAN),
+            EpochPass::Finished {
+                sum_loss,
+                n_seen,
+                weight_seen,
+            } => (
+                sum_loss,
+                n_seen,
+                weight_seen,
+                trainer.held_out_nll(&field.valid(), rk4)?,
+            ),
         };
         if !val.is_finite() {
             recoveries += 1;
@@ -359,7 +514,11 @@ fn fit_inner(
         let report = EpochReport {
             epoch,
             epochs: train.epochs,
-            train_nll: sum_loss / n_seen.max(1) as f64 - data.train_log_det,
+            train_nll: if weight_seen > 0.0 {
+                sum_loss / weight_seen
+            } else {
+                sum_loss
+            } - data.train_log_det,
             val_nll: val,
             best_val_nll: best.val,
             learning_rate: lr,
@@ -405,6 +564,7 @@ fn fit_inner(
         recoveries,
         n_train: split.train.len(),
         n_val: split.val.len(),
+        effective_n_train,
         seconds: start_time.elapsed().as_secs_f64(),
         history,
     };
@@ -476,23 +636,26 @@ fn split_held_out(n: usize, val_fraction: f64, rng: &mut StdRng) -> Result<HeldO
 
 /// The data as the network sees it: compressed (optionally) and whitened, f32, row-major.
 struct WhitenedData {
+    /// Per-row weights normalised to mean 1 over the training rows (None: unweighted).
+    weights: Option<Vec<f64>>,
     /// The fitted transform (with its compressions), stored in the flow.
     whitening: Whitening,
     /// All rows of `x`, whitened.
     xw: Vec<f32>,
     /// All rows of the context, standardised.
     cw: Option<Vec<f32>>,
-    /// log |det| of data → whitened space averaged over the training rows (nats).
+    /// log |det| of data → whitened space averaged (weighted) over the training rows (nats).
     train_log_det: f64,
-    /// The same averaged over the held-out rows (nats).
+    /// The same averaged (weighted) over the held-out rows (nats).
     val_log_det: f64,
 }
 
-/// Fits the compression (optional) and the whitening on the training rows only, and applies
-/// them to all rows.
+/// Fits the compression (optional) and the whitening on the training rows only (weighted
+/// when `weights` are given), and applies them to all rows.
 fn whiten_training_data(
     x: &[[f64; 3]],
     context: Option<&[f64]>,
+    weights: Option<Vec<f64>>,
     cfg: &FlowConfig,
     split: &HeldOutSplit,
 ) -> Result<WhitenedData, CnfError> {
@@ -505,15 +668,23 @@ fn whiten_training_data(
             .flat_map(|&i| v[i * cols..(i + 1) * cols].iter().copied())
             .collect()
     };
+    let tr_w: Option<Vec<f64>> = weights.as_deref().map(|w| rows_of(w, 1, train_idx));
+    let tr_w = tr_w.as_deref();
     let compress = if cfg.compress_data {
-        Some(RadialCompression::fit(&rows_of(&flat, 3, train_idx), 3)?)
+        Some(RadialCompression::fit_weighted(
+            &rows_of(&flat, 3, train_idx),
+            3,
+            tr_w,
+        )?)
     } else {
         None
     };
     let context_compress = match context {
-        Some(c) if cfg.compress_context => {
-            Some(RadialCompression::fit(&rows_of(c, k, train_idx), k)?)
-        }
+        Some(c) if cfg.compress_context => Some(RadialCompression::fit_weighted(
+            &rows_of(c, k, train_idx),
+            k,
+            tr_w,
+        )?),
         _ => None,
     };
     // Per-row log |det| of the compression: constant in the weights, part of the data-space NLL.
@@ -528,11 +699,15 @@ fn whiten_training_data(
     let context = context.as_deref();
     let tr_flat = rows_of(&flat, 3, train_idx);
     let tr_ctx: Option<Vec<f64>> = context.map(|c| rows_of(c, k, train_idx));
-    let mut whitening = Whitening::fit(&tr_flat, 3, tr_ctx.as_deref(), k)?;
+    let mut whitening = Whitening::fit_weighted(&tr_flat, 3, tr_ctx.as_deref(), k, tr_w)?;
     whitening.compress = compress;
     whitening.context_compress = context_compress;
-    let mean_logdet = |idx: &[usize]| {
-        idx.iter().map(|&i| compress_logdet[i]).sum::<f64>() / idx.len().max(1) as f64
+    let mean_logdet = |idx: &[usize]| match weights.as_deref() {
+        None => idx.iter().map(|&i| compress_logdet[i]).sum::<f64>() / idx.len().max(1) as f64,
+        Some(w) => {
+            let total: f64 = idx.iter().map(|&i| w[i]).sum();
+            idx.iter().map(|&i| w[i] * compress_logdet[i]).sum::<f64>() / total
+        }
     };
     let log_det = whitening.log_det();
     let val_log_det = log_det + mean_logdet(&split.val);
@@ -550,6 +725,7 @@ fn whiten_training_data(
             .collect()
     });
     Ok(WhitenedData {
+        weights,
         whitening,
         xw,
         cw,
@@ -573,10 +749,13 @@ enum EpochPass {
     Diverged,
     /// All mini-batches were used.
     Finished {
-        /// Sum over mini-batches of the mean NLL (whitened space) times the batch's rows.
+        /// Sum over mini-batches of the (weighted) mean NLL (whitened space) times the batch's
+        /// rows (its total weight when weighted).
         sum_loss: f64,
         /// Rows trained on.
         n_seen: usize,
+        /// Their total weight (their number when unweighted).
+        weight_seen: f64,
     },
 }
 
@@ -594,8 +773,9 @@ struct Trainer<'a> {
 
 impl Trainer<'_> {
     /// One pass of Adam steps with rate `lr` over `train_idx` in mini-batches (a remainder
-    /// smaller than half a batch is dropped: it adds noise, not information). `global_step`
-    /// counts the steps over all epochs. Returns the updated field.
+    /// smaller than half a batch is dropped: it adds noise, not information; so is a batch
+    /// whose rows all weigh zero). `global_step` counts the steps over all epochs. Returns the
+    /// updated field.
     fn train_epoch(
         &self,
         mut field: VectorField,
@@ -608,17 +788,31 @@ impl Trainer<'_> {
         let (k, bs) = (self.cfg.context_dim, self.batch_size);
         let mut sum_loss = 0.0;
         let mut n_seen = 0usize;
+        let mut weight_seen = 0.0;
         for batch in train_idx.chunks(bs) {
             if batch.len() < bs / 2 {
                 continue;
             }
+            let wb: Option<Vec<f64>> = self
+                .data
+                .weights
+                .as_deref()
+                .map(|w| batch.iter().map(|&i| w[i]).collect());
+            let batch_weight = match &wb {
+                None => batch.len() as f64,
+                Some(w) => w.iter().sum(),
+            };
+            if batch_weight <= 0.0 {
+                continue;
+            }
             let xb = gather_rows(&self.data.xw, 3, batch);
             let cb = self.data.cw.as_deref().map(|c| gather_rows(c, k, batch));
-            let step = self.parallel.loss_and_grads(
+            let step = self.parallel.loss_and_grads_weighted(
                 &field,
                 self.cfg,
                 &xb,
                 cb.as_deref(),
+                wb.as_deref(),
                 self.penalties,
                 self.ad,
             )?;
@@ -628,13 +822,22 @@ impl Trainer<'_> {
                 return Ok((field, EpochPass::Diverged));
             }
             field = optim.step(lr, field, step.grads);
-            sum_loss += value * batch.len() as f64;
+            sum_loss += value * batch_weight;
             n_seen += batch.len();
+            weight_seen += batch_weight;
         }
-        Ok((field, EpochPass::Finished { sum_loss, n_seen }))
+        Ok((
+            field,
+            EpochPass::Finished {
+                sum_loss,
+                n_seen,
+                weight_seen,
+            },
+        ))
     }
 
-    /// Held-out NLL in data space (nats) of a (non-autodiff) field with `solver`.
+    /// Held-out NLL in data space (nats, weighted mean when weighted) of a (non-autodiff)
+    /// field with `solver`.
     fn held_out_nll(&self, field: &VectorField, solver: Solver) -> Result<f64, CnfError> {
         let d = self.data;
         mean_nll(
@@ -642,6 +845,7 @@ impl Trainer<'_> {
             self.cfg,
             &d.xw,
             d.cw.as_deref(),
+            d.weights.as_deref(),
             self.val_idx,
             self.plain,
             solver,
@@ -693,5 +897,18 @@ impl Flow {
         progress: impl FnMut(&EpochReport),
     ) -> Result<(Flow, TrainReport), CnfError> {
         fit(x, context, cfg, train, device, progress)
+    }
+
+    /// Fits a flow to weighted samples (weighted maximum likelihood); see [`fit_weighted`].
+    pub fn fit_weighted(
+        x: &[[f64; 3]],
+        context: Option<&[f64]>,
+        weights: Option<&[f64]>,
+        cfg: &FlowConfig,
+        train: &TrainConfig,
+        device: &Device,
+        progress: impl FnMut(&EpochReport),
+    ) -> Result<(Flow, TrainReport), CnfError> {
+        fit_weighted(x, context, weights, cfg, train, device, progress)
     }
 }
