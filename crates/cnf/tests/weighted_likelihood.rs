@@ -483,3 +483,84 @@ fn weighted_conditional_velocity_flow_follows_its_context() {
         }
     }
 }
+
+/// Particles of unequal mass, as in a simulation whose particle masses vary with position: a
+/// Plummer sphere (scale 1, truncated at r = 10) sampled with number density ∝ ρ/w(r) and
+/// masses ∝ w(r) = 1 + r, so the *mass* density is ρ. Trained with the masses as weights (and
+/// radial compression, whose centre and scale are then weighted medians) the flow's samples
+/// have Plummer's enclosed-mass profile; trained without, they follow the particle counts,
+/// which are too concentrated.
+#[test]
+fn mass_weighted_particles_recover_the_mass_density() {
+    const N: usize = 8000;
+    const M: usize = 8000;
+    let r_max: f64 = 10.0;
+    let enclosed = |r: f64| r.powi(3) / (1.0 + r * r).powf(1.5);
+    let m_max = enclosed(r_max);
+    let mut rng = common::rng(41);
+    let (mut x, mut mass) = (Vec::with_capacity(N), Vec::with_capacity(N));
+    while x.len() < N {
+        let u = common::uniform(&mut rng, 1e-12, 1.0) * m_max;
+        let r = 1.0 / (u.powf(-2.0 / 3.0) - 1.0).sqrt();
+        // Keep with probability 1/w(r) (max 1 at r = 0): number density ∝ ρ/w.
+        if common::uniform(&mut rng, 0.0, 1.0) * (1.0 + r) > 1.0 {
+            continue;
+        }
+        let d = common::normal3(&mut rng);
+        let norm = (d[0] * d[0] + d[1] * d[1] + d[2] * d[2]).sqrt();
+        x.push([r * d[0] / norm, r * d[1] / norm, r * d[2] / norm]);
+        mass.push(1.0 + r);
+    }
+    let cfg = FlowConfig {
+        compress_data: true,
+        ..flow_cfg(0)
+    };
+    let train = train_cfg(14, 6);
+    let (fw, rw) = fit(&x, None, Some(&mass), &cfg, &train, "mass-weighted");
+    let (fu, _) = fit(&x, None, None, &cfg, &train, "unweighted");
+    let ess = rw.effective_n_train.unwrap_or(0.0);
+    let radius = |p: &[f64; 3]| (p[0] * p[0] + p[1] * p[1] + p[2] * p[2]).sqrt();
+    let fraction_within =
+        |s: &[[f64; 3]], r: f64| s.iter().filter(|p| radius(p) < r).count() as f64 / s.len() as f64;
+    let count_fraction = |r: f64| fraction_within(&x, r);
+    let (sw, su) = (
+        fw.sample(M, None, 2).unwrap(),
+        fu.sample(M, None, 3).unwrap(),
+    );
+    let mut unweighted_miss = 0.0f64; // largest miss of the unweighted flow, in tolerances
+    for r in [0.5, 1.0, 2.0, 4.0] {
+        let truth = enclosed(r) / m_max;
+        let (fw_r, fu_r, counts) = (
+            fraction_within(&sw, r),
+            fraction_within(&su, r),
+            count_fraction(r),
+        );
+        // 4 sigma of the binomial noise of the weighted training rows and of the drawn sample,
+        // plus 0.02 for the fit.
+        let sd = (truth * (1.0 - truth)).sqrt();
+        let tol = 4.0 * sd * (1.0 / ess + 1.0 / M as f64).sqrt() + 0.02;
+        eprintln!(
+            "M(<{r})/M: truth {truth:.3}, weighted flow {fw_r:.3} (tol {tol:.3}), unweighted \
+             flow {fu_r:.3}, particle counts {counts:.3}"
+        );
+        assert!(
+            (fw_r - truth).abs() < tol,
+            "weighted flow M(<{r}) {fw_r} vs {truth}"
+        );
+        // The unweighted flow follows the counts, which are far from the mass profile.
+        assert!(
+            (fu_r - counts).abs() < tol,
+            "unweighted flow {fu_r} vs counts {counts}"
+        );
+        // ... so that ignoring the weights fails this test at every radius.
+        assert!(
+            (fu_r - truth).abs() > tol,
+            "counts vs mass at r = {r}: {fu_r} vs {truth}"
+        );
+        unweighted_miss = unweighted_miss.max((fu_r - truth).abs() / tol);
+    }
+    assert!(
+        unweighted_miss > 2.0,
+        "the test tells mass from counts ({unweighted_miss})"
+    );
+}
