@@ -301,3 +301,160 @@ fn the_flow_method_writes_the_survey_while_merging_and_a_second_merge_gives_the_
     assert!(text(&merged.stdout).contains("survey observer 0"));
     assert!(first == std::fs::read(run_dir.join("survey_obs0.hdf5")).unwrap());
 }
+
+/// A snapshot (GIZMO/FIRE, a = 1) with two compact groups of star particles on the x axis, at
+/// x = -7 kpc (between the Sun at x = -8.12 and the slab) and x = -2 kpc (behind it), and a
+/// slab of gas 2 kpc thick (-6 < x < -4, |y|, |z| < 4 kpc): a lattice of 0.2 kpc with
+/// smoothing length 0.4 kpc, whose top-hats (half-width h/2 = one spacing) sum to a uniform
+/// density. Returns the snapshot path and the slab's neutral hydrogen column along x (cm⁻²).
+fn slab_snapshot(dir: &Path, gas: bool) -> (std::path::PathBuf, f64) {
+    use snapio::{GasParticles, Header, Layout, StarParticles};
+    let mut stars = StarParticles::default();
+    let mut k = 0u64;
+    for x0 in [-7.0, -2.0] {
+        for i in 0..6 {
+            for j in 0..6 {
+                for l in 0..6 {
+                    let f = |a: usize| -0.25 + 0.1 * a as f64;
+                    stars.position.push([x0 + f(i), f(j), f(l)]);
+                    stars.velocity.push([f(j) * 10.0, f(l) * 10.0, f(i) * 10.0]);
+                    stars.mass.push(2.0e3);
+                    stars.initial_mass.push(2.0e3);
+                    k += 1;
+                    stars.id.push(k);
+                    stars.age.push(1.0 + 0.01 * (k % 7) as f64);
+                    stars.metallicity.push(0.015);
+                }
+            }
+        }
+    }
+    let (spacing, m, xh, fn_) = (0.2, 2.0e5, 0.76, 0.5);
+    let mut g = GasParticles::default();
+    for i in 0..10 {
+        for j in 0..40 {
+            for l in 0..40 {
+                let c = |a: usize, lo: f64| lo + (a as f64 + 0.5) * spacing;
+                g.position.push([c(i, -6.0), c(j, -4.0), c(l, -4.0)]);
+                g.mass.push(m);
+                g.hydrogen_fraction.push(xh);
+                g.neutral_fraction.push(fn_);
+                g.metallicity.push(0.01);
+                g.smoothing_length.push(2.0 * spacing);
+            }
+        }
+    }
+    let path = dir.join("slab.hdf5");
+    let header = Header::cosmological_at(1.0);
+    let files = snapio::write_snapshot(&path, Layout::GizmoFire, &header, &stars, None, 1).unwrap();
+    if gas {
+        snapio::write_gas(&files, Layout::GizmoFire, &header, &g).unwrap();
+    }
+    // Atoms per kpc² through the slab along x: 10 particles per spacing² of y-z area.
+    let atoms = m * xh * fn_ * survey::gas_column::MSUN_G / survey::gas_column::PROTON_MASS_G;
+    let per_kpc2 = 10.0 * atoms / (spacing * spacing);
+    let kpc_cm = survey::gas_column::KPC_CM;
+    (path, per_kpc2 / (kpc_cm * kpc_cm))
+}
+
+/// Runs the kernel method on `snapshot` with `toml` into `dir/name`.
+fn run_on(dir: &Path, snapshot: &Path, name: &str, toml: &str) -> (Output, std::path::PathBuf) {
+    let cfg = dir.join(format!("{name}.toml"));
+    std::fs::write(&cfg, toml).unwrap();
+    let out_dir = dir.join(name);
+    let out = common::upsample(&[
+        "--snapshot",
+        snapshot.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--config",
+        cfg.to_str().unwrap(),
+        "--method",
+        "kernel",
+    ]);
+    (out, out_dir)
+}
+
+const GAS_DUST: &str = "seed = 5\n[frame]\nenabled = false\n[stars]\nfraction = 0.02\n\
+    [survey]\nenabled = true\ndust = \"gas\"\ngas_grid = 128\ngas_box_kpc = 20.0\ng_max = 35.0\n";
+
+#[test]
+fn dust_from_gas_gives_the_analytic_column_behind_a_slab_and_none_in_front() {
+    let dir = tempfile::tempdir().unwrap();
+    let (snap, column_x) = slab_snapshot(dir.path(), true);
+    let (out, run_dir) = run_on(dir.path(), &snap, "gas", GAS_DUST);
+    assert!(out.status.success(), "run failed: {}", text(&out.stderr));
+    let f = hdf5::File::open(run_dir.join("survey_obs0.hdf5")).unwrap();
+    let (pos, a0, a_g) = (
+        f.dataset("position").unwrap().read_raw::<f64>().unwrap(),
+        f64s(&f, "a0"),
+        f64s(&f, "a_g"),
+    );
+    let sun = attr_f64s(&f, "observer_position_kpc");
+    let av_of_column = column_x / 2.21e21;
+    assert!((0.5..2.0).contains(&av_of_column), "{av_of_column}");
+    let (mut front, mut behind, mut worst) = (0, 0, 0.0f64);
+    for (i, &a) in a0.iter().enumerate() {
+        let x = &pos[3 * i..3 * i + 3];
+        if x[0] < -6.2 {
+            // Between the Sun and the slab: no gas on the way, A0 and A_G exactly 0.
+            assert_eq!((a, a_g[i]), (0.0, 0.0), "star at {x:?}");
+            front += 1;
+        } else if x[0] > -3.8 {
+            // Behind: the column along x divided by cos(angle to the x axis).
+            let d: Vec<f64> = (0..3).map(|k| x[k] - sun[k]).collect();
+            let cos = d[0] / (d[0] * d[0] + d[1] * d[1] + d[2] * d[2]).sqrt();
+            let want = av_of_column / cos;
+            worst = worst.max((a / want - 1.0).abs());
+            assert!(a_g[i] > 0.5 * a && a_g[i] < a, "A_G {} for A0 {a}", a_g[i]);
+            behind += 1;
+        }
+    }
+    assert!(front > 50 && behind > 50, "front {front}, behind {behind}");
+    eprintln!("A0 behind the slab: worst relative error {worst:.2e} over {behind} stars; {front} in front at 0");
+    assert!(
+        worst < 0.02,
+        "worst relative error of A0 behind the slab: {worst}"
+    );
+    // The root attributes say which dust model ran and with which constants.
+    let model: hdf5::types::VarLenUnicode = f.attr("dust_model").unwrap().read_scalar().unwrap();
+    assert!(model.as_str().starts_with("gas:"), "{}", model.as_str());
+    assert_eq!(attr_f64s(&f, "dust_nh_per_av"), vec![2.21e21]);
+    assert_eq!(attr_f64s(&f, "dust_gas_box_kpc"), vec![20.0]);
+    let n_gas: i64 = f.attr("dust_gas_particles").unwrap().read_scalar().unwrap();
+    assert_eq!(n_gas, 16_000);
+}
+
+#[test]
+fn dust_from_gas_fails_early_without_gas_or_with_a_bad_gas_dataset() {
+    let dir = tempfile::tempdir().unwrap();
+    let (no_gas, _) = slab_snapshot(dir.path(), false);
+    let (out, run_dir) = run_on(dir.path(), &no_gas, "nogas", GAS_DUST);
+    assert!(!out.status.success(), "a snapshot without gas ran");
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("survey.dust = \"gas\"") && err.contains("no gas"),
+        "{err}"
+    );
+    assert!(!run_dir.exists(), "output left behind");
+
+    let bad_dir = dir.path().join("bad");
+    std::fs::create_dir_all(&bad_dir).unwrap();
+    let (bad, _) = slab_snapshot(&bad_dir, true);
+    {
+        let f = hdf5::File::open_rw(&bad).unwrap();
+        let g = f.group("PartType0").unwrap();
+        g.unlink("NeutralHydrogenAbundance").unwrap();
+        g.new_dataset_builder()
+            .with_data(&[0.5f32; 10])
+            .create("NeutralHydrogenAbundance")
+            .unwrap();
+    }
+    let (out, run_dir) = run_on(dir.path(), &bad, "badgas", GAS_DUST);
+    assert!(!out.status.success(), "a bad gas dataset ran");
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("PartType0/NeutralHydrogenAbundance") && err.contains("slab.hdf5"),
+        "{err}"
+    );
+    assert!(!run_dir.exists(), "output left behind");
+}

@@ -685,96 +685,114 @@ pub fn write_gas(
     gas.check_lengths()?;
     let n = gas.len();
     let nf = files.len().max(1);
-    let (lf, mf) = (header.length_to_kpc(), header.mass_to_msun());
     for (k, fp) in files.iter().enumerate() {
         let (s, e) = ((n * k) / nf, (n * (k + 1)) / nf);
         let file =
             hdf5::File::open_rw(fp).map_err(h5err(fp, "/", "opening snapshot for writing"))?;
-        set_gas_counts(fp, &file, layout, (e - s) as u64, n as u64)?;
-        if e == s {
-            continue;
+        write_gas_rows(fp, &file, layout, header, gas, s, e)?;
+        // Closed explicitly: every handle goes, so another process can open the file at once.
+        file.close()
+            .map_err(h5err(fp, "/", "closing snapshot after writing gas"))?;
+    }
+    Ok(())
+}
+
+/// Writes rows `s..e` of `gas` as the PartType0 of the open snapshot file `file`.
+fn write_gas_rows(
+    fp: &Path,
+    file: &hdf5::File,
+    layout: Layout,
+    header: &Header,
+    gas: &GasParticles,
+    s: usize,
+    e: usize,
+) -> Result<()> {
+    let n = gas.len();
+    let (lf, mf) = (header.length_to_kpc(), header.mass_to_msun());
+    set_gas_counts(fp, file, layout, (e - s) as u64, n as u64)?;
+    if e == s {
+        return Ok(());
+    }
+    let g = file
+        .create_group("PartType0")
+        .map_err(h5err(fp, "PartType0", "creating group"))?;
+    let rows = s..e;
+    let pos: Vec<f64> = gas.position[rows.clone()]
+        .iter()
+        .flatten()
+        .map(|x| x / lf)
+        .collect();
+    crate::write::ds_f(fp, &g, "Coordinates", &pos, 3, true)?;
+    if header.mass_table[0] == 0.0 {
+        let m: Vec<f64> = gas.mass[rows.clone()].iter().map(|x| x / mf).collect();
+        crate::write::ds_f(fp, &g, "Masses", &m, 1, false)?;
+    }
+    crate::write::ds_f(
+        fp,
+        &g,
+        "NeutralHydrogenAbundance",
+        &gas.neutral_fraction[rows.clone()],
+        1,
+        false,
+    )?;
+    let ids: Vec<u64> = (s as u64..e as u64).map(|i| i + 1).collect();
+    g.new_dataset_builder()
+        .with_data(&ids)
+        .create("ParticleIDs")
+        .map_err(h5err(fp, "PartType0/ParticleIDs", "writing dataset"))?;
+    let z = |i: usize| gas.metallicity.get(i).copied().unwrap_or(0.0);
+    match layout {
+        Layout::GizmoFire => {
+            let mut met = Vec::with_capacity((e - s) * 11);
+            for i in rows.clone() {
+                met.push(z(i));
+                met.push(1.0 - gas.hydrogen_fraction[i] - z(i));
+                met.extend(std::iter::repeat_n(z(i) / 9.0, 9));
+            }
+            crate::write::ds_f(fp, &g, "Metallicity", &met, 11, false)?;
         }
-        let g = file
-            .create_group("PartType0")
-            .map_err(h5err(fp, "PartType0", "creating group"))?;
-        let rows = s..e;
-        let pos: Vec<f64> = gas.position[rows.clone()]
-            .iter()
-            .flatten()
-            .map(|x| x / lf)
-            .collect();
-        crate::write::ds_f(fp, &g, "Coordinates", &pos, 3, true)?;
-        if header.mass_table[0] == 0.0 {
-            let m: Vec<f64> = gas.mass[rows.clone()].iter().map(|x| x / mf).collect();
-            crate::write::ds_f(fp, &g, "Masses", &m, 1, false)?;
-        }
-        crate::write::ds_f(
-            fp,
-            &g,
-            "NeutralHydrogenAbundance",
-            &gas.neutral_fraction[rows.clone()],
-            1,
-            false,
-        )?;
-        let ids: Vec<u64> = (s as u64..e as u64).map(|i| i + 1).collect();
-        g.new_dataset_builder()
-            .with_data(&ids)
-            .create("ParticleIDs")
-            .map_err(h5err(fp, "PartType0/ParticleIDs", "writing dataset"))?;
-        let z = |i: usize| gas.metallicity.get(i).copied().unwrap_or(0.0);
-        match layout {
-            Layout::GizmoFire => {
-                let mut met = Vec::with_capacity((e - s) * 11);
-                for i in rows.clone() {
-                    met.push(z(i));
-                    met.push(1.0 - gas.hydrogen_fraction[i] - z(i));
-                    met.extend(std::iter::repeat_n(z(i) / 9.0, 9));
-                }
-                crate::write::ds_f(fp, &g, "Metallicity", &met, 11, false)?;
+        Layout::ArepoTng => {
+            let mut met = Vec::with_capacity((e - s) * 10);
+            for i in rows.clone() {
+                met.push(gas.hydrogen_fraction[i]);
+                met.push(1.0 - gas.hydrogen_fraction[i] - z(i));
+                met.extend(std::iter::repeat_n(z(i) / 8.0, 8));
             }
-            Layout::ArepoTng => {
-                let mut met = Vec::with_capacity((e - s) * 10);
-                for i in rows.clone() {
-                    met.push(gas.hydrogen_fraction[i]);
-                    met.push(1.0 - gas.hydrogen_fraction[i] - z(i));
-                    met.extend(std::iter::repeat_n(z(i) / 8.0, 8));
-                }
-                crate::write::ds_f(fp, &g, "GFM_Metals", &met, 10, false)?;
-                if !gas.metallicity.is_empty() {
-                    crate::write::ds_f(
-                        fp,
-                        &g,
-                        "GFM_Metallicity",
-                        &gas.metallicity[rows.clone()],
-                        1,
-                        false,
-                    )?;
-                }
-            }
-            Layout::Gadget4 => {
-                if !gas.metallicity.is_empty() {
-                    crate::write::ds_f(
-                        fp,
-                        &g,
-                        "Metallicity",
-                        &gas.metallicity[rows.clone()],
-                        1,
-                        false,
-                    )?;
-                }
+            crate::write::ds_f(fp, &g, "GFM_Metals", &met, 10, false)?;
+            if !gas.metallicity.is_empty() {
+                crate::write::ds_f(
+                    fp,
+                    &g,
+                    "GFM_Metallicity",
+                    &gas.metallicity[rows.clone()],
+                    1,
+                    false,
+                )?;
             }
         }
-        if !gas.smoothing_length.is_empty() {
-            if layout == Layout::ArepoTng {
-                let rho: Vec<f64> = rows
-                    .clone()
-                    .map(|i| (gas.mass[i] / mf) / (gas.smoothing_length[i] / lf).powi(3))
-                    .collect();
-                crate::write::ds_f(fp, &g, "Density", &rho, 1, true)?;
-            } else {
-                let h: Vec<f64> = gas.smoothing_length[rows].iter().map(|x| x / lf).collect();
-                crate::write::ds_f(fp, &g, "SmoothingLength", &h, 1, false)?;
+        Layout::Gadget4 => {
+            if !gas.metallicity.is_empty() {
+                crate::write::ds_f(
+                    fp,
+                    &g,
+                    "Metallicity",
+                    &gas.metallicity[rows.clone()],
+                    1,
+                    false,
+                )?;
             }
+        }
+    }
+    if !gas.smoothing_length.is_empty() {
+        if layout == Layout::ArepoTng {
+            let rho: Vec<f64> = rows
+                .clone()
+                .map(|i| (gas.mass[i] / mf) / (gas.smoothing_length[i] / lf).powi(3))
+                .collect();
+            crate::write::ds_f(fp, &g, "Density", &rho, 1, true)?;
+        } else {
+            let h: Vec<f64> = gas.smoothing_length[rows].iter().map(|x| x / lf).collect();
+            crate::write::ds_f(fp, &g, "SmoothingLength", &h, 1, false)?;
         }
     }
     Ok(())
