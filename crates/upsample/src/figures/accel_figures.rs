@@ -7,7 +7,7 @@ use plotters::prelude::*;
 use std::path::Path;
 
 use super::canvas::{pe, render, Figure, FONT_FAMILY};
-use super::profiles::{panel, short, Curve, Scale, REFERENCE, STARS};
+use super::profiles::{panel, short, Axes, Curve, Scale, REFERENCE, STARS};
 
 /// The columns of an accelerations file the figures use.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -158,28 +158,34 @@ pub fn accel_figure(name: &str, title: &str, rows: &AccelRows) -> Result<Figure>
         panel(
             &cells[0],
             "|a| against radius",
-            "r [kpc]",
-            "|a| [(km/s)²/kpc]",
-            (Scale::Log, Scale::Log),
+            &Axes {
+                x_desc: "r [kpc]",
+                y_desc: "|a| [(km/s)²/kpc]",
+                x: Scale::Log,
+                y: Scale::Log,
+                error_bars: false,
+                integer_x: false,
+            },
             &[Curve {
-                name: "|a|".into(),
                 colour: REFERENCE,
                 points: mag.clone(),
             }],
-            false,
         )?;
         panel(
             &cells[1],
-            "radial component (inward positive)",
-            "r [kpc]",
-            "−a_r [(km/s)²/kpc]",
-            (Scale::Log, Scale::Linear),
+            "radial component −a·r̂ (inward positive)",
+            &Axes {
+                x_desc: "r [kpc]",
+                y_desc: "−a_r [(km/s)²/kpc]",
+                x: Scale::Log,
+                y: Scale::Linear,
+                error_bars: false,
+                integer_x: false,
+            },
             &[Curve {
-                name: "−a·r̂".into(),
                 colour: STARS,
                 points: radial.clone(),
             }],
-            false,
         )?;
         histogram(
             &cells[2],

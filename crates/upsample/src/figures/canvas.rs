@@ -138,6 +138,27 @@ impl LogStretch {
         })
     }
 
+    /// Like [`LogStretch::spanning`], but the bottom raised to the 2nd percentile of the
+    /// positive values when that is higher: the scale spends its colours on what is there.
+    pub(crate) fn fitted<'a>(values: impl Iterator<Item = &'a f64>, decades: f64) -> Option<Self> {
+        let mut logs: Vec<f64> = values
+            .copied()
+            .filter(|v| *v > 0.0 && v.is_finite())
+            .map(f64::log10)
+            .collect();
+        if logs.is_empty() {
+            return None;
+        }
+        logs.sort_by(f64::total_cmp);
+        let hi = logs[logs.len() - 1];
+        let p2 = logs[(logs.len() - 1) * 2 / 100];
+        let lo = (hi - decades).max(p2);
+        Some(LogStretch {
+            lo: if hi - lo < 0.1 { hi - 0.1 } else { lo },
+            hi,
+        })
+    }
+
     /// Position of `v` on the scale, in [0, 1].
     pub(crate) fn t(&self, v: f64) -> f64 {
         if v > 0.0 {
@@ -229,6 +250,12 @@ mod tests {
         assert!((s.t(10.0) - 1.0 / 3.0).abs() < 1e-12);
         assert_eq!(s.t(0.0), 0.0);
         assert_eq!(s.t(0.001), 0.0);
+        let many: Vec<f64> = (1..=100).map(|i| 10f64.powf(i as f64 / 50.0)).collect();
+        let f = LogStretch::fitted(many.iter(), 4.0).unwrap();
+        assert!(
+            (f.hi - 2.0).abs() < 1e-12 && (f.lo - 0.04).abs() < 1e-9,
+            "{f:?}"
+        );
     }
 
     #[test]

@@ -40,7 +40,8 @@ pub struct FigureOptions {
     pub accel: Vec<PathBuf>,
     /// Rows read per chunk of catalog.hdf5 and survey files.
     pub chunk_rows: usize,
-    /// Bins per side of the surface density maps.
+    /// Most bins per side of the surface density maps (fewer where the points are few:
+    /// [`surface_density::map_bins`]).
     pub map_bins: usize,
     /// Clusters shown in the loss-curve figures (worst first).
     pub max_training_clusters: usize,
@@ -235,19 +236,30 @@ pub fn write_figures(dir: &Path, opts: &FigureOptions) -> Result<FiguresWritten>
         }
     };
     let catalog = dir.join("catalog.hdf5");
-    let mut sample_radii: Vec<f64> = match &particles {
-        Some((p, _)) => p.iter().map(radius).collect(),
-        None => Vec::new(),
+    // Extent and bins from the particles, or from the catalogue's first chunk without them.
+    let first_chunk;
+    let sample: &[[f64; 3]] = match &particles {
+        Some((p, _)) if !p.is_empty() => p,
+        _ if catalog.exists() => {
+            let c = snapio::CatalogChunks::open(&catalog)?;
+            let n = c.rows("position")?.min(opts.chunk_rows);
+            first_chunk = c.read_vec3("position", 0, n)?;
+            &first_chunk
+        }
+        _ => &[],
     };
-    if sample_radii.is_empty() && catalog.exists() {
-        let c = snapio::CatalogChunks::open(&catalog)?;
-        let n = c.rows("position")?.min(opts.chunk_rows);
-        sample_radii = c.read_vec3("position", 0, n)?.iter().map(radius).collect();
-    }
-    let (galaxy, centre) = surface_density::map_extent(&mut sample_radii);
+    let (galaxy, centre) = surface_density::map_extent(&mut sample.iter().map(radius).collect());
+    let galaxy = (
+        galaxy,
+        surface_density::map_bins(sample, galaxy, opts.map_bins),
+    );
+    let centre = (
+        centre,
+        surface_density::map_bins(sample, centre, opts.map_bins),
+    );
     let mut map_figs = Vec::new();
     if catalog.exists() {
-        let mut stars = MapSet::new(galaxy, centre, opts.map_bins);
+        let mut stars = MapSet::new(galaxy, centre);
         let mut centres = ClusterCentres::default();
         stream_catalog(&catalog, opts.chunk_rows, |p, m, c| {
             stars.add(p, m);
@@ -256,7 +268,7 @@ pub fn write_figures(dir: &Path, opts: &FigureOptions) -> Result<FiguresWritten>
             }
         })?;
         let pmaps = particles.as_ref().map(|(p, m)| {
-            let mut s = MapSet::new(galaxy, centre, opts.map_bins);
+            let mut s = MapSet::new(galaxy, centre);
             s.add(p, m);
             s
         });
@@ -287,7 +299,10 @@ pub fn write_figures(dir: &Path, opts: &FigureOptions) -> Result<FiguresWritten>
             .collect();
         map_figs.push(surface_density::map_figure(
             "maps_galaxy.png",
-            &format!("Surface density, whole galaxy (±{galaxy:.3} kpc; {how})"),
+            &format!(
+                "Surface density, whole galaxy (±{:.3} kpc, {} bins a side; {how})",
+                galaxy.0, galaxy.1
+            ),
             pmaps.as_ref().map(|m| &m.galaxy),
             &stars.galaxy,
             scale,
@@ -295,7 +310,10 @@ pub fn write_figures(dir: &Path, opts: &FigureOptions) -> Result<FiguresWritten>
         )?);
         map_figs.push(surface_density::map_figure(
             "maps_centre.png",
-            &format!("Surface density, centre (±{centre:.3} kpc; {how})"),
+            &format!(
+                "Surface density, centre (±{:.3} kpc, {} bins a side; {how})",
+                centre.0, centre.1
+            ),
             pmaps.as_ref().map(|m| &m.centre),
             &stars.centre,
             scale,

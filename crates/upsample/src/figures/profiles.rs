@@ -6,14 +6,13 @@
 use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::canvas::{pe, render, Figure, FONT_FAMILY};
 use crate::fidelity::{Fidelity, Profile};
 
 /// One curve: (x, y, error of y) points, a name and a colour.
 pub(crate) struct Curve {
-    /// Legend.
-    pub name: String,
     /// Colour.
     pub colour: RGBColor,
     /// (x, y, σ_y) points; non-finite ones are skipped.
@@ -51,16 +50,53 @@ fn finite_range(v: impl Iterator<Item = f64>, scale: Scale) -> Option<(f64, f64)
     })
 }
 
-/// Draws `curves` (points with error bars, joined by lines) in `area` with a legend.
+/// How a panel's axes are drawn.
+pub(crate) struct Axes<'a> {
+    /// Label of the x axis (with units).
+    pub x_desc: &'a str,
+    /// Label of the y axis (with units).
+    pub y_desc: &'a str,
+    /// Scale of x.
+    pub x: Scale,
+    /// Scale of y.
+    pub y: Scale,
+    /// Whether to draw ±σ error bars.
+    pub error_bars: bool,
+    /// Whether x takes integer values only (epochs): no fractional tick labels.
+    pub integer_x: bool,
+}
+
+/// Values of 1, 2 and 5 × 10^k inside [10^lo, 10^hi] (only 1 × 10^k beyond 3 decades):
+/// the ticks of a log axis.
+pub(crate) fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let steps: &[f64] = if hi - lo > 3.0 {
+        &[1.0]
+    } else {
+        &[1.0, 2.0, 5.0]
+    };
+    let mut out = Vec::new();
+    for k in (lo.floor() as i32 - 1)..=(hi.ceil() as i32 + 1) {
+        for m in steps {
+            let v = m * 10f64.powi(k);
+            let u = v.log10();
+            if u >= lo - 1e-9 && u <= hi + 1e-9 {
+                out.push(v);
+            }
+        }
+    }
+    out
+}
+
+/// Draws `curves` (points, optionally with error bars, joined by lines) in `area`; the
+/// figure's title says which colour is which. A log axis is drawn in log10 of the value with
+/// ticks at 1, 2, 5 × 10^k labelled with the values.
 pub(crate) fn panel(
     area: &DrawingArea<BitMapBackend<'_>, Shift>,
     title: &str,
-    x_desc: &str,
-    y_desc: &str,
-    (xs, ys): (Scale, Scale),
+    axes: &Axes<'_>,
     curves: &[Curve],
-    error_bars: bool,
 ) -> Result<()> {
+    let (xs, ys, error_bars) = (axes.x, axes.y, axes.error_bars);
     let pts = || curves.iter().flat_map(|c| c.points.iter());
     let xr = finite_range(pts().map(|p| p.0), xs);
     let yr = finite_range(
@@ -83,92 +119,125 @@ pub(crate) fn panel(
         .map_err(pe)?;
         return Ok(());
     };
-    let mut b = ChartBuilder::on(area);
-    b.caption(title, (FONT_FAMILY, 15))
+    // Plot coordinates: log10 of the value on log axes.
+    let tx = move |v: f64| if xs == Scale::Log { v.log10() } else { v };
+    let ty = move |v: f64| if ys == Scale::Log { v.log10() } else { v };
+    let (u0, u1, w0, w1) = (tx(x0), tx(x1), ty(y0), ty(y1));
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, (FONT_FAMILY, 15))
         .margin(8)
         .x_label_area_size(36)
-        .y_label_area_size(62);
-    macro_rules! draw_with {
-        ($chart:expr) => {{
-            let mut chart = $chart;
-            chart
-                .configure_mesh()
-                .light_line_style(WHITE)
-                .bold_line_style(RGBColor(225, 225, 225))
-                .x_desc(x_desc)
-                .y_desc(y_desc)
-                .label_style((FONT_FAMILY, 12))
-                .y_label_formatter(&|v| short(*v))
-                .x_label_formatter(&|v| short(*v))
-                .draw()
-                .map_err(pe)?;
-            for c in curves {
-                let ok: Vec<(f64, f64, f64)> = c
-                    .points
-                    .iter()
-                    .copied()
-                    .filter(|p| {
-                        p.0.is_finite()
-                            && p.1.is_finite()
-                            && (xs == Scale::Linear || p.0 > 0.0)
-                            && (ys == Scale::Linear || p.1 > 0.0)
-                    })
-                    .collect();
-                let col = c.colour;
-                chart
-                    .draw_series(LineSeries::new(
-                        ok.iter().map(|p| (p.0, p.1)),
-                        col.stroke_width(2),
-                    ))
-                    .map_err(pe)?
-                    .label(c.name.clone())
-                    .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 18, y)], col.stroke_width(2))
-                    });
-                chart
-                    .draw_series(ok.iter().map(|p| Circle::new((p.0, p.1), 3, col.filled())))
-                    .map_err(pe)?;
-                if error_bars {
-                    chart
-                        .draw_series(ok.iter().filter(|p| p.2.is_finite()).map(|p| {
-                            let lo = p.1 - p.2;
-                            let lo = if ys == Scale::Log && lo <= 0.0 {
-                                y0
-                            } else {
-                                lo.max(y0)
-                            };
-                            PathElement::new(vec![(p.0, lo), (p.0, (p.1 + p.2).min(y1))], col)
-                        }))
-                        .map_err(pe)?;
-                }
-            }
-            chart
-                .configure_series_labels()
-                .border_style(BLACK)
-                .background_style(WHITE.mix(0.85))
-                .label_font((FONT_FAMILY, 12))
-                .draw()
-                .map_err(pe)?;
-        }};
+        .y_label_area_size(62)
+        .build_cartesian_2d(u0..u1, w0..w1)
+        .map_err(pe)?;
+    let integer_x = axes.integer_x;
+    let grid = RGBColor(225, 225, 225);
+    let y_fmt = |v: &f64| short(*v);
+    let x_fmt = |v: &f64| {
+        if integer_x && v.fract().abs() > 1e-9 {
+            String::new()
+        } else {
+            short(*v)
+        }
+    };
+    let mut mesh = chart.configure_mesh();
+    mesh.light_line_style(WHITE)
+        .bold_line_style(grid)
+        .x_desc(axes.x_desc)
+        .y_desc(axes.y_desc)
+        .label_style((FONT_FAMILY, 12))
+        .y_label_formatter(&y_fmt)
+        .x_label_formatter(&x_fmt);
+    if xs == Scale::Log {
+        mesh.disable_x_mesh().x_labels(0);
     }
-    match (xs, ys) {
-        (Scale::Log, Scale::Log) => {
-            draw_with!(b
-                .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())
-                .map_err(pe)?)
+    if ys == Scale::Log {
+        mesh.disable_y_mesh().y_labels(0);
+    }
+    mesh.draw().map_err(pe)?;
+    // Log axes: grid lines, tick marks and labels at 1, 2, 5 × 10^k.
+    let base = area.get_base_pixel();
+    let font = TextStyle::from((FONT_FAMILY, 12).into_font());
+    if xs == Scale::Log {
+        for v in log_ticks(u0, u1) {
+            let u = v.log10();
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    vec![(u, w0), (u, w1)],
+                    grid,
+                )))
+                .map_err(pe)?;
+            let (px, py) = chart.backend_coord(&(u, w0));
+            let (px, py) = (px - base.0, py - base.1);
+            area.draw(&PathElement::new(vec![(px, py), (px, py + 5)], BLACK))
+                .map_err(pe)?;
+            area.draw(&Text::new(
+                short(v),
+                (px, py + 7),
+                font.pos(Pos::new(HPos::Center, VPos::Top)),
+            ))
+            .map_err(pe)?;
         }
-        (Scale::Log, Scale::Linear) => {
-            draw_with!(b
-                .build_cartesian_2d((x0..x1).log_scale(), y0..y1)
-                .map_err(pe)?)
+    }
+    if ys == Scale::Log {
+        for v in log_ticks(w0, w1) {
+            let w = v.log10();
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    vec![(u0, w), (u1, w)],
+                    grid,
+                )))
+                .map_err(pe)?;
+            let (px, py) = chart.backend_coord(&(u0, w));
+            let (px, py) = (px - base.0, py - base.1);
+            area.draw(&PathElement::new(vec![(px - 5, py), (px, py)], BLACK))
+                .map_err(pe)?;
+            area.draw(&Text::new(
+                short(v),
+                (px - 7, py),
+                font.pos(Pos::new(HPos::Right, VPos::Center)),
+            ))
+            .map_err(pe)?;
         }
-        (Scale::Linear, Scale::Log) => {
-            draw_with!(b
-                .build_cartesian_2d(x0..x1, (y0..y1).log_scale())
-                .map_err(pe)?)
-        }
-        (Scale::Linear, Scale::Linear) => {
-            draw_with!(b.build_cartesian_2d(x0..x1, y0..y1).map_err(pe)?)
+    }
+    for c in curves {
+        let ok: Vec<(f64, f64, f64)> = c
+            .points
+            .iter()
+            .copied()
+            .filter(|p| {
+                p.0.is_finite()
+                    && p.1.is_finite()
+                    && (xs == Scale::Linear || p.0 > 0.0)
+                    && (ys == Scale::Linear || p.1 > 0.0)
+            })
+            .collect();
+        let col = c.colour;
+        chart
+            .draw_series(LineSeries::new(
+                ok.iter().map(|p| (tx(p.0), ty(p.1))),
+                col.stroke_width(2),
+            ))
+            .map_err(pe)?;
+        chart
+            .draw_series(
+                ok.iter()
+                    .map(|p| Circle::new((tx(p.0), ty(p.1)), 3, col.filled())),
+            )
+            .map_err(pe)?;
+        if error_bars {
+            chart
+                .draw_series(ok.iter().filter(|p| p.2.is_finite()).map(|p| {
+                    let lo = p.1 - p.2;
+                    let lo = if ys == Scale::Log && lo <= 0.0 {
+                        w0
+                    } else {
+                        ty(lo).max(w0)
+                    };
+                    let hi = ty(p.1 + p.2).min(w1);
+                    PathElement::new(vec![(tx(p.0), lo), (tx(p.0), hi)], col)
+                }))
+                .map_err(pe)?;
         }
     }
     Ok(())
@@ -176,7 +245,7 @@ pub(crate) fn panel(
 
 /// A tick label with at most 3 significant digits.
 pub(crate) fn short(v: f64) -> String {
-    if v == 0.0 {
+    if v.abs() < 1e-9 {
         "0".into()
     } else if (1e-2..1e4).contains(&v.abs()) {
         let s = format!("{:.3}", v);
@@ -228,14 +297,13 @@ pub fn profile_figure(name: &str, title: &str, fidelity: &Fidelity) -> Result<Fi
                 .map(|k| (k.mean_vphi, k.mean_vphi_err))
         }),
     ];
-    let curve = |p: &Profile, pick: Pick, nm: &str, colour| {
+    let curve = |p: &Profile, pick: Pick, colour| {
         let w = if p.total_weight > 0.0 {
             p.total_weight
         } else {
             1.0
         };
         Curve {
-            name: nm.to_string(),
             colour,
             points: p
                 .shells
@@ -250,14 +318,25 @@ pub fn profile_figure(name: &str, title: &str, fidelity: &Fidelity) -> Result<Fi
         let cells = root.margin(34, 0, 0, 0).split_evenly((2, 3));
         for (cell, (t, y, ys, pick)) in cells.iter().zip(panels) {
             let curves = [
-                curve(&fidelity.reference, pick, "held-out particles", REFERENCE),
-                curve(&fidelity.stars, pick, "stars", STARS),
+                curve(&fidelity.reference, pick, REFERENCE),
+                curve(&fidelity.stars, pick, STARS),
             ];
-            panel(cell, t, "r [kpc]", y, (Scale::Log, ys), &curves, true)?;
+            let axes = Axes {
+                x_desc: "r [kpc]",
+                y_desc: y,
+                x: Scale::Log,
+                y: ys,
+                error_bars: true,
+                integer_x: false,
+            };
+            panel(cell, t, &axes, &curves)?;
         }
         let z = &fidelity.two_sample;
         let s = &fidelity.smoothness;
         let lines = [
+            "red: stars; black: held-out particles".to_string(),
+            "(±1σ sampling errors)".to_string(),
+            String::new(),
             format!("two-sample (k = {}): z = {:.2}", z.k, z.z),
             format!(
                 "  statistic {:.4}, null {:.4} ± {:.4}",

@@ -37,7 +37,7 @@ impl CountGrid {
     pub fn bin(&self, x: f64, y: f64) -> Option<usize> {
         let f = |v: f64, (a, b): (f64, f64), n: usize| {
             let u = (v - a) / (b - a) * n as f64;
-            (u >= 0.0 && u < n as f64).then(|| u as usize)
+            (u >= 0.0 && u < n as f64).then_some(u as usize)
         };
         Some(f(y, self.y, self.n.1)? * self.n.0 + f(x, self.x, self.n.0)?)
     }

@@ -34,7 +34,7 @@ impl MassGrid {
     pub fn bin(&self, a: f64, b: f64) -> Option<usize> {
         let f = |v: f64| {
             let u = (v + self.half) / (2.0 * self.half) * self.n as f64;
-            (u >= 0.0 && u < self.n as f64).then(|| u as usize)
+            (u >= 0.0 && u < self.n as f64).then_some(u as usize)
         };
         Some(f(b)? * self.n + f(a)?)
     }
@@ -78,11 +78,13 @@ pub struct MapSet {
 }
 
 impl MapSet {
-    /// Empty maps of half-widths `galaxy` and `centre` kpc with `n` bins per side.
-    pub fn new(galaxy: f64, centre: f64, n: usize) -> Self {
+    /// Empty maps: the galaxy's of half-width `galaxy.0` kpc with `galaxy.1` bins per side,
+    /// the centre's likewise.
+    pub fn new(galaxy: (f64, usize), centre: (f64, usize)) -> Self {
+        let pair = |(h, n): (f64, usize)| [MassGrid::new(h, n), MassGrid::new(h, n)];
         MapSet {
-            galaxy: [MassGrid::new(galaxy, n), MassGrid::new(galaxy, n)],
-            centre: [MassGrid::new(centre, n), MassGrid::new(centre, n)],
+            galaxy: pair(galaxy),
+            centre: pair(centre),
             total_mass: 0.0,
             points: 0,
         }
@@ -114,8 +116,8 @@ impl ClusterCentres {
     pub fn add(&mut self, position: &[[f64; 3]], cluster: &[u32]) {
         for (p, &c) in position.iter().zip(cluster) {
             let e = self.sums.entry(c).or_insert(([0.0; 3], 0));
-            for k in 0..3 {
-                e.0[k] += p[k];
+            for (sum, x) in e.0.iter_mut().zip(p) {
+                *sum += x;
             }
             e.1 += 1;
         }
@@ -131,7 +133,7 @@ impl ClusterCentres {
 }
 
 /// Half-widths (kpc) of the whole-galaxy and centre maps from a sample of radii: 1.1 × the
-/// 95th percentile and 0.5 × the median (the median radius holds half the points).
+/// 95th percentile, and the median radius (at most half the galaxy's).
 pub fn map_extent(radii: &mut Vec<f64>) -> (f64, f64) {
     radii.retain(|r| r.is_finite());
     if radii.is_empty() {
@@ -140,8 +142,19 @@ pub fn map_extent(radii: &mut Vec<f64>) -> (f64, f64) {
     radii.sort_by(f64::total_cmp);
     let q = |f: f64| radii[((radii.len() - 1) as f64 * f).round() as usize];
     let galaxy = (1.1 * q(0.95)).max(1e-3);
-    let centre = (0.5 * q(0.5)).clamp(1e-4, galaxy);
+    let centre = q(0.5).clamp(1e-4, 0.5 * galaxy);
     (galaxy, centre)
+}
+
+/// Bins per side of a map of half-width `half` kpc: about 8 sample points per bin on average
+/// over the face-on square (shot noise below ~35 % where the sample is average), within
+/// [24, `max`]. `sample` is the sparser of the point sets drawn (the particles, when read).
+pub fn map_bins(sample: &[[f64; 3]], half: f64, max: usize) -> usize {
+    let inside = sample
+        .iter()
+        .filter(|p| p[0].abs() < half && p[1].abs() < half)
+        .count();
+    ((inside as f64 / 8.0).sqrt().round() as usize).clamp(24, max.max(24))
 }
 
 /// A cluster drawn on the face-on stars map: its label at its stars' mean position and its
@@ -182,7 +195,7 @@ pub fn map_figure(
     for g in stars {
         all.extend((0..g.mass.len()).map(|i| g.sigma(i, star_scale)));
     }
-    let stretch = LogStretch::spanning(all.iter(), 4.0).unwrap_or(LogStretch { lo: 0.0, hi: 1.0 });
+    let stretch = LogStretch::fitted(all.iter(), 4.0).unwrap_or(LogStretch { lo: 0.0, hi: 1.0 });
     render(name, title, width, height, |root| {
         root.draw(&Text::new(
             title.to_string(),
@@ -244,27 +257,52 @@ fn draw_marks<DB: DrawingBackend>(
     h: f64,
 ) -> Result<()> {
     let clip = |v: Option<f64>, d: f64| v.unwrap_or(d).clamp(-h, h);
+    // Only the bounded sides of each core cell (an unbounded side is no border).
+    let line = WHITE.mix(0.8).stroke_width(1);
     for m in marks {
-        if m.x.0.is_some() || m.x.1.is_some() || m.y.0.is_some() || m.y.1.is_some() {
-            let (x0, x1) = (clip(m.x.0, -h), clip(m.x.1, h));
-            let (y0, y1) = (clip(m.y.0, -h), clip(m.y.1, h));
-            chart
-                .draw_series(std::iter::once(Rectangle::new(
-                    [(x0, y0), (x1, y1)],
-                    WHITE.mix(0.8).stroke_width(1),
-                )))
-                .map_err(pe)?;
+        let (x0, x1) = (clip(m.x.0, -h), clip(m.x.1, h));
+        let (y0, y1) = (clip(m.y.0, -h), clip(m.y.1, h));
+        let mut sides = Vec::new();
+        if let Some(x) = m.x.0.filter(|x| x.abs() < h) {
+            sides.push(vec![(x, y0), (x, y1)]);
         }
+        if let Some(x) = m.x.1.filter(|x| x.abs() < h) {
+            sides.push(vec![(x, y0), (x, y1)]);
+        }
+        if let Some(y) = m.y.0.filter(|y| y.abs() < h) {
+            sides.push(vec![(x0, y), (x1, y)]);
+        }
+        if let Some(y) = m.y.1.filter(|y| y.abs() < h) {
+            sides.push(vec![(x0, y), (x1, y)]);
+        }
+        chart
+            .draw_series(sides.into_iter().map(|s| PathElement::new(s, line)))
+            .map_err(pe)?;
+    }
+    // Labels of clusters whose centres fall within 4% of the map of each other are joined
+    // ("0, 2": cells stacked along z share a face-on centre).
+    let mut spots: Vec<(f64, f64, String)> = Vec::new();
+    for m in marks {
         let (cx, cy) = (m.centre[0], m.centre[1]);
-        if cx.abs() < h && cy.abs() < h {
-            chart
-                .draw_series(std::iter::once(Text::new(
-                    m.label.clone(),
-                    (cx, cy),
-                    (FONT_FAMILY, 13).into_font().color(&WHITE),
-                )))
-                .map_err(pe)?;
+        if !(cx.abs() < h && cy.abs() < h) {
+            continue;
         }
+        match spots
+            .iter_mut()
+            .find(|s| (s.0 - cx).abs() < 0.08 * h && (s.1 - cy).abs() < 0.08 * h)
+        {
+            Some(s) => s.2 = format!("{}, {}", s.2, m.label),
+            None => spots.push((cx, cy, m.label.clone())),
+        }
+    }
+    for (cx, cy, label) in spots {
+        chart
+            .draw_series(std::iter::once(Text::new(
+                label,
+                (cx, cy),
+                (FONT_FAMILY, 14).into_font().color(&WHITE),
+            )))
+            .map_err(pe)?;
     }
     Ok(())
 }
@@ -286,6 +324,12 @@ mod tests {
         assert!((g.bin_area() - 0.25).abs() < 1e-15);
         assert!((g.sigma(10, 1.0) - 8.0).abs() < 1e-12);
         let (gal, cen) = map_extent(&mut (1..=100).map(f64::from).collect::<Vec<_>>());
-        assert!((gal - 1.1 * 95.0).abs() < 1.2 && (cen - 25.0).abs() < 0.6);
+        assert!((gal - 1.1 * 95.0).abs() < 1.2 && (cen - 50.0).abs() < 1.1);
+        let sample: Vec<[f64; 3]> = (0..80_000)
+            .map(|i| [(i % 100) as f64 / 100.0, 0.0, 0.0])
+            .collect();
+        assert_eq!(map_bins(&sample, 2.0, 200), 100);
+        assert_eq!(map_bins(&sample, 2.0, 50), 50);
+        assert_eq!(map_bins(&sample[..10], 2.0, 200), 24);
     }
 }

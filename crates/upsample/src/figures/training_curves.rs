@@ -6,7 +6,7 @@ use anyhow::Result;
 use plotters::prelude::*;
 
 use super::canvas::{pe, render, Figure, FONT_FAMILY};
-use super::profiles::{panel, Curve, Scale, REFERENCE, STARS};
+use super::profiles::{panel, Axes, Curve, Scale, REFERENCE, STARS};
 use super::run_record::ClusterEntry;
 use crate::models::FlowMetrics;
 
@@ -15,24 +15,17 @@ pub const CLUSTERS_PER_FIGURE: usize = 6;
 
 fn curves(m: &[FlowMetrics]) -> Vec<Curve> {
     let mut out = Vec::new();
-    for (k, f) in m.iter().enumerate() {
-        let tag = if m.len() > 1 {
-            format!(" (member {k})")
-        } else {
-            String::new()
-        };
-        let e = |v: f64| (v, f64::NAN);
+    // Ensemble members: one pair of curves each.
+    for f in m {
         out.push(Curve {
-            name: format!("training{tag}"),
             colour: REFERENCE,
             points: f
                 .history
                 .iter()
-                .map(|h| (h.epoch as f64 + 1.0, e(h.train_nll).0, f64::NAN))
+                .map(|h| (h.epoch as f64 + 1.0, h.train_nll, f64::NAN))
                 .collect(),
         });
         out.push(Curve {
-            name: format!("held-out{tag}"),
             colour: STARS,
             points: f
                 .history
@@ -69,15 +62,15 @@ pub fn training_figure(name: &str, title: &str, entries: &[&ClusterEntry]) -> Re
                 let cell = &cells[2 * i + j];
                 let title = format!("cluster {} ({label}): {flow}", c.record.index);
                 if has(&cs) {
-                    panel(
-                        cell,
-                        &title,
-                        "epoch",
-                        unit,
-                        (Scale::Linear, Scale::Linear),
-                        &cs,
-                        false,
-                    )?;
+                    let axes = Axes {
+                        x_desc: "epoch",
+                        y_desc: unit,
+                        x: Scale::Linear,
+                        y: Scale::Linear,
+                        error_bars: false,
+                        integer_x: true,
+                    };
+                    panel(cell, &title, &axes, &cs)?;
                 } else {
                     cell.draw(&Text::new(
                         format!("{title}: no per-epoch history in training.json"),
