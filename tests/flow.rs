@@ -91,7 +91,24 @@ fn resumed_and_sharded_runs_give_the_same_catalogue() {
             .unwrap()
             .is_finite());
         assert!(cl["stars"]["stars_written"].as_u64().unwrap() > 0);
+        // Fidelity against the cluster's held-out particles (10% by default).
+        let n = cl["fidelity"]["two_sample"]["n_reference"]
+            .as_u64()
+            .unwrap();
+        let members = cl["members"].as_u64().unwrap() as f64;
+        assert!(
+            (n as f64 - 0.1 * members).abs() < 5.0 * (0.09 * members).sqrt(),
+            "{n} of {members}"
+        );
+        assert!(cl["fidelity"]["smoothness"]["ratio"]
+            .as_f64()
+            .unwrap()
+            .is_finite());
     }
+    assert!(report["fidelity"]["two_sample"]["z"]
+        .as_f64()
+        .unwrap()
+        .is_finite());
 
     // Shards into one folder, then merge.
     let sharded = dir.path().join("sharded");
@@ -106,6 +123,17 @@ fn resumed_and_sharded_runs_give_the_same_catalogue() {
         read_catalog(sharded.join("catalog.hdf5")).unwrap(),
         reference
     );
+    // The fidelity report pooled at merge is the same as the single process's.
+    let merged = read_report(&sharded);
+    assert_eq!(merged["fidelity"], report["fidelity"]);
+    for (a, b) in merged["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(report["clusters"].as_array().unwrap())
+    {
+        assert_eq!(a["fidelity"], b["fidelity"]);
+    }
 
     // A merge before every shard has finished names what is missing.
     let partial = dir.path().join("partial");
@@ -329,6 +357,16 @@ fn flow_catalogue_matches_the_analytic_system() {
             "seam at {name}: ratio {ratio} ± {sigma}"
         );
     }
+    // The run's own fidelity report (stars against the 10% of particles no flow saw) agrees:
+    // smooth, and within a few null spreads of the held-out particles in 6D.
+    let fid = &report["fidelity"];
+    let (z, ratio) = (
+        fid["two_sample"]["z"].as_f64().unwrap(),
+        fid["smoothness"]["ratio"].as_f64().unwrap(),
+    );
+    eprintln!("fidelity report: two-sample z {z:.2}, smoothness ratio {ratio:.3}");
+    assert!((0.95..=1.05).contains(&ratio), "smoothness ratio {ratio}");
+    assert!(z < 4.0, "two-sample z {z}");
 
     // Accelerations from the same flows (the EOM solver's defaults: log form, TLS, K = 128)
     // against the analytic Plummer acceleration at 200 points between 0.5 b and 5 b. Four

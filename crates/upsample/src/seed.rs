@@ -8,7 +8,9 @@
 //!       ├─ cluster_seed(seed, c) ─ chunk_seed(.., chunk, member) ─┬─ rejection rounds (.., round)
 //!       │                                                          └─ velocity draws (.., VELOCITY_DRAW)
 //!       ├─ flow_seed(seed, c, member, role)               weights, batches and splits of one flow
-//!       └─ subset_rng(seed, c)                            the training subset of a large cluster
+//!       ├─ subset_rng(seed, c)                            the training subset of a large cluster
+//!       ├─ held_out(seed, uid, f)                         particles kept out of training (fidelity)
+//!       └─ fidelity_seed(seed, c)                         the fidelity report's flow draws and statistics
 //! seed ─ survey_seed(seed, observer) ─ survey_star_id(parent uid, cluster, k)   a survey's
 //!                                        Gaia noise draws, per star (k: the star's index among
 //!                                        its parent's stars in that cluster, catalogue order)
@@ -40,6 +42,24 @@ pub const FLOW_BASE: u64 = 0x666c_6f77;
 pub const PLUMMER_DRAW: u64 = 0x706c_756d;
 /// Tag of the bootstrap resamples of the acceleration solver ("boot").
 pub const BOOTSTRAP: u64 = 0x626f_6f74;
+
+/// Tag of the choice of held-out particles of the fidelity report ("hold").
+pub const HOLDOUT: u64 = 0x686f_6c64;
+/// Tag of the fidelity report's own draws from a cluster's flows and its statistics ("fide").
+pub const FIDELITY: u64 = 0x6669_6465;
+
+/// Whether the particle with unique identity `uid` is held out of training under `seed`, with
+/// probability `fraction`: a hash of (seed, uid), so independent of file order and threads.
+pub fn held_out(seed: u64, uid: u64, fraction: f64) -> bool {
+    let u = (mix_seed(mix_seed(seed, HOLDOUT), uid) >> 11) as f64 / (1u64 << 53) as f64;
+    u < fraction
+}
+
+/// The seed of cluster `cluster`'s fidelity figures (its extra flow draws, subsamples,
+/// permutations and bootstraps); `usize::MAX` names the whole run.
+pub fn fidelity_seed(seed: u64, cluster: usize) -> u64 {
+    mix_seed(mix_seed(seed, FIDELITY), cluster as u64)
+}
 
 /// Tag of a mock survey's Gaia noise draws ("gaia").
 pub const SURVEY_ERRORS: u64 = 0x6761_6961;
@@ -135,5 +155,19 @@ mod tests {
         );
         assert_ne!(cluster_seed(1, 0), cluster_seed(1, 1));
         assert_ne!(chunk_seed(9, 0, 1), chunk_seed(9, 1, 0));
+    }
+
+    #[test]
+    fn holdout_takes_the_asked_fraction_and_depends_on_the_seed() {
+        let n = 200_000u64;
+        let held = (0..n).filter(|&u| held_out(3, u, 0.1)).count() as f64;
+        // Binomial: sd = sqrt(n f (1-f)) = 134; 5 sd.
+        assert!((held - 0.1 * n as f64).abs() < 670.0, "{held}");
+        assert_eq!((0..n).filter(|&u| held_out(3, u, 0.0)).count(), 0);
+        let moved = (0..n)
+            .filter(|&u| held_out(3, u, 0.1) != held_out(4, u, 0.1))
+            .count() as f64;
+        // Independent choices under two seeds differ for 2 f (1 - f) = 18% of particles.
+        assert!((moved / n as f64 - 0.18).abs() < 0.01, "{moved}");
     }
 }

@@ -24,7 +24,11 @@ mod two_sample;
 pub use shells::{
     compare_profiles, shell_profile, Kinematics, Profile, Shell, ShellComparison, ShellConfig,
 };
-pub use smoothness::{ks_two_sample, smoothness, Smoothness, SmoothnessConfig};
+pub use smoothness::{
+    ks_two_sample, nearest_distances, pool_counts, smoothness, NearestDistances, Smoothness,
+    SmoothnessConfig,
+};
+pub(crate) use standardise::subsample;
 pub use standardise::Scales;
 pub use two_sample::{two_sample, TwoSample, TwoSampleConfig};
 
@@ -147,11 +151,23 @@ pub fn evaluate(
     training: PhaseSpace<'_>,
     config: &FidelityConfig,
 ) -> Result<Fidelity, FidelityError> {
+    let distances = nearest_distances(stars, reference, training, &config.smoothness)?;
+    evaluate_with(stars, reference, &distances, config)
+}
+
+/// [`evaluate`] with the nearest-training-particle distances already measured (or pooled from
+/// several clusters, [`NearestDistances::pool`]).
+pub fn evaluate_with(
+    stars: PhaseSpace<'_>,
+    reference: PhaseSpace<'_>,
+    distances: &NearestDistances,
+    config: &FidelityConfig,
+) -> Result<Fidelity, FidelityError> {
     let star_profile = shell_profile(stars, &config.shells)?;
     let reference_profile = shell_profile(reference, &config.shells)?;
     Ok(Fidelity {
         two_sample: two_sample(stars, reference, &config.two_sample)?,
-        smoothness: smoothness(stars, reference, training, &config.smoothness)?,
+        smoothness: Smoothness::from(distances),
         shells: compare_profiles(&star_profile, &reference_profile),
         stars: star_profile,
         reference: reference_profile,

@@ -52,6 +52,112 @@ pub struct Smoothness {
     pub ks: f64,
 }
 
+/// Distances from stars and from held-out particles to their nearest training particle, the
+/// raw material of [`Smoothness`]; kept so that several clusters' distances can be pooled
+/// ([`NearestDistances::pool`]).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NearestDistances {
+    /// Each (subsampled) star's distance to its nearest training particle (standardised 6D
+    /// units, [`Scales`] of the reference).
+    pub stars: Vec<f64>,
+    /// Each (subsampled) held-out particle's distance to its nearest training particle (same
+    /// units).
+    pub reference: Vec<f64>,
+    /// Training particles searched.
+    pub n_training: usize,
+}
+
+impl NearestDistances {
+    /// Several sets' distances in one, each set's distances divided by the median of its own
+    /// reference distances (so clusters standardised by different scales pool in the same,
+    /// dimensionless unit: a held-out particle's typical distance is 1), every set entering
+    /// with its share `weights[i] / Σ weights` of the pooled stars and references (a seeded
+    /// random subset of its rows; the pooled size is the largest every set can fill). Sets
+    /// with no distances are skipped.
+    pub fn pool(sets: &[&NearestDistances], weights: &[f64]) -> NearestDistances {
+        // Each set's distances in units of its own reference median (sets without one: left out).
+        let unit: Vec<f64> = sets
+            .iter()
+            .map(|s| {
+                let m = median(&mut s.reference.clone());
+                if m.is_finite() && m > 0.0 && !s.stars.is_empty() {
+                    m
+                } else {
+                    f64::NAN
+                }
+            })
+            .collect();
+        let w: Vec<f64> = weights
+            .iter()
+            .zip(&unit)
+            .map(|(&w, m)| if m.is_nan() { 0.0 } else { w })
+            .collect();
+        let counts = |len: &dyn Fn(&NearestDistances) -> usize| {
+            let lens: Vec<usize> = sets.iter().map(|s| len(s)).collect();
+            pool_counts(&lens, &w, usize::MAX)
+        };
+        let (ks, kr) = (counts(&|s| s.stars.len()), counts(&|s| s.reference.len()));
+        let mut out = NearestDistances::default();
+        for (i, s) in sets.iter().enumerate() {
+            if w[i] <= 0.0 {
+                continue;
+            }
+            let pick = |d: &[f64], k: usize, stream: u64| -> Vec<f64> {
+                subsample(d.len(), k, mix(i as u64, stream))
+                    .into_iter()
+                    .map(|j| d[j] / unit[i])
+                    .collect()
+            };
+            out.stars.extend(pick(&s.stars, ks[i], 1));
+            out.reference.extend(pick(&s.reference, kr[i], 2));
+            out.n_training += s.n_training;
+        }
+        out
+    }
+}
+
+/// How many rows to take from each of several sets of `lens` rows so that set i makes up the
+/// share `weights[i] / Σ weights` of the pooled rows: the largest pooled total, at most `max`,
+/// that every set with a positive weight can fill (at least one row from each such set; none
+/// from sets with zero weight or no rows).
+pub fn pool_counts(lens: &[usize], weights: &[f64], max: usize) -> Vec<usize> {
+    let usable = |i: usize| lens[i] > 0 && weights[i] > 0.0 && weights[i].is_finite();
+    let total: f64 = (0..lens.len())
+        .filter(|&i| usable(i))
+        .map(|i| weights[i])
+        .sum();
+    let pooled = (0..lens.len())
+        .filter(|&i| usable(i))
+        .map(|i| lens[i] as f64 * total / weights[i])
+        .fold(max as f64, f64::min);
+    (0..lens.len())
+        .map(|i| {
+            if usable(i) {
+                ((pooled * weights[i] / total).round() as usize).clamp(1, lens[i])
+            } else {
+                0
+            }
+        })
+        .collect()
+}
+
+impl From<&NearestDistances> for Smoothness {
+    fn from(d: &NearestDistances) -> Smoothness {
+        let ks = ks_two_sample(&d.stars, &d.reference);
+        let (mut ds, mut dr) = (d.stars.clone(), d.reference.clone());
+        let (median_star, median_reference) = (median(&mut ds), median(&mut dr));
+        Smoothness {
+            n_stars: ds.len(),
+            n_reference: dr.len(),
+            n_training: d.n_training,
+            median_star,
+            median_reference,
+            ratio: median_star / median_reference,
+            ks,
+        }
+    }
+}
+
 /// The smoothness statistic of `stars` against the held-out `reference`, nearest neighbours
 /// searched among `training`.
 pub fn smoothness(
@@ -60,6 +166,19 @@ pub fn smoothness(
     training: PhaseSpace<'_>,
     config: &SmoothnessConfig,
 ) -> Result<Smoothness, FidelityError> {
+    Ok(Smoothness::from(&nearest_distances(
+        stars, reference, training, config,
+    )?))
+}
+
+/// The nearest-training-particle distances of (subsamples of) `stars` and the held-out
+/// `reference`, in coordinates standardised by the reference's robust spreads.
+pub fn nearest_distances(
+    stars: PhaseSpace<'_>,
+    reference: PhaseSpace<'_>,
+    training: PhaseSpace<'_>,
+    config: &SmoothnessConfig,
+) -> Result<NearestDistances, FidelityError> {
     stars.check("stars")?;
     reference.check("reference")?;
     training.check("training")?;
@@ -94,19 +213,10 @@ pub fn smoothness(
             })
             .collect()
     };
-    let mut ds = distances(stars, 1);
-    let mut dr = distances(reference, 2);
-    let ks = ks_two_sample(&ds, &dr);
-    let (n_stars, n_reference) = (ds.len(), dr.len());
-    let (median_star, median_reference) = (median(&mut ds), median(&mut dr));
-    Ok(Smoothness {
-        n_stars,
-        n_reference,
+    Ok(NearestDistances {
+        stars: distances(stars, 1),
+        reference: distances(reference, 2),
         n_training: training.len(),
-        median_star,
-        median_reference,
-        ratio: median_star / median_reference,
-        ks,
     })
 }
 

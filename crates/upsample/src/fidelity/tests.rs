@@ -219,3 +219,61 @@ fn evaluate_compares_an_independent_draw_shell_by_shell_and_serialises() {
     }
     assert!(json["two_sample"]["z"].is_number() && json["smoothness"]["ratio"].is_number());
 }
+
+#[test]
+fn pool_counts_follow_the_weights_and_fit_every_set() {
+    // Set 1 has half the weight but a third of the rows of set 0: it limits the pooled size.
+    let c = pool_counts(&[900, 300, 50, 0], &[1.0, 0.5, 0.0, 1.0], usize::MAX);
+    assert_eq!(c, vec![600, 300, 0, 0]);
+    assert_eq!(pool_counts(&[900, 300], &[1.0, 0.5], 30), vec![20, 10]);
+}
+
+#[test]
+fn pooled_smoothness_keeps_each_clusters_verdict() {
+    // Two "clusters" at very different scales: one smooth (independent draw), one huddled
+    // (jittered training particles). Pooled in units of each one's reference median, the run's
+    // ratio lies between theirs, and a run of two smooth clusters stays ≈ 1.
+    let cfg = SmoothnessConfig::default();
+    let cluster = |seed: u64, scale: f64, huddle: bool| {
+        let (tx, tv) = gaussian(3000, seed, 2.0 * scale, 50.0 * scale, 0.0);
+        let (rx, rv) = gaussian(3000, seed + 1, 2.0 * scale, 50.0 * scale, 0.0);
+        let (mut sx, mut sv) = gaussian(3000, seed + 2, 2.0 * scale, 50.0 * scale, 0.0);
+        if huddle {
+            let (jx, jv) = gaussian(3000, seed + 3, 0.1 * scale, 2.5 * scale, 0.0);
+            sx = tx
+                .iter()
+                .zip(&jx)
+                .map(|(a, b)| std::array::from_fn(|k| a[k] + b[k]))
+                .collect();
+            sv = tv
+                .iter()
+                .zip(&jv)
+                .map(|(a, b)| std::array::from_fn(|k| a[k] + b[k]))
+                .collect();
+        }
+        nearest_distances(
+            PhaseSpace::new(&sx, &sv),
+            PhaseSpace::new(&rx, &rv),
+            PhaseSpace::new(&tx, &tv),
+            &cfg,
+        )
+        .unwrap()
+    };
+    let smooth = cluster(20, 1.0, false);
+    let smooth_far = cluster(30, 10.0, false);
+    let huddled = cluster(40, 10.0, true);
+    let both = Smoothness::from(&NearestDistances::pool(
+        &[&smooth, &smooth_far],
+        &[1.0, 1.0],
+    ));
+    assert!((both.ratio - 1.0).abs() < 0.06, "{both:?}");
+    assert!((both.median_reference - 1.0).abs() < 0.05, "{both:?}");
+    let mixed = Smoothness::from(&NearestDistances::pool(&[&smooth, &huddled], &[1.0, 1.0]));
+    let alone = Smoothness::from(&huddled);
+    assert!(alone.ratio < 0.5, "{alone:?}");
+    assert!(
+        mixed.ratio > alone.ratio + 0.1 && mixed.ratio < 0.95,
+        "{mixed:?}"
+    );
+    assert_eq!(mixed.n_stars, 6000);
+}

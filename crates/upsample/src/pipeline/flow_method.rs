@@ -15,11 +15,12 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use super::catalog::{catalog_meta, create_catalog};
+use super::holdout::{cluster_fidelity, Holdout};
 use super::mock_survey::MockSurvey;
 use super::prepare::Prepared;
 use super::run_dir::{ClusterStars, RunInfo, RunPaths};
 use super::shard::Shard;
-use super::training::train_cluster;
+use super::training::{train_cluster, training_rows};
 use crate::config::Config;
 use crate::decompose::{
     decompose_cells, decompose_fof, decompose_labels, labels_by_id, Cluster, ClusterMethod,
@@ -144,6 +145,7 @@ struct ClusterJob<'a> {
     draw: StarDraw<'a>,
     meta: snapio::CatalogMeta,
     per_cluster: usize,
+    holdout: Holdout,
 }
 
 impl ClusterJob<'_> {
@@ -155,6 +157,13 @@ impl ClusterJob<'_> {
         let cluster = &self.clusters[c];
         let record = &self.manifest.clusters[c];
         let cdir = self.paths.models().join(record.dir_name());
+        let rows = training_rows(
+            cluster,
+            c,
+            self.cfg.training.max_particles,
+            self.cfg.seed,
+            &self.holdout,
+        );
         let members = match load_cluster(&cdir, record, self.cfg.training.ensemble, &self.device)? {
             Some(m) => {
                 tracing::info!("{} ({c}): flows already trained, loaded", cluster.label);
@@ -165,6 +174,7 @@ impl ClusterJob<'_> {
                     &self.p.stars,
                     cluster,
                     c,
+                    &rows,
                     self.cfg,
                     &self.device,
                     self.per_cluster,
@@ -178,11 +188,36 @@ impl ClusterJob<'_> {
         let mut writer = create_catalog(&part, &self.meta, has_parent_identity(&self.p.stars))?;
         let stars = draw_flow_stars(&self.p.stars, cluster, c, &members, &self.draw, &mut writer)?;
         writer.finish()?;
+        let seconds = ts.elapsed().as_secs_f64();
+        let fidelity = if self.holdout.active() {
+            let tf = Instant::now();
+            let f = cluster_fidelity(
+                &self.p.stars,
+                cluster,
+                c,
+                &members,
+                &rows,
+                &self.holdout,
+                self.paths,
+            )?;
+            tracing::info!(
+                "{} ({c}): fidelity figures in {:.1} s{}",
+                cluster.label,
+                tf.elapsed().as_secs_f64(),
+                f.as_ref().map_or(String::new(), |f| format!(
+                    ": two-sample z {:.1}, smoothness ratio {:.3}",
+                    f.two_sample.z, f.smoothness.ratio
+                ))
+            );
+            f
+        } else {
+            None
+        };
         let record = ClusterStars {
             index: c,
             stars,
-            seconds: ts.elapsed().as_secs_f64(),
-            fidelity: None,
+            seconds,
+            fidelity,
         };
         write_json(&marker, &record)?;
         Ok(record)
@@ -246,6 +281,7 @@ pub(super) fn run_clusters(
         },
         meta: catalog_meta(&info.snapshot, cfg, &info.frame()),
         per_cluster,
+        holdout: Holdout::new(&p.stars, cfg),
     };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(at_once.max(per_cluster))

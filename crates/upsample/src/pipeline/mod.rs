@@ -11,6 +11,7 @@
 pub mod accel;
 mod catalog;
 mod flow_method;
+mod holdout;
 mod kernel_method;
 mod mock_survey;
 mod prepare;

@@ -89,6 +89,18 @@ impl RunPaths {
     pub fn part_done(&self, c: usize) -> bool {
         self.part(c).1.exists()
     }
+
+    /// Cluster `c`'s fidelity samples in `DIR/parts/`: its flows' draws and its held-out
+    /// particles (positions kpc, velocities km/s, nearest-training distances), which the merge
+    /// pools into the run's fidelity report.
+    pub fn fidelity_samples(&self, c: usize) -> (PathBuf, PathBuf) {
+        let parts = self.parts();
+        let name = cluster_dir_name(c);
+        (
+            parts.join(format!("{name}.fidelity_stars.hdf5")),
+            parts.join(format!("{name}.fidelity_reference.hdf5")),
+        )
+    }
 }
 
 /// What a run is: the snapshot, what was read from it, the frame and the configuration.

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use super::catalog::{catalog_meta, create_catalog};
+use super::holdout::run_fidelity;
 use super::mock_survey::{CatalogSink, MockSurvey};
 use super::run_dir::{ClusterReport, ClusterStars, RunInfo, RunLock, RunPaths, RunReport};
 use crate::config::Config;
@@ -109,6 +110,8 @@ pub(crate) fn merge_with(dir: &Path, mut seconds: Vec<(String, f64)>) -> Result<
             fidelity: done.fidelity,
         });
     }
+    // Before the catalogue is renamed into place: a damaged sample leaves no half-done run.
+    let fidelity = run_fidelity(&paths, &clusters, &cfg)?;
     let (_, survey) = writer.finish()?;
     seconds.push(("merge".into(), t.elapsed().as_secs_f64()));
     let report = RunReport {
@@ -117,7 +120,7 @@ pub(crate) fn merge_with(dir: &Path, mut seconds: Vec<(String, f64)>) -> Result<
         clusters,
         seconds,
         survey,
-        fidelity: None,
+        fidelity,
     };
     write_json(&paths.report(), &report)?;
     Ok(report)

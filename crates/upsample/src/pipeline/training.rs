@@ -8,6 +8,7 @@ use rand::RngExt;
 use snapio::StarParticles;
 use std::time::Instant;
 
+use super::holdout::Holdout;
 use crate::config::Config;
 use crate::decompose::Cluster;
 use crate::models::{FlowMetrics, Member, TrainingRecord};
@@ -51,10 +52,17 @@ pub(crate) fn train_config(cfg: &Config, seed: u64, threads: usize) -> TrainConf
     }
 }
 
-/// The rows cluster `index` trains on: members and ghosts, at most `max` of them (a random
-/// subset under the job's `seed`, in ascending order) when `max > 0`.
-pub(crate) fn training_rows(cluster: &Cluster, index: usize, max: usize, seed: u64) -> Vec<usize> {
+/// The rows cluster `index` trains on: members and ghosts that are not held out, at most `max`
+/// of them (a random subset under the job's `seed`, in ascending order) when `max > 0`.
+pub(crate) fn training_rows(
+    cluster: &Cluster,
+    index: usize,
+    max: usize,
+    seed: u64,
+    holdout: &Holdout,
+) -> Vec<usize> {
     let mut rows = cluster.training();
+    rows.retain(|&i| !holdout.is_held(i));
     if max > 0 && rows.len() > max {
         let mut rng = subset_rng(seed, index);
         // Partial Fisher–Yates: the first `max` entries become a uniform random subset.
@@ -68,18 +76,19 @@ pub(crate) fn training_rows(cluster: &Cluster, index: usize, max: usize, seed: u
     rows
 }
 
-/// Trains every ensemble member of cluster `index` on `device`, with up to `threads` CPU threads
-/// per mini-batch (0: the backend's default).
+/// Trains every ensemble member of cluster `index` on `device` on the particles `rows`
+/// ([`training_rows`]), with up to `threads` CPU threads per mini-batch (0: the backend's
+/// default).
 pub(crate) fn train_cluster(
     stars: &StarParticles,
     cluster: &Cluster,
     index: usize,
+    rows: &[usize],
     cfg: &Config,
     device: &Device,
     threads: usize,
 ) -> Result<(Vec<Member>, TrainingRecord)> {
     let t0 = Instant::now();
-    let rows = training_rows(cluster, index, cfg.training.max_particles, cfg.seed);
     let x: Vec<[f64; 3]> = rows.iter().map(|&i| stars.position[i]).collect();
     let v: Vec<[f64; 3]> = rows.iter().map(|&i| stars.velocity[i]).collect();
     let context: Vec<f64> = x.iter().flat_map(|p| p.iter().copied()).collect();

@@ -223,37 +223,13 @@ pub(crate) fn draw_flow_stars<S: PhaseSampler>(
     let rows = cluster.training();
     let finder = ParentFinder::new(&parents.position, &parents.velocity, &rows)
         .with_context(|| format!("{} (cluster {index})", cluster.label))?;
-    // Expected fraction of position draws that land in the core.
-    let mut acceptance = match cluster.core {
-        Some(_) => cluster.members.len() as f64 / rows.len().max(1) as f64,
-        None => 1.0,
-    };
+    let mut acceptance = core_acceptance(cluster);
     let cluster_seed = cluster_seed(draw.seed, index);
-    let e = members.len();
     for (chunk, chunk_masses) in masses.chunks(STARS_PER_CHUNK).enumerate() {
         let n = chunk_masses.len();
-        let mut position = vec![[0.0; 3]; n];
-        let mut velocity = vec![[0.0; 3]; n];
-        for (m, member) in members.iter().enumerate() {
-            let want = (m..n).step_by(e).count();
-            if want == 0 {
-                continue;
-            }
-            let seed = chunk_seed(cluster_seed, chunk, m);
-            let x = sample_in_core(member, cluster.core.as_ref(), want, seed, &mut acceptance)
-                .with_context(|| {
-                    format!("drawing positions of {} (cluster {index})", cluster.label)
-                })?;
-            let v = member
-                .velocities(&x, mix_seed(seed, VELOCITY_DRAW))
-                .with_context(|| {
-                    format!("drawing velocities of {} (cluster {index})", cluster.label)
-                })?;
-            for (k, j) in (m..n).step_by(e).enumerate() {
-                position[j] = x[k];
-                velocity[j] = v[k];
-            }
-        }
+        let (position, velocity) = draw_phase(cluster, index, members, n, &mut acceptance, |m| {
+            chunk_seed(cluster_seed, chunk, m)
+        })?;
         let parent = finder.nearest(&position, &velocity);
         let mut b = StarBatch::default();
         for j in 0..n {
@@ -281,6 +257,78 @@ pub(crate) fn draw_flow_stars<S: PhaseSampler>(
         }
     }
     Ok(totals)
+}
+
+/// Positions (kpc) and velocities (km/s) of drawn points, in the galaxy frame.
+pub(crate) type PhasePoints = (Vec<[f64; 3]>, Vec<[f64; 3]>);
+
+/// Expected fraction of position draws that land in the cluster's core (1 without a core).
+fn core_acceptance(cluster: &Cluster) -> f64 {
+    match cluster.core {
+        Some(_) => cluster.members.len() as f64 / cluster.training().len().max(1) as f64,
+        None => 1.0,
+    }
+}
+
+/// `n` phase-space points of a cluster's flows: star j from ensemble member j mod E, its
+/// position inside the core (rejection), its velocity from p_c(v | x); member m's draws
+/// seeded by `seed_of(m)`.
+fn draw_phase<S: PhaseSampler>(
+    cluster: &Cluster,
+    index: usize,
+    members: &[S],
+    n: usize,
+    acceptance: &mut f64,
+    seed_of: impl Fn(usize) -> u64,
+) -> Result<PhasePoints> {
+    let e = members.len();
+    let mut position = vec![[0.0; 3]; n];
+    let mut velocity = vec![[0.0; 3]; n];
+    for (m, member) in members.iter().enumerate() {
+        let want = (m..n).step_by(e).count();
+        if want == 0 {
+            continue;
+        }
+        let seed = seed_of(m);
+        let x = sample_in_core(member, cluster.core.as_ref(), want, seed, acceptance)
+            .with_context(|| format!("drawing positions of {} (cluster {index})", cluster.label))?;
+        let v = member
+            .velocities(&x, mix_seed(seed, VELOCITY_DRAW))
+            .with_context(|| {
+                format!("drawing velocities of {} (cluster {index})", cluster.label)
+            })?;
+        for (k, j) in (m..n).step_by(e).enumerate() {
+            position[j] = x[k];
+            velocity[j] = v[k];
+        }
+    }
+    Ok((position, velocity))
+}
+
+/// `n` independent phase-space draws from a cluster's flows exactly as its stars are drawn
+/// (core rejection, ensemble members in turn), but with their own `seed` and no masses, ages or
+/// lifetime cut: the fidelity report's sample of what the flows produce.
+pub(crate) fn draw_phase_sample<S: PhaseSampler>(
+    cluster: &Cluster,
+    index: usize,
+    members: &[S],
+    n: usize,
+    seed: u64,
+) -> Result<PhasePoints> {
+    if members.is_empty() {
+        bail!("{}: no trained flows to draw from", cluster.label);
+    }
+    let mut acceptance = core_acceptance(cluster);
+    let (mut x, mut v) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for (chunk, start) in (0..n).step_by(STARS_PER_CHUNK).enumerate() {
+        let len = STARS_PER_CHUNK.min(n - start);
+        let (cx, cv) = draw_phase(cluster, index, members, len, &mut acceptance, |m| {
+            chunk_seed(seed, chunk, m)
+        })?;
+        x.extend(cx);
+        v.extend(cv);
+    }
+    Ok((x, v))
 }
 
 /// Draws `want` positions from a member's position flow, inside `core` when given (rejection,

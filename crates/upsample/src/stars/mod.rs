@@ -14,7 +14,8 @@ mod parents;
 
 pub use assembly::StarTotals;
 pub(crate) use assembly::{
-    draw_flow_stars, draw_stars, has_parent_identity, PhaseSampler, StarDraw, StarSink,
+    draw_flow_stars, draw_phase_sample, draw_stars, has_parent_identity, PhaseSampler, StarDraw,
+    StarSink,
 };
 pub use imf::{Imf, ImfConfig, Lifetime, MainSequenceScaling};
 pub(crate) use kernel::KernelSizes;
