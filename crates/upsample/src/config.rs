@@ -447,6 +447,20 @@ pub struct TrainingConfig {
     /// cores to spare (few clusters, many cores); 1: the whole batch at once. Changes the float
     /// rounding of training, so part of what a seed reproduces; the thread count is not.
     pub batch_parts: usize,
+    /// What each particle counts for in the likelihood: "initial_mass" (default: the flows
+    /// learn the density of initial mass, which is what stars are drawn from) or "count"
+    /// (every particle once: the density of particle numbers).
+    pub weighting: Weighting,
+}
+
+/// What a particle counts for in the flows' likelihood.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Weighting {
+    /// Its initial stellar mass (Msun): flows learn the initial-mass density.
+    InitialMass,
+    /// One: flows learn the number density of particles.
+    Count,
 }
 
 /// Star-drawing knobs.
@@ -524,6 +538,7 @@ impl Default for TrainingConfig {
             kinetic_reg: 0.01,
             jacobian_reg: 0.01,
             batch_parts: 1,
+            weighting: Weighting::InitialMass,
         }
     }
 }

@@ -9,7 +9,7 @@ use snapio::StarParticles;
 use std::time::Instant;
 
 use super::holdout::Holdout;
-use crate::config::Config;
+use crate::config::{Config, Weighting};
 use crate::decompose::Cluster;
 use crate::models::{FlowMetrics, Member, TrainingRecord};
 use crate::seed::{flow_seed, subset_rng, Role};
@@ -76,6 +76,19 @@ pub(crate) fn training_rows(
     rows
 }
 
+/// The likelihood weights of the training `rows`: their initial masses (Msun), or `None` when
+/// every row counts once (by configuration, or because all initial masses are equal, which
+/// trains exactly as no weights do).
+fn training_weights(stars: &StarParticles, rows: &[usize], w: Weighting) -> Option<Vec<f64>> {
+    match w {
+        Weighting::Count => None,
+        Weighting::InitialMass => {
+            let m: Vec<f64> = rows.iter().map(|&i| stars.initial_mass[i]).collect();
+            m.iter().any(|&v| v != m[0]).then_some(m)
+        }
+    }
+}
+
 /// Trains every ensemble member of cluster `index` on `device` on the particles `rows`
 /// ([`training_rows`]), with up to `threads` CPU threads per mini-batch (0: the backend's
 /// default).
@@ -92,6 +105,7 @@ pub(crate) fn train_cluster(
     let x: Vec<[f64; 3]> = rows.iter().map(|&i| stars.position[i]).collect();
     let v: Vec<[f64; 3]> = rows.iter().map(|&i| stars.velocity[i]).collect();
     let context: Vec<f64> = x.iter().flat_map(|p| p.iter().copied()).collect();
+    let weights = training_weights(stars, rows, cfg.training.weighting);
     let mut members = Vec::with_capacity(cfg.training.ensemble);
     let mut record = TrainingRecord {
         index,
@@ -106,9 +120,10 @@ pub(crate) fn train_cluster(
                 Role::Velocity => "velocity",
             };
             let seed = flow_seed(cfg.seed, index, m, role);
-            let (flow, report) = Flow::fit(
+            let (flow, report) = Flow::fit_weighted(
                 data,
                 ctx,
+                weights.as_deref(),
                 &flow_config(cfg, role),
                 &train_config(cfg, seed, threads),
                 device,
