@@ -173,7 +173,7 @@ pub fn accel_figure(name: &str, title: &str, rows: &AccelRows) -> Result<Figure>
         )?;
         panel(
             &cells[1],
-            "radial component −a·r̂ (inward positive)",
+            "radial component −a_r (inward positive)",
             &Axes {
                 x_desc: "r [kpc]",
                 y_desc: "−a_r [(km/s)²/kpc]",
@@ -209,7 +209,9 @@ fn histogram(
     x_desc: &str,
     values: &[f64],
 ) -> Result<()> {
-    let (edges, counts) = log_histogram(values, 30);
+    let n = values.iter().filter(|v| v.is_finite() && **v > 0.0).count();
+    let bins = ((n as f64).sqrt().ceil() as usize).clamp(10, 50);
+    let (edges, counts) = log_histogram(values, bins);
     if counts.is_empty() {
         area.draw(&Text::new(
             format!("{title}: no positive finite values"),
@@ -230,10 +232,18 @@ fn histogram(
     chart
         .configure_mesh()
         .disable_x_mesh()
+        .light_line_style(WHITE)
         .x_desc(x_desc)
         .y_desc("positions")
         .label_style((FONT_FAMILY, 12))
         .x_label_formatter(&|v| short(*v))
+        .y_label_formatter(&|v| {
+            if v.fract().abs() > 1e-9 {
+                String::new()
+            } else {
+                format!("{v:.0}")
+            }
+        })
         .draw()
         .map_err(pe)?;
     chart

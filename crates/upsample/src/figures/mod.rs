@@ -180,7 +180,9 @@ fn survey_figures(path: &Path, observer: usize, rows: usize) -> Result<Vec<Figur
             } else {
                 (0.0, 21.0)
             };
-            CountGrid::new((c0, c1), (g0, g1), (200, 200))
+            // About 5 stars per bin on average (by the first chunk), 40 to 200 bins a side.
+            let bins = ((g.len() as f64 / 5.0).sqrt().round() as usize).clamp(40, 200);
+            CountGrid::new((c0, c1), (g0, g1), (bins, bins))
         });
         for (x, y) in colour.iter().zip(&g) {
             grid.add(*x, *y);

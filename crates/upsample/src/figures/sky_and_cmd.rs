@@ -118,7 +118,7 @@ pub fn sky_figure(name: &str, title: &str, grid: &CountGrid) -> Result<Figure> {
     let sr = (2.0 * std::f64::consts::PI / grid.n.0 as f64) * (2.0 / grid.n.1 as f64);
     let deg2 = sr * (180.0 / std::f64::consts::PI).powi(2);
     let dens: Vec<f64> = grid.counts.iter().map(|&c| c as f64 / deg2).collect();
-    let stretch = LogStretch::spanning(dens.iter(), 4.0).unwrap_or(LogStretch { lo: 0.0, hi: 1.0 });
+    let stretch = LogStretch::fitted(dens.iter(), 4.0).unwrap_or(LogStretch { lo: 0.0, hi: 1.0 });
     let s2 = std::f64::consts::SQRT_2;
     render(name, title, 1100, 560, |root| {
         root.draw(&Text::new(title.to_string(), (10, 8), (FONT_FAMILY, 20)))
@@ -189,8 +189,7 @@ pub fn hess_figure(
     y_desc: &str,
 ) -> Result<Figure> {
     let counts: Vec<f64> = grid.counts.iter().map(|&c| c as f64).collect();
-    let stretch =
-        LogStretch::spanning(counts.iter(), 4.0).unwrap_or(LogStretch { lo: 0.0, hi: 1.0 });
+    let stretch = LogStretch::fitted(counts.iter(), 4.0).unwrap_or(LogStretch { lo: 0.0, hi: 1.0 });
     render(name, title, 760, 760, |root| {
         root.draw(&Text::new(title.to_string(), (10, 8), (FONT_FAMILY, 20)))
             .map_err(pe)?;
