@@ -450,6 +450,29 @@ fn a_run_on_the_sample_produces_the_page() {
         String::from_utf8_lossy(&st.stderr)
     );
     assert!(out.join("figures/maps_galaxy.png").exists());
+    // --no-figures: the run's outputs, no figures.
+    let quiet = dir.path().join("quiet");
+    let st = std::process::Command::new(bin)
+        .args(["--snapshot"])
+        .arg(root.join("data/snap_099.hdf5"))
+        .args([
+            "--method",
+            "kernel",
+            "--star-fraction",
+            "0.0002",
+            "--no-figures",
+            "--out",
+        ])
+        .arg(&quiet)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    assert!(quiet.join("report.json").exists());
+    assert!(!quiet.join("report.html").exists() && !quiet.join("figures").exists());
     // A folder without report.json: an error naming it.
     let st = std::process::Command::new(bin)
         .arg("figures")
