@@ -418,6 +418,9 @@ pub struct FlowNetConfig {
     /// Radially compress positions (asinh beyond their median radius) before the flows see
     /// them: galaxies' power-law outskirts become exponential tails a flow can represent.
     pub compress_positions: bool,
+    /// Standardise velocities by the local mean rotation and radial/tangential dispersions
+    /// (profiles in radius fitted per cluster) before the velocity flow sees them.
+    pub standardise_velocities: bool,
 }
 
 /// Training knobs.
@@ -521,6 +524,7 @@ impl Default for FlowNetConfig {
             rtol: 1e-4,
             atol: 1e-4,
             compress_positions: true,
+            standardise_velocities: false,
         }
     }
 }

@@ -66,7 +66,7 @@ impl PhaseSpaceDensity for FlowDensity<'_> {
         }
         // Base draws from each point's own stream: independent of batching and of the flow.
         let mut z = Vec::with_capacity(idx.len() * k);
-        let mut ctx = Vec::with_capacity(idx.len() * k * 3);
+        let pts: Vec<[f64; 3]> = idx.iter().map(|&i| x[i]).collect();
         for &i in &idx {
             let mut rng = stream(seeds[i], FLOW_BASE);
             for _ in 0..k {
@@ -75,13 +75,11 @@ impl PhaseSpaceDensity for FlowDensity<'_> {
                     StandardNormal.sample(&mut rng),
                     StandardNormal.sample(&mut rng),
                 ]);
-                ctx.extend_from_slice(&x[i]);
             }
         }
         let v = self
             .member
-            .velocity
-            .forward(&z, Some(ctx.as_slice()))
+            .velocities_from_base(&z, &pts, k)
             .context("sampling the velocity flow")?;
         for (n, &i) in idx.iter().enumerate() {
             out[i * k..(i + 1) * k].copy_from_slice(&v[n * k..(n + 1) * k]);
@@ -103,28 +101,17 @@ impl PhaseSpaceDensity for FlowDensity<'_> {
             .grad_log_prob(&pts, None)
             .context("gradient of the position flow")?;
         let mut vs = Vec::with_capacity(idx.len() * k);
-        let mut ctx = Vec::with_capacity(idx.len() * k * 3);
         for &i in &idx {
             vs.extend_from_slice(&v[i * k..(i + 1) * k]);
-            for _ in 0..k {
-                ctx.extend_from_slice(&x[i]);
-            }
         }
         let (lv, gv, gc) = self
             .member
-            .velocity
-            .grad_log_prob(&vs, Some(ctx.as_slice()))
+            .velocity_grad(&vs, &pts, k)
             .context("gradient of the velocity flow")?;
         for (n, &i) in idx.iter().enumerate() {
             for j in 0..k {
                 let r = n * k + j;
                 let c = &gc[r];
-                if c.len() != 3 {
-                    bail!(
-                        "velocity flow returned a context gradient of {} values (expected 3)",
-                        c.len()
-                    );
-                }
                 out[i * k + j] = LogFGrad {
                     log_f: lp[n] + lv[r],
                     d_dx: [gx[n][0] + c[0], gx[n][1] + c[1], gx[n][2] + c[2]],
@@ -276,41 +263,58 @@ mod tests {
             atol: 1e-7,
             ..FlowConfig::default()
         };
-        let m = Member {
-            position: Flow::new(&cfg(0), &dev, 3).unwrap(),
-            velocity: Flow::new(&cfg(3), &dev, 4).unwrap(),
+        // Plain velocities, and velocities standardised by a rotating, anisotropic local
+        // dispersion (the chain rule through the transform is part of the gradient).
+        let dispersion = crate::models::LocalDispersion {
+            ln_r: vec![0.3f64.ln(), 0.0, 3.0f64.ln()],
+            omega: vec![2.0, 1.0, 0.3],
+            ln_sigma_r: vec![1.2f64.ln(), 0.8f64.ln(), 0.5f64.ln()],
+            ln_sigma_t: vec![0.9f64.ln(), 0.7f64.ln(), 0.6f64.ln()],
+            width: 0.7,
         };
-        let d = FlowDensity {
-            member: &m,
-            core: None,
-        };
-        let x = [0.3, -0.2, 0.5];
-        let v = [0.4, 0.1, -0.3];
-        let g = d.grad_log_f(&[x], &[v]).unwrap()[0];
-        let logf = |x: [f64; 3], v: [f64; 3]| {
-            m.position.log_prob(&[x], None).unwrap()[0]
-                + m.velocity.log_prob(&[v], Some(&x[..])).unwrap()[0]
-        };
-        assert!((g.log_f - logf(x, v)).abs() < 1e-4);
-        let h = 1e-2;
-        for j in 0..3 {
-            let (mut xp, mut xm, mut vp, mut vm) = (x, x, v, v);
-            xp[j] += h;
-            xm[j] -= h;
-            vp[j] += h;
-            vm[j] -= h;
-            let dx = (logf(xp, v) - logf(xm, v)) / (2.0 * h);
-            let dv = (logf(x, vp) - logf(x, vm)) / (2.0 * h);
-            eprintln!(
-                "{j}: d/dx {} vs {dx}, d/dv {} vs {dv}",
-                g.d_dx[j], g.d_dv[j]
-            );
-            assert!((g.d_dx[j] - dx).abs() < 2e-2 * (1.0 + dx.abs()));
-            assert!((g.d_dv[j] - dv).abs() < 2e-2 * (1.0 + dv.abs()));
+        for dispersion in [None, Some(dispersion)] {
+            let m = Member {
+                position: Flow::new(&cfg(0), &dev, 3).unwrap(),
+                velocity: Flow::new(&cfg(3), &dev, 4).unwrap(),
+                dispersion,
+            };
+            let d = FlowDensity {
+                member: &m,
+                core: None,
+            };
+            let x = [0.3, -0.2, 0.5];
+            let v = [0.4, 0.1, -0.3];
+            let g = d.grad_log_f(&[x], &[v]).unwrap()[0];
+            let logf = |x: [f64; 3], v: [f64; 3]| {
+                let (s, logdet) = match &m.dispersion {
+                    Some(t) => t.standardise(x, v),
+                    None => (v, 0.0),
+                };
+                m.position.log_prob(&[x], None).unwrap()[0]
+                    + m.velocity.log_prob(&[s], Some(&x[..])).unwrap()[0]
+                    + logdet
+            };
+            assert!((g.log_f - logf(x, v)).abs() < 1e-4);
+            let h = 1e-2;
+            for j in 0..3 {
+                let (mut xp, mut xm, mut vp, mut vm) = (x, x, v, v);
+                xp[j] += h;
+                xm[j] -= h;
+                vp[j] += h;
+                vm[j] -= h;
+                let dx = (logf(xp, v) - logf(xm, v)) / (2.0 * h);
+                let dv = (logf(x, vp) - logf(x, vm)) / (2.0 * h);
+                eprintln!(
+                    "{j}: d/dx {} vs {dx}, d/dv {} vs {dv}",
+                    g.d_dx[j], g.d_dv[j]
+                );
+                assert!((g.d_dx[j] - dx).abs() < 2e-2 * (1.0 + dx.abs()));
+                assert!((g.d_dv[j] - dv).abs() < 2e-2 * (1.0 + dv.abs()));
+            }
+            // The context gradient matters here: the x-gradient differs from the position flow's.
+            let (_, gx, _) = m.position.grad_log_prob(&[x], None).unwrap();
+            let diff: f64 = (0..3).map(|j| (gx[0][j] - g.d_dx[j]).abs()).sum();
+            assert!(diff > 1e-3, "context gradient not included? {diff}");
         }
-        // The context gradient matters here: the x-gradient differs from the position flow's.
-        let (_, gx, _) = m.position.grad_log_prob(&[x], None).unwrap();
-        let diff: f64 = (0..3).map(|j| (gx[0][j] - g.d_dx[j]).abs()).sum();
-        assert!(diff > 1e-3, "context gradient not included? {diff}");
     }
 }

@@ -36,6 +36,7 @@ pub fn member(s: f64, sigma: f64, device: &Device) -> anyhow::Result<Member> {
     Ok(Member {
         position: gaussian_flow(0, s, device)?,
         velocity: gaussian_flow(3, sigma, device)?,
+        dispersion: None,
     })
 }
 

@@ -5,6 +5,8 @@
 //! models/manifest.json              decomposition: one ClusterRecord per cluster (written first)
 //! models/cluster_0003/m0/position/  cnf checkpoint of p_c(x), x in kpc (galaxy frame)
 //! models/cluster_0003/m0/velocity/  cnf checkpoint of p_c(v | x), v in km/s, context x in kpc
+//!                                   (or of q(ṽ | x), ṽ the standardised velocity, when
+//! models/cluster_0003/m0/local_dispersion.json  holds the profiles that standardise v)
 //! models/cluster_0003/m1/...        further ensemble members (independently seeded), if any
 //! models/cluster_0003/training.json TrainingRecord: written last, marks the cluster trained
 //! ```
@@ -17,11 +19,14 @@
 //! on-disk form (paths, saving, loading, the layout version). The density the models stand for,
 //! as the acceleration solver sees it, is `crate::dynamics::flow_density`.
 
+mod local_dispersion;
 mod store;
 
+pub use local_dispersion::LocalDispersion;
 pub(crate) use store::{cluster_dir_name, load_cluster};
 pub use store::{save_cluster, MODELS_FORMAT};
 
+use anyhow::Result;
 use cnf::{Flow, TrainReport};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -192,8 +197,99 @@ pub struct TrainingRecord {
 pub struct Member {
     /// p_c(x), x in kpc.
     pub position: Flow,
-    /// p_c(v | x), v in km/s, context x in kpc.
+    /// p_c(v | x), v in km/s, context x in kpc; with `dispersion`, q(ṽ | x) of the standardised
+    /// velocity ṽ instead (use the methods below, which apply it).
     pub velocity: Flow,
+    /// The profiles that standardise velocities before the velocity flow, if it was trained so.
+    pub dispersion: Option<LocalDispersion>,
+}
+
+/// Log-density (ln (km/s)⁻³) of velocities given position and its gradients with respect to
+/// the velocity (per km/s) and the position (per kpc).
+pub(crate) type VelocityGrad = (Vec<f64>, Vec<[f64; 3]>, Vec<[f64; 3]>);
+
+impl Member {
+    /// Velocities (km/s) drawn from p(v | x) at positions `x` (kpc), one each, seeded.
+    pub fn sample_velocities(&self, x: &[[f64; 3]], seed: u64) -> Result<Vec<[f64; 3]>> {
+        let context: Vec<f64> = x.iter().flat_map(|p| p.iter().copied()).collect();
+        let s = self.velocity.sample(x.len(), Some(&context), seed)?;
+        Ok(self.restore(x, s, 1))
+    }
+
+    /// Velocities (km/s) transported from base-normal draws `z` (k per position of `x`).
+    pub fn velocities_from_base(
+        &self,
+        z: &[[f64; 3]],
+        x: &[[f64; 3]],
+        k: usize,
+    ) -> Result<Vec<[f64; 3]>> {
+        let context: Vec<f64> = x
+            .iter()
+            .flat_map(|p| std::iter::repeat_n(*p, k).flatten())
+            .collect();
+        let s = self.velocity.forward(z, Some(&context))?;
+        Ok(self.restore(x, s, k))
+    }
+
+    /// ln p(v | x) with its gradients in v and in x (k velocities per position of `x`).
+    pub(crate) fn velocity_grad(
+        &self,
+        v: &[[f64; 3]],
+        x: &[[f64; 3]],
+        k: usize,
+    ) -> Result<VelocityGrad> {
+        let context: Vec<f64> = x
+            .iter()
+            .flat_map(|p| std::iter::repeat_n(*p, k).flatten())
+            .collect();
+        let at = |j: usize| x[j / k.max(1)];
+        let Some(d) = &self.dispersion else {
+            let (l, gv, gc) = self.velocity.grad_log_prob(v, Some(&context))?;
+            return Ok((l, gv, three(gc)?));
+        };
+        let (s, logdet): (Vec<[f64; 3]>, Vec<f64>) = v
+            .iter()
+            .enumerate()
+            .map(|(j, &vj)| d.standardise(at(j), vj))
+            .unzip();
+        let (l, gs, gc) = self.velocity.grad_log_prob(&s, Some(&context))?;
+        let gc = three(gc)?;
+        let mut gx = Vec::with_capacity(v.len());
+        let mut gv = Vec::with_capacity(v.len());
+        for j in 0..v.len() {
+            let (dx, dv) = d.chain(at(j), v[j], gs[j], gc[j]);
+            gx.push(dx);
+            gv.push(dv);
+        }
+        let l = l.iter().zip(&logdet).map(|(a, b)| a + b).collect();
+        Ok((l, gv, gx))
+    }
+
+    /// Standardised velocities `s` (k per position) back to km/s.
+    fn restore(&self, x: &[[f64; 3]], s: Vec<[f64; 3]>, k: usize) -> Vec<[f64; 3]> {
+        match &self.dispersion {
+            None => s,
+            Some(d) => s
+                .iter()
+                .enumerate()
+                .map(|(j, &sj)| d.restore(x[j / k.max(1)], sj))
+                .collect(),
+        }
+    }
+}
+
+/// Context gradients as 3-vectors (the velocity flow's context is a position).
+fn three(g: Vec<Vec<f64>>) -> Result<Vec<[f64; 3]>> {
+    g.into_iter()
+        .map(|c| {
+            <[f64; 3]>::try_from(c.as_slice()).map_err(|_| {
+                anyhow::anyhow!(
+                    "velocity flow returned a context gradient of {} values (expected 3)",
+                    c.len()
+                )
+            })
+        })
+        .collect()
 }
 
 /// A cluster's trained models.

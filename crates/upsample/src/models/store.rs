@@ -23,6 +23,13 @@ pub(crate) fn member_dirs(cluster_dir: &Path, m: usize) -> (PathBuf, PathBuf) {
     (d.join("position"), d.join("velocity"))
 }
 
+/// `models/cluster_NNNN/mM/local_dispersion.json`: member m's velocity standardisation.
+fn dispersion_path(cluster_dir: &Path, m: usize) -> PathBuf {
+    cluster_dir
+        .join(format!("m{m}"))
+        .join("local_dispersion.json")
+}
+
 /// `models/cluster_NNNN/training.json` of a cluster folder.
 pub(crate) fn training_record_path(cluster_dir: &Path) -> PathBuf {
     cluster_dir.join("training.json")
@@ -61,6 +68,9 @@ pub fn save_cluster(cluster_dir: &Path, members: &[Member], record: &TrainingRec
             .velocity
             .save(&v)
             .with_context(|| format!("cannot save the velocity flow into {}", v.display()))?;
+        if let Some(d) = &member.dispersion {
+            write_json(&dispersion_path(cluster_dir, m), d)?;
+        }
     }
     write_json(&training_record_path(cluster_dir), record)
 }
@@ -90,7 +100,17 @@ pub(crate) fn load_cluster(
                 cluster_dir.display()
             );
         }
-        members.push(Member { position, velocity });
+        let dpath = dispersion_path(cluster_dir, m);
+        let dispersion = if dpath.exists() {
+            Some(read_json(&dpath)?)
+        } else {
+            None
+        };
+        members.push(Member {
+            position,
+            velocity,
+            dispersion,
+        });
     }
     Ok(Some(ClusterModel {
         index: record.index,

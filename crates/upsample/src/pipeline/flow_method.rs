@@ -41,8 +41,7 @@ impl PhaseSampler for Member {
     }
 
     fn velocities(&self, x: &[[f64; 3]], seed: u64) -> Result<Vec<[f64; 3]>> {
-        let context: Vec<f64> = x.iter().flat_map(|p| p.iter().copied()).collect();
-        Ok(self.velocity.sample(x.len(), Some(&context), seed)?)
+        self.sample_velocities(x, seed)
     }
 }
 

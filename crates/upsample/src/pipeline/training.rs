@@ -11,8 +11,12 @@ use std::time::Instant;
 use super::holdout::Holdout;
 use crate::config::{Config, Weighting};
 use crate::decompose::Cluster;
-use crate::models::{FlowMetrics, Member, TrainingRecord};
+use crate::models::{FlowMetrics, LocalDispersion, Member, TrainingRecord};
 use crate::seed::{flow_seed, subset_rng, Role};
+
+/// Radial bins of the local velocity dispersion profiles (equal counts; fewer for small
+/// clusters, at least 50 particles each).
+const DISPERSION_BINS: usize = 16;
 
 /// Flow architecture of a role from the configuration (position: no context; velocity:
 /// context = position, 3 coordinates).
@@ -106,6 +110,29 @@ pub(crate) fn train_cluster(
     let v: Vec<[f64; 3]> = rows.iter().map(|&i| stars.velocity[i]).collect();
     let context: Vec<f64> = x.iter().flat_map(|p| p.iter().copied()).collect();
     let weights = training_weights(stars, rows, cfg.training.weighting);
+    // What the velocity flow learns: v, or v standardised by the local dispersion.
+    let dispersion = if cfg.flow.standardise_velocities {
+        Some(
+            LocalDispersion::fit(&x, &v, weights.as_deref(), DISPERSION_BINS).with_context(
+                || {
+                    format!(
+                        "local velocity dispersion of {} (cluster {index})",
+                        cluster.label
+                    )
+                },
+            )?,
+        )
+    } else {
+        None
+    };
+    let flow_v: Vec<[f64; 3]> = match &dispersion {
+        Some(d) => x
+            .iter()
+            .zip(&v)
+            .map(|(&a, &b)| d.standardise(a, b).0)
+            .collect(),
+        None => v.clone(),
+    };
     let mut members = Vec::with_capacity(cfg.training.ensemble);
     let mut record = TrainingRecord {
         index,
@@ -157,8 +184,12 @@ pub(crate) fn train_cluster(
             Ok(flow)
         };
         let position = fit(Role::Position, &x, None)?;
-        let velocity = fit(Role::Velocity, &v, Some(&context))?;
-        members.push(Member { position, velocity });
+        let velocity = fit(Role::Velocity, &flow_v, Some(&context))?;
+        members.push(Member {
+            position,
+            velocity,
+            dispersion: dispersion.clone(),
+        });
     }
     record.seconds = t0.elapsed().as_secs_f64();
     Ok((members, record))
