@@ -191,6 +191,12 @@ fn every_figure_and_the_numbers_of_a_hand_made_run() {
     .unwrap();
     let mut worse = fid.clone();
     worse.two_sample.z = fid.two_sample.z + 7.5;
+    // Non-finite values (null in JSON) are read back and printed as n/a.
+    worse.shells[0].share_ratio = f64::NAN;
+    worse.smoothness.ks = f64::INFINITY;
+    if let Some(k) = worse.reference.shells[1].kinematics.as_mut() {
+        k.beta = f64::NAN;
+    }
 
     let info = RunInfo {
         version: upsample::VERSION.into(),
@@ -352,6 +358,7 @@ fn every_figure_and_the_numbers_of_a_hand_made_run() {
     let c1 = html.find("data-key=\"/clusters/1/index\"").unwrap();
     let c0 = html.find("data-key=\"/clusters/0/index\"").unwrap();
     assert!(c1 < c0, "worst cluster first");
+    assert!(html.contains("data-key=\"/clusters/1/fidelity/shells/0/share_ratio\">n/a<"));
     // training.json's history survives a round trip.
     let back: TrainingRecord =
         serde_json::from_value(json["clusters"][0]["training"].clone()).unwrap();

@@ -286,7 +286,7 @@ pub fn profile_figure(name: &str, title: &str, fidelity: &Fidelity) -> Result<Fi
             s.kinematics.as_ref().map(|k| (k.sigma_t, k.sigma_t_err))
         }),
         (
-            "anisotropy β = 1 − σ_t²/(2σ_r²)",
+            "anisotropy β = 1 − σ_t²/σ_r² (σ_t per component)",
             "β",
             Scale::Linear,
             |s, _| s.kinematics.as_ref().map(|k| (k.beta, k.beta_err)),
