@@ -315,10 +315,38 @@ fn every_figure_and_the_numbers_of_a_hand_made_run() {
         ));
     }
     std::fs::write(d.join("accel_grid.csv"), csv).unwrap();
+    // The same as HDF5 (the datasets `upsample accel` writes), given on the command line.
+    let v3 = |name: &str, v: Vec<[f64; 3]>| snapio::TableColumn {
+        name: name.into(),
+        units: "kpc or (km/s)^2/kpc".into(),
+        description: String::new(),
+        values: snapio::TableValues::Float3(v),
+    };
+    let pos: Vec<[f64; 3]> = (1..=50).map(|i| [0.1 * i as f64, 0.0, 0.0]).collect();
+    let acc: Vec<[f64; 3]> = pos
+        .iter()
+        .map(|p| [-430.0 / (p[0] * p[0]), 0.0, 0.0])
+        .collect();
+    let extra = d.join("elsewhere.h5");
+    snapio::write_table(
+        &extra,
+        &[
+            v3("position", pos),
+            v3("acceleration", acc),
+            tc("condition", (0..50).map(|i| 2.0 + i as f64).collect()),
+            tc(
+                "residual",
+                (0..50).map(|i| 0.01 * (1 + i % 7) as f64).collect(),
+            ),
+        ],
+        &[],
+    )
+    .unwrap();
 
     let w = write_figures(
         d,
         &FigureOptions {
+            accel: vec![extra],
             chunk_rows: 7000, // several chunks
             ..Default::default()
         },
@@ -338,6 +366,7 @@ fn every_figure_and_the_numbers_of_a_hand_made_run() {
             "profiles_worst_cluster.png",
             "training_0.png",
             "accel_0.png",
+            "accel_1.png",
             "cmd_obs0.png",
             "sky_obs0.png"
         ]
