@@ -280,3 +280,48 @@ fn a_snapshot_without_abundances_or_sizes_states_its_defaults() {
         assert!(notes.contains(want), "{want}: {notes}");
     }
 }
+
+/// Not a test: writes `$GAS_FIXTURE_OUT` = the sample `data/snap_099.hdf5` plus an exponential
+/// gas disc of `$GAS_FIXTURE_N` particles (default 1e6; 1e10 Msun in all, scale length 3 kpc,
+/// height 0.1 kpc, X_H 0.76, neutral fraction 0.5, Z 0.01, h 0.1 kpc) in the stars' galaxy
+/// frame, for timing `dust = "gas"` through the pipeline (docs/PERFORMANCE.md):
+/// `GAS_FIXTURE_OUT=/tmp/snap_gas.hdf5 cargo test -p snapio --test gas -- --ignored`.
+#[test]
+#[ignore = "fixture writer for the gas benchmark"]
+fn write_the_sample_with_a_gas_disc() {
+    let Ok(out) = std::env::var("GAS_FIXTURE_OUT") else {
+        return;
+    };
+    let n: usize = std::env::var("GAS_FIXTURE_N")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/snap_099.hdf5");
+    let snap = Snapshot::open(&sample).unwrap();
+    let (stars, _) = snap.read_stars(&ReadOptions::default()).unwrap();
+    let frame = GalaxyFrame::find(&stars, &snapio::FrameOptions::default()).unwrap();
+    let out = PathBuf::from(out);
+    std::fs::copy(&sample, &out).unwrap();
+    let mut r = Rng(17);
+    let mut g = GasParticles::default();
+    for _ in 0..n {
+        let rad = -3.0 * (r.uniform().max(1e-300) * r.uniform().max(1e-300)).ln();
+        let phi = std::f64::consts::TAU * r.uniform();
+        let z = 0.1 * (r.uniform().max(1e-300) / r.uniform().max(1e-300)).ln();
+        g.position
+            .push(frame.point_from_frame([rad * phi.cos(), rad * phi.sin(), z]));
+        g.mass.push(1e10 / n as f64);
+        g.hydrogen_fraction.push(0.76);
+        g.neutral_fraction.push(0.5);
+        g.metallicity.push(0.01);
+        g.smoothing_length.push(0.1);
+    }
+    write_gas(&[out.clone()], snap.layout(), snap.header(), &g).unwrap();
+    let back = Snapshot::open(&out).unwrap();
+    assert_eq!(back.check_gas().unwrap(), n as u64);
+    eprintln!(
+        "wrote {} with {n} gas particles ({})",
+        out.display(),
+        snap.layout()
+    );
+}
