@@ -123,8 +123,8 @@ pub(crate) struct LogStretch {
 
 impl LogStretch {
     /// The stretch from the largest positive value of `values` down `decades`, or down to
-    /// the 2nd percentile of the positive values when that is higher (the scale spends its
-    /// colours on what is there); None when no value is positive.
+    /// just below the 2nd percentile of the positive values when that is higher (the scale
+    /// spends its colours on what is there); None when no value is positive.
     pub(crate) fn fitted<'a>(values: impl Iterator<Item = &'a f64>, decades: f64) -> Option<Self> {
         let mut logs: Vec<f64> = values
             .copied()
@@ -137,7 +137,9 @@ impl LogStretch {
         logs.sort_by(f64::total_cmp);
         let hi = logs[logs.len() - 1];
         let p2 = logs[(logs.len() - 1) * 2 / 100];
-        let lo = (hi - decades).max(p2);
+        // The 2nd percentile sits a sixth of the way up, so the sparsest bins stay visible
+        // against empty ones (the bottom colour).
+        let lo = (hi - decades).max(p2 - 0.2 * (hi - p2));
         Some(LogStretch {
             lo: if hi - lo < 0.1 { hi - 0.1 } else { lo },
             hi,
@@ -237,9 +239,11 @@ mod tests {
         assert_eq!(s.t(0.001), 0.0);
         let many: Vec<f64> = (1..=100).map(|i| 10f64.powf(i as f64 / 50.0)).collect();
         let f = LogStretch::fitted(many.iter(), 4.0).unwrap();
+        let lo = 0.04 - 0.2 * (2.0 - 0.04);
+        assert!((f.hi - 2.0).abs() < 1e-12 && (f.lo - lo).abs() < 1e-9, "{f:?}");
         assert!(
-            (f.hi - 2.0).abs() < 1e-12 && (f.lo - 0.04).abs() < 1e-9,
-            "{f:?}"
+            f.t(10f64.powf(0.04)) > 0.15,
+            "the sparsest bins are not the empty colour"
         );
     }
 
