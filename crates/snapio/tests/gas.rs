@@ -316,7 +316,7 @@ fn write_the_sample_with_a_gas_disc() {
         g.metallicity.push(0.01);
         g.smoothing_length.push(0.1);
     }
-    write_gas(&[out.clone()], snap.layout(), snap.header(), &g).unwrap();
+    write_gas(std::slice::from_ref(&out), snap.layout(), snap.header(), &g).unwrap();
     let back = Snapshot::open(&out).unwrap();
     assert_eq!(back.check_gas().unwrap(), n as u64);
     eprintln!(
