@@ -98,11 +98,12 @@ pub enum Command {
     /// (relative residual of the equation), flag (0 ok, 1 ill-conditioned: NaN acceleration,
     /// 2 no model density at this position: NaN), and with --poisson-step, density.
     Accel(AccelArgs),
-    /// Figures of a finished run and one self-contained page: DIR/figures/*.png and
-    /// DIR/report.html (surface density maps in Msun/kpc^2, radial profiles of stars against
-    /// held-out particles, loss curves per cluster in nats, accelerations in (km/s)^2/kpc,
-    /// the mock surveys' colour-magnitude diagram and sky density). Runs and merges write
-    /// them at the end unless --no-figures.
+    /// Figures of a finished run and one self-contained page: DIR/figures/*.png, DIR/report.html.
+    ///
+    /// Surface density maps (Msun/kpc^2), radial profiles of stars against held-out particles
+    /// (kpc, km/s), loss curves per cluster (nats), accelerations ((km/s)^2/kpc), the mock
+    /// surveys' colour-magnitude diagram (mag) and sky density (stars/deg^2). Runs and merges
+    /// write them at the end unless --no-figures.
     Figures(FiguresArgs),
 }
 
