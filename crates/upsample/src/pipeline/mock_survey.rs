@@ -904,6 +904,29 @@ mod tests {
     }
 
     #[test]
+    fn the_gas_frame_is_the_one_the_catalogue_records() {
+        // A rotated, shifted frame survives the catalogue's root attributes exactly, so the
+        // merge of a flow run puts the gas where the kernel pass did.
+        let c = std::f64::consts::FRAC_1_SQRT_2;
+        let frame = GalaxyFrame {
+            center: [1.5, -2.0, 30.25],
+            bulk_velocity: [10.0, -20.0, 5.0],
+            rotation: [[c, c, 0.0], [0.0, 0.0, 1.0], [c, -c, 0.0]],
+        };
+        let meta = super::super::catalog::catalog_meta(
+            std::path::Path::new("snap.hdf5"),
+            &Config::default(),
+            &frame,
+        );
+        let back = frame_of(&meta).unwrap();
+        assert_eq!(back, frame);
+        let x = [3.0, 4.0, 5.0];
+        assert_eq!(back.point_to_frame(x), frame.point_to_frame(x));
+        let e = frame_of(&CatalogMeta::default()).unwrap_err().to_string();
+        assert!(e.contains("frame_center_kpc"), "{e}");
+    }
+
+    #[test]
     fn the_extinction_bound_is_below_the_law_at_every_colour() {
         use survey::extinction::{gaia_band_extinction, EDR3_LAW_COLOUR_RANGE};
         assert_eq!(a_g_lower_bound(0.0), 0.0);
