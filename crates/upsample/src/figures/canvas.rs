@@ -240,7 +240,10 @@ mod tests {
         let many: Vec<f64> = (1..=100).map(|i| 10f64.powf(i as f64 / 50.0)).collect();
         let f = LogStretch::fitted(many.iter(), 4.0).unwrap();
         let lo = 0.04 - 0.2 * (2.0 - 0.04);
-        assert!((f.hi - 2.0).abs() < 1e-12 && (f.lo - lo).abs() < 1e-9, "{f:?}");
+        assert!(
+            (f.hi - 2.0).abs() < 1e-12 && (f.lo - lo).abs() < 1e-9,
+            "{f:?}"
+        );
         assert!(
             f.t(10f64.powf(0.04)) > 0.15,
             "the sparsest bins are not the empty colour"
