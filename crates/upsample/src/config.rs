@@ -524,7 +524,7 @@ impl Default for FlowNetConfig {
             rtol: 1e-4,
             atol: 1e-4,
             compress_positions: true,
-            standardise_velocities: false,
+            standardise_velocities: true,
         }
     }
 }
