@@ -397,6 +397,15 @@ pub struct ClusterConfig {
     /// field: side HDF5 file with `ParticleIDs` and NAME datasets (absent: the snapshot's
     /// star particles carry NAME).
     pub field_file: Option<PathBuf>,
+    /// cells: first take out the groups whose 6D phase-space density stands above a smooth
+    /// spherical background (cold streams, compact satellites) as clusters of their own; the
+    /// rest is split into cells.
+    pub substructure: bool,
+    /// substructure: fewest particles of a group that gets its own flows.
+    pub substructure_min: usize,
+    /// substructure: least 6D density contrast f/f_background (dimensionless, > 1) of a group
+    /// member.
+    pub substructure_contrast: f64,
 }
 
 /// Network and ODE-solver knobs of every flow (position and velocity).
@@ -510,6 +519,9 @@ impl Default for ClusterConfig {
             linking_length: 0.1,
             min_size: 1000,
             field_file: None,
+            substructure: false,
+            substructure_min: 200,
+            substructure_contrast: 30.0,
         }
     }
 }
@@ -602,6 +614,25 @@ impl Config {
                 c.linking_length
             );
         }
+        if !(c.substructure_contrast.is_finite() && c.substructure_contrast > 1.0) {
+            bail!(
+                "clusters.substructure_contrast must be a finite number > 1 (a density ratio), \
+                 got {}",
+                c.substructure_contrast
+            );
+        }
+        if c.substructure_min < 2 {
+            bail!(
+                "clusters.substructure_min must be at least 2 particles, got {}",
+                c.substructure_min
+            );
+        }
+        if c.substructure && c.method != ClusterMethod::Cells {
+            bail!(
+                "clusters.substructure works with method = \"cells\" only, got method = \"{}\"",
+                c.method
+            );
+        }
         let t = &self.training;
         if t.batch_size == 0 || t.ensemble == 0 || t.batch_parts == 0 {
             bail!("training.batch_size, training.ensemble and training.batch_parts must be at least 1");
@@ -670,6 +701,29 @@ mod tests {
             Config::from_file(&dir.join("default.toml")).unwrap(),
             Config::default()
         );
+    }
+
+    #[test]
+    fn substructure_knobs_are_checked_by_name() {
+        let bad = |toml: &str| {
+            let c: Config = toml::from_str(toml).unwrap();
+            format!("{:#}", c.validate().unwrap_err())
+        };
+        for v in ["1.0", "0.5", "nan", "inf", "-3.0"] {
+            let e = bad(&format!("[clusters]\nsubstructure_contrast = {v}\n"));
+            assert!(e.contains("clusters.substructure_contrast"), "{v}: {e}");
+        }
+        let e = bad("[clusters]\nsubstructure_min = 1\n");
+        assert!(e.contains("clusters.substructure_min"), "{e}");
+        let e = bad("[clusters]\nmethod = \"fof\"\nsubstructure = true\n");
+        assert!(e.contains("cells") && e.contains("fof"), "{e}");
+        let ok: Config =
+            toml::from_str("[clusters]\nsubstructure = true\nsubstructure_contrast = 1.5\n")
+                .unwrap();
+        ok.validate().unwrap();
+        assert!(ok.clusters.substructure);
+        assert_eq!(ok.clusters.substructure_min, 200);
+        assert!(!Config::default().clusters.substructure, "off by default");
     }
 
     #[test]

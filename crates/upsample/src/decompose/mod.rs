@@ -25,12 +25,15 @@
 mod cells;
 mod fof;
 mod labels;
+mod phase_groups;
 #[cfg(test)]
 mod tests;
 
 pub(crate) use cells::decompose_cells;
 pub(crate) use fof::decompose_fof;
 pub(crate) use labels::{decompose_labels, labels_by_id};
+pub(crate) use phase_groups::decompose_cells_and_groups;
+pub use phase_groups::{find_phase_groups, PhaseGroupSettings, PhaseGroups, MIN_SHELL_COUNT};
 
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};

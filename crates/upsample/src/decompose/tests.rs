@@ -562,3 +562,307 @@ fn timing_one_and_ten_million() {
         }
     }
 }
+
+/// Isotropic Gaussian velocities (km/s) with dispersion `sigma(r)` at each position.
+fn gaussian_velocities(
+    pos: &[[f64; 3]],
+    sigma: impl Fn(f64) -> f64,
+    rng: &mut Xoshiro256PlusPlus,
+) -> Vec<[f64; 3]> {
+    pos.iter()
+        .map(|x| {
+            let s = sigma((x[0] * x[0] + x[1] * x[1] + x[2] * x[2]).sqrt());
+            [0, 1, 2].map(|_| {
+                let z: f64 = StandardNormal.sample(rng);
+                s * z
+            })
+        })
+        .collect()
+}
+
+/// A smooth Plummer sphere (b = 1 kpc, untruncated up to 30 b) with its isotropic Jeans
+/// dispersion σ² = GM / (6 √(r² + b²)), GM = 5400 kpc (km/s)² (σ = 30 km/s at the centre), and
+/// injected at the end: a cold clump (`clump` particles, Gaussian 0.05 kpc and 2 km/s about
+/// (2, 0, 0) kpc, (0, 20, 0) km/s) and a thin cold tube (`tube` particles along half a circle of
+/// radius 3 kpc in the x-y plane, 0.05 kpc wide, moving along it at 25 km/s with 2 km/s).
+/// Returns positions, velocities and labels (0 background, 1 clump, 2 tube).
+fn plummer_with_clump_and_tube(
+    n: usize,
+    clump: usize,
+    tube: usize,
+    seed: u64,
+) -> (Vec<[f64; 3]>, Vec<[f64; 3]>, Vec<u8>) {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let mut pos = Vec::with_capacity(n + clump + tube);
+    while pos.len() < n {
+        let u: f64 = rng.random_range(1e-9..1.0);
+        let r = 1.0 / (u.powf(-2.0 / 3.0) - 1.0).sqrt();
+        if r > 30.0 {
+            continue;
+        }
+        let cos_t: f64 = rng.random_range(-1.0..1.0);
+        let phi: f64 = rng.random_range(0.0..std::f64::consts::TAU);
+        let s = (1.0 - cos_t * cos_t).sqrt();
+        pos.push([r * s * phi.cos(), r * s * phi.sin(), r * cos_t]);
+    }
+    let mut vel = gaussian_velocities(
+        &pos,
+        |r| (5400.0 / (6.0 * (r * r + 1.0).sqrt())).sqrt(),
+        &mut rng,
+    );
+    let mut label = vec![0u8; n];
+    let mut g = |s: f64| -> f64 {
+        let z: f64 = StandardNormal.sample(&mut rng);
+        s * z
+    };
+    for _ in 0..clump {
+        pos.push([2.0 + g(0.05), g(0.05), g(0.05)]);
+        vel.push([g(2.0), 20.0 + g(2.0), g(2.0)]);
+        label.push(1);
+    }
+    for k in 0..tube {
+        let phi = std::f64::consts::PI * (k as f64 + 0.5) / tube as f64;
+        let (c, s) = (phi.cos(), phi.sin());
+        pos.push([3.0 * c + g(0.05), 3.0 * s + g(0.05), g(0.05)]);
+        vel.push([-25.0 * s + g(2.0), 25.0 * c + g(2.0), g(2.0)]);
+        label.push(2);
+    }
+    (pos, vel, label)
+}
+
+/// Hernquist sphere (a = 2 kpc, GM = 4.3e4 kpc (km/s)², up to 50 a) with Gaussian velocities of
+/// its isotropic Jeans dispersion (Hernquist 1990, eq. 10), radial anisotropy optional
+/// (σ_t = `t_over_r` σ_r about the origin).
+fn hernquist_sphere(n: usize, t_over_r: f64, seed: u64) -> (Vec<[f64; 3]>, Vec<[f64; 3]>) {
+    let (a, gm) = (2.0_f64, 4.3e4_f64);
+    let sigma2 = |r: f64| {
+        let x = r / a;
+        gm / (12.0 * a)
+            * (12.0 * x * (1.0 + x).powi(3) * ((1.0 + x) / x).ln()
+                - x / (1.0 + x) * (25.0 + 52.0 * x + 42.0 * x * x + 12.0 * x * x * x))
+    };
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let mut pos = Vec::with_capacity(n);
+    let mut vel = Vec::with_capacity(n);
+    while pos.len() < n {
+        let q = rng.random_range(1e-12_f64..1.0).sqrt();
+        let r = a * q / (1.0 - q);
+        if r > 50.0 * a {
+            continue;
+        }
+        let cos_t: f64 = rng.random_range(-1.0..1.0);
+        let phi: f64 = rng.random_range(0.0..std::f64::consts::TAU);
+        let s = (1.0 - cos_t * cos_t).sqrt();
+        let r_hat = [s * phi.cos(), s * phi.sin(), cos_t];
+        let sr = sigma2(r).max(0.0).sqrt();
+        let v: [f64; 3] = [0, 1, 2].map(|_| {
+            let z: f64 = StandardNormal.sample(&mut rng);
+            t_over_r * sr * z
+        });
+        // Replace the radial part of an isotropic σ_t draw by one of dispersion σ_r.
+        let vr_t = v[0] * r_hat[0] + v[1] * r_hat[1] + v[2] * r_hat[2];
+        let z: f64 = StandardNormal.sample(&mut rng);
+        let vr = sr * z;
+        pos.push(r_hat.map(|u| r * u));
+        vel.push([0, 1, 2].map(|d| v[d] + (vr - vr_t) * r_hat[d]));
+    }
+    (pos, vel)
+}
+
+/// Purity and completeness of the group that holds most of label `l`'s particles.
+fn best_match(groups: &[Vec<usize>], label: &[u8], l: u8) -> (f64, f64) {
+    let total = label.iter().filter(|&&x| x == l).count();
+    groups
+        .iter()
+        .map(|g| {
+            let hit = g.iter().filter(|&&i| label[i] == l).count();
+            (hit as f64 / g.len() as f64, hit as f64 / total as f64)
+        })
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap_or((0.0, 0.0))
+}
+
+#[test]
+fn phase_groups_find_a_cold_clump_and_a_thin_tube_in_a_plummer_sphere() {
+    let (pos, vel, label) = plummer_with_clump_and_tube(20_000, 300, 500, 21);
+    let found = find_phase_groups(&pos, &vel, &PhaseGroupSettings::default()).unwrap();
+    assert_eq!(
+        found.groups.len(),
+        2,
+        "groups of {:?}",
+        found.groups.iter().map(Vec::len).collect::<Vec<_>>()
+    );
+    for (l, what) in [(1u8, "clump"), (2, "tube")] {
+        let (purity, completeness) = best_match(&found.groups, &label, l);
+        eprintln!("{what}: purity {purity:.4}, completeness {completeness:.4}");
+        assert!(
+            purity >= 0.9 && completeness >= 0.9,
+            "{what}: purity {purity}, completeness {completeness}"
+        );
+    }
+    // The background's contrast stays near 1: its 99.9th percentile is below the threshold.
+    let mut bg: Vec<f64> = (0..pos.len())
+        .filter(|&i| label[i] == 0)
+        .map(|i| found.contrast[i])
+        .collect();
+    bg.sort_by(f64::total_cmp);
+    let q999 = bg[bg.len() * 999 / 1000];
+    eprintln!(
+        "background contrast: median {:.3}, 99.9% {q999:.3}",
+        bg[bg.len() / 2]
+    );
+    assert!(
+        (0.3..2.0).contains(&bg[bg.len() / 2]),
+        "median {}",
+        bg[bg.len() / 2]
+    );
+    assert!(q999 < 10.0, "99.9% {q999}");
+    let above = bg.iter().filter(|&&c| c >= 30.0).count();
+    assert!(
+        above <= bg.len() / 500,
+        "{above} background particles above the threshold"
+    );
+    // Without the structures: nothing.
+    let n = 20_000;
+    let none = find_phase_groups(&pos[..n], &vel[..n], &PhaseGroupSettings::default()).unwrap();
+    assert!(
+        none.groups.is_empty(),
+        "{:?}",
+        none.groups.iter().map(Vec::len).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn phase_groups_leave_a_smooth_cuspy_sphere_alone() {
+    for (t_over_r, seed) in [(1.0, 31), (0.6, 32)] {
+        let (pos, vel) = hernquist_sphere(30_000, t_over_r, seed);
+        let settings = PhaseGroupSettings {
+            min_members: 20,
+            ..PhaseGroupSettings::default()
+        };
+        let found = find_phase_groups(&pos, &vel, &settings).unwrap();
+        let max = found.contrast.iter().copied().fold(0.0, f64::max);
+        eprintln!(
+            "Hernquist σ_t/σ_r = {t_over_r}: max contrast {max:.2}, {} outliers, {} groups",
+            found.outliers,
+            found.groups.len()
+        );
+        assert!(
+            found.groups.is_empty(),
+            "σ_t/σ_r = {t_over_r}: {} groups",
+            found.groups.len()
+        );
+        assert!(max < 10.0, "σ_t/σ_r = {t_over_r}: max contrast {max}");
+    }
+}
+
+#[test]
+fn substructure_decomposition_owns_every_particle_once() {
+    let (pos, vel, label) = plummer_with_clump_and_tube(12_000, 300, 500, 22);
+    let settings = PhaseGroupSettings::default();
+    let clusters = decompose_cells_and_groups(&pos, &vel, 4, 0.5, &settings).unwrap();
+    assert_eq!(clusters.len(), 6, "4 cells and 2 groups");
+    let mut owner = vec![usize::MAX; pos.len()];
+    for (k, c) in clusters.iter().enumerate() {
+        assert!(
+            c.members.windows(2).all(|w| w[0] < w[1]),
+            "{}: members ascending",
+            c.label
+        );
+        assert!(
+            c.ghosts.windows(2).all(|w| w[0] < w[1]),
+            "{}: ghosts ascending",
+            c.label
+        );
+        for &i in &c.members {
+            assert_eq!(owner[i], usize::MAX, "particle {i} in two clusters");
+            owner[i] = k;
+        }
+    }
+    assert!(
+        owner.iter().all(|&o| o != usize::MAX),
+        "every particle has a cluster"
+    );
+    let in_group = |i: usize| owner[i] >= 4;
+    for (k, c) in clusters.iter().enumerate() {
+        if k < 4 {
+            assert_eq!(c.label, format!("cell {k}"));
+            let core = c.core.expect("cells have a core");
+            assert!(!c.ghosts.is_empty());
+            for &i in &c.members {
+                assert!(core.contains(&pos[i]));
+            }
+            for &i in &c.ghosts {
+                assert!(!in_group(i), "{}: ghost {i} belongs to a group", c.label);
+                assert!(!core.contains(&pos[i]));
+            }
+        } else {
+            assert!(c.core.is_none() && c.ghosts.is_empty(), "{}", c.label);
+            assert!(c.label.starts_with("phase group"), "{}", c.label);
+            // Purity against the structure (clump or tube) it holds most of.
+            let count = |l: u8| c.members.iter().filter(|&&i| label[i] == l).count();
+            let pure = count(1).max(count(2));
+            assert!(pure as f64 >= 0.9 * c.members.len() as f64, "{}", c.label);
+        }
+    }
+    // The cells split the rest evenly (within one).
+    let rest = pos.len() - clusters[4..].iter().map(|c| c.members.len()).sum::<usize>();
+    for c in &clusters[..4] {
+        assert!((rest / 4..=rest.div_ceil(4)).contains(&c.members.len()));
+    }
+}
+
+#[test]
+fn phase_groups_refuse_bad_inputs() {
+    let (pos, vel, _) = plummer_with_clump_and_tube(500, 0, 0, 23);
+    let s = PhaseGroupSettings::default();
+    let e = find_phase_groups(&pos, &vel[..10], &s)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("500 positions but 10 velocities"), "{e}");
+    let mut v = vel.clone();
+    v[7][1] = f64::NAN;
+    let e = find_phase_groups(&pos, &v, &s).unwrap_err().to_string();
+    assert!(e.contains("particle 7") && e.contains("velocity"), "{e}");
+    for bad in [
+        PhaseGroupSettings {
+            contrast: 1.0,
+            ..s.clone()
+        },
+        PhaseGroupSettings {
+            neighbours: 2,
+            ..s.clone()
+        },
+        PhaseGroupSettings {
+            max_fraction: 0.0,
+            ..s.clone()
+        },
+    ] {
+        assert!(find_phase_groups(&pos, &vel, &bad).is_err(), "{bad:?}");
+    }
+    // Fewer particles than neighbours: no groups, contrast 1.
+    let few = find_phase_groups(&pos[..10], &vel[..10], &s).unwrap();
+    assert!(few.groups.is_empty() && few.contrast == vec![1.0; 10]);
+    let e = decompose_cells_and_groups(&pos[..3], &vel[..3], 4, 0.5, &s)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("too few for 4 cells"), "{e}");
+}
+
+/// Timing on 1M particles (run with `--ignored --nocapture`; tests build optimised).
+#[test]
+#[ignore]
+fn timing_phase_groups_one_million() {
+    let (pos, vel, label) = plummer_with_clump_and_tube(1_000_000, 10_000, 20_000, 24);
+    let t = std::time::Instant::now();
+    let found = find_phase_groups(&pos, &vel, &PhaseGroupSettings::default()).unwrap();
+    let (pc, cc) = best_match(&found.groups, &label, 1);
+    let (pt, ct) = best_match(&found.groups, &label, 2);
+    eprintln!(
+        "find_phase_groups: {} particles in {:.1} s on {} threads: {} groups; clump purity {pc:.4} completeness {cc:.4}; tube {pt:.4} {ct:.4}",
+        pos.len(),
+        t.elapsed().as_secs_f64(),
+        rayon::current_num_threads(),
+        found.groups.len()
+    );
+}

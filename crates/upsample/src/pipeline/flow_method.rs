@@ -23,7 +23,8 @@ use super::shard::Shard;
 use super::training::{train_cluster, training_rows};
 use crate::config::Config;
 use crate::decompose::{
-    decompose_cells, decompose_fof, decompose_labels, labels_by_id, Cluster, ClusterMethod,
+    decompose_cells, decompose_cells_and_groups, decompose_fof, decompose_labels, labels_by_id,
+    Cluster, ClusterMethod, PhaseGroupSettings,
 };
 use crate::fsio::{write_json, write_or_check};
 use crate::models::{
@@ -50,6 +51,17 @@ pub(crate) fn decompose(p: &Prepared, cfg: &Config, snapshot: &Path) -> Result<V
     let c = &cfg.clusters;
     let pos = &p.stars.position;
     let clusters = match &c.method {
+        ClusterMethod::Cells if c.substructure => decompose_cells_and_groups(
+            pos,
+            &p.stars.velocity,
+            c.n,
+            c.margin,
+            &PhaseGroupSettings {
+                contrast: c.substructure_contrast,
+                min_members: c.substructure_min,
+                ..PhaseGroupSettings::default()
+            },
+        )?,
         ClusterMethod::Cells => decompose_cells(pos, c.n, c.margin)?,
         ClusterMethod::Fof => decompose_fof(pos, c.linking_length, c.min_size)?,
         ClusterMethod::Field(name) => {
