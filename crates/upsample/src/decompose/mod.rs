@@ -33,7 +33,9 @@ pub(crate) use cells::decompose_cells;
 pub(crate) use fof::decompose_fof;
 pub(crate) use labels::{decompose_labels, labels_by_id};
 pub(crate) use phase_groups::decompose_cells_and_groups;
-pub use phase_groups::{find_phase_groups, PhaseGroupSettings, PhaseGroups, MIN_SHELL_COUNT};
+pub use phase_groups::{
+    elongation, find_phase_groups, PhaseGroupSettings, PhaseGroups, ELONGATED, MIN_SHELL_COUNT,
+};
 
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};

@@ -450,7 +450,9 @@ pub fn find_phase_groups(
 }
 
 /// Substructure decomposition: the phase-space groups of [`find_phase_groups`] become clusters
-/// of their own (no ghosts, no core: their stars are not cut), listed after the `n_cells`
+/// of their own (no ghosts, no core: their stars are not cut; a group more elongated than
+/// [`ELONGATED`] is cut into ⌊members / min_members⌋ cells of its own particles with ghost
+/// margin `margin` from the same group), listed after the `n_cells`
 /// spatial cells ([`super::decompose_cells`] with ghost margin `margin`) of the remaining
 /// particles, whose cores and ghosts are built from those particles only. Every particle is a
 /// member of exactly one cluster. Positions kpc, velocities km/s, galaxy frame.
@@ -507,12 +509,16 @@ pub(crate) fn decompose_cells_and_groups(
         found.velocity_scale
     );
     let n_groups = found.groups.len();
-    clusters.extend(
-        found
-            .groups
-            .into_iter()
-            .enumerate()
-            .map(|(g, members)| Cluster {
+    for (g, members) in found.groups.into_iter().enumerate() {
+        let group_positions: Vec<[f64; 3]> = members.iter().map(|&i| positions[i]).collect();
+        let elongation = elongation(&group_positions);
+        let pieces = if elongation > ELONGATED {
+            (members.len() / settings.min_members.max(1)).max(1)
+        } else {
+            1
+        };
+        if pieces == 1 {
+            clusters.push(Cluster {
                 label: format!(
                     "phase group {g} of {n_groups} ({} particles)",
                     members.len()
@@ -520,7 +526,84 @@ pub(crate) fn decompose_cells_and_groups(
                 members,
                 ghosts: Vec::new(),
                 core: None,
-            }),
-    );
+            });
+            continue;
+        }
+        // An elongated group (a stream) is cut into cells of its own particles, ghosts from the
+        // same group: each flow then learns a short, nearly straight piece of the tube.
+        let cells = super::decompose_cells(&group_positions, pieces, margin)?;
+        for (p, mut c) in cells.into_iter().enumerate() {
+            for i in c.members.iter_mut().chain(c.ghosts.iter_mut()) {
+                *i = members[*i];
+            }
+            c.label = format!(
+                "phase group {g} of {n_groups} (elongation {elongation:.0}) piece {p} of {pieces} \
+                 ({} particles)",
+                c.members.len()
+            );
+            clusters.push(c);
+        }
+    }
     Ok(clusters)
+}
+
+/// Spread ratio above which a group is cut into pieces (see [`elongation`]).
+pub const ELONGATED: f64 = 3.0;
+
+/// Ratio of the largest to the smallest principal standard deviation of `points` (kpc / kpc);
+/// 1 for a round group, large for a thin tube. Infinite for a flat or degenerate group.
+pub fn elongation(points: &[[f64; 3]]) -> f64 {
+    let n = points.len().max(1) as f64;
+    let mean: [f64; 3] = std::array::from_fn(|d| points.iter().map(|p| p[d]).sum::<f64>() / n);
+    let mut c = [[0.0f64; 3]; 3];
+    for p in points {
+        for a in 0..3 {
+            for b in 0..3 {
+                c[a][b] += (p[a] - mean[a]) * (p[b] - mean[b]) / n;
+            }
+        }
+    }
+    let ev = symmetric_eigenvalues(c);
+    let (lo, hi) = (ev[0].max(0.0), ev[2].max(0.0));
+    if lo > 0.0 {
+        (hi / lo).sqrt()
+    } else if hi > 0.0 {
+        f64::INFINITY
+    } else {
+        1.0
+    }
+}
+
+/// Eigenvalues (ascending) of a symmetric 3 × 3 matrix, by cyclic Jacobi rotations.
+fn symmetric_eigenvalues(mut a: [[f64; 3]; 3]) -> [f64; 3] {
+    for _ in 0..50 {
+        let off = a[0][1].powi(2) + a[0][2].powi(2) + a[1][2].powi(2);
+        let scale = a[0][0].powi(2) + a[1][1].powi(2) + a[2][2].powi(2);
+        if off <= 1e-30 * scale || off == 0.0 {
+            break;
+        }
+        for (p, q) in [(0, 1), (0, 2), (1, 2)] {
+            if a[p][q] == 0.0 {
+                continue;
+            }
+            let theta = (a[q][q] - a[p][p]) / (2.0 * a[p][q]);
+            let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
+            let t = if theta == 0.0 { 1.0 } else { t };
+            let (cs, sn) = (1.0 / (t * t + 1.0).sqrt(), t / (t * t + 1.0).sqrt());
+            // A ← Jᵀ A J with the rotation J in the (p, q) plane.
+            for row in a.iter_mut() {
+                let (akp, akq) = (row[p], row[q]);
+                row[p] = cs * akp - sn * akq;
+                row[q] = sn * akp + cs * akq;
+            }
+            let (row_p, row_q) = (a[p], a[q]);
+            for (k, (apk, aqk)) in row_p.into_iter().zip(row_q).enumerate() {
+                a[p][k] = cs * apk - sn * aqk;
+                a[q][k] = sn * apk + cs * aqk;
+            }
+        }
+    }
+    let mut ev = [a[0][0], a[1][1], a[2][2]];
+    ev.sort_by(f64::total_cmp);
+    ev
 }

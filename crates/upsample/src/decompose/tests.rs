@@ -761,7 +761,15 @@ fn substructure_decomposition_owns_every_particle_once() {
     let (pos, vel, label) = plummer_with_clump_and_tube(12_000, 300, 500, 22);
     let settings = PhaseGroupSettings::default();
     let clusters = decompose_cells_and_groups(&pos, &vel, 4, 0.5, &settings).unwrap();
-    assert_eq!(clusters.len(), 6, "4 cells and 2 groups");
+    let labels: Vec<&str> = clusters.iter().map(|c| c.label.as_str()).collect();
+    // 4 cells, the tube (≈ 500 particles, elongated: 2 pieces of ≥ 200) and the clump (round).
+    assert_eq!(clusters.len(), 7, "{labels:?}");
+    assert!(
+        labels[4].starts_with("phase group 0 of 2 (elongation")
+            && labels[4].contains("piece 0 of 2"),
+        "{labels:?}"
+    );
+    assert!(labels[6].starts_with("phase group 1 of 2 (3"), "{labels:?}");
     let mut owner = vec![usize::MAX; pos.len()];
     for (k, c) in clusters.iter().enumerate() {
         assert!(
@@ -797,8 +805,17 @@ fn substructure_decomposition_owns_every_particle_once() {
                 assert!(!core.contains(&pos[i]));
             }
         } else {
-            assert!(c.core.is_none() && c.ghosts.is_empty(), "{}", c.label);
             assert!(c.label.starts_with("phase group"), "{}", c.label);
+            if k == 6 {
+                assert!(c.core.is_none() && c.ghosts.is_empty(), "{}", c.label);
+            } else {
+                // A piece of the tube: members in its core, ghosts from the other piece.
+                let core = c.core.expect("pieces have a core");
+                assert!(!c.ghosts.is_empty(), "{}", c.label);
+                assert!(c.members.iter().all(|&i| core.contains(&pos[i])));
+                let other = if k == 4 { 5 } else { 4 };
+                assert!(c.ghosts.iter().all(|&i| owner[i] == other), "{}", c.label);
+            }
             // Purity against the structure (clump or tube) it holds most of.
             let count = |l: u8| c.members.iter().filter(|&&i| label[i] == l).count();
             let pure = count(1).max(count(2));
@@ -865,4 +882,27 @@ fn timing_phase_groups_one_million() {
         rayon::current_num_threads(),
         found.groups.len()
     );
+}
+
+#[test]
+fn elongation_is_the_principal_spread_ratio() {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(41);
+    let mut g = |s: f64| -> f64 {
+        let z: f64 = StandardNormal.sample(&mut rng);
+        s * z
+    };
+    // Axes 4, 2, 1 kpc, rotated: ratio 4.
+    let (c, s) = (0.6_f64, 0.8_f64);
+    let pts: Vec<[f64; 3]> = (0..200_000)
+        .map(|_| {
+            let (a, b, z) = (g(4.0), g(2.0), g(1.0));
+            [c * a - s * b + 5.0, s * a + c * b, z]
+        })
+        .collect();
+    let e = elongation(&pts);
+    assert!((e - 4.0).abs() < 0.05, "{e}");
+    let round: Vec<[f64; 3]> = (0..20_000).map(|_| [g(1.0), g(1.0), g(1.0)]).collect();
+    assert!(elongation(&round) < 1.1 && elongation(&round) < ELONGATED);
+    assert_eq!(elongation(&[[1.0, 2.0, 3.0]; 5]), 1.0);
+    assert_eq!(elongation(&[[0.0; 3], [1.0, 1.0, 1.0]]), f64::INFINITY);
 }
