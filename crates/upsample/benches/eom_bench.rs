@@ -52,7 +52,11 @@ fn fresh_models(device: &cnf::Device) -> anyhow::Result<ModelSet> {
         0,
         1e8,
         None,
-        vec![Member { position, velocity }],
+        vec![Member {
+            position,
+            velocity,
+            dispersion: None,
+        }],
     )]))
 }
 

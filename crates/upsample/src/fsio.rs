@@ -74,6 +74,13 @@ pub fn write_or_check<T: Serialize>(path: &Path, value: &T, what: &str) -> Resul
     write_json(path, value)
 }
 
+/// JSON has no NaN (serde_json writes non-finite floats as null): reads null back as NaN. For
+/// `#[serde(deserialize_with = "crate::fsio::nan_if_null")]` on f64 fields of records.
+pub(crate) fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    use serde::Deserialize;
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

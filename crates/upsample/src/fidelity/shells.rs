@@ -21,8 +21,10 @@ use super::{FidelityError, PhaseSpace};
 #[serde(default)]
 pub struct ShellConfig {
     /// Inner radius of the first shell, kpc.
+    #[serde(deserialize_with = "crate::fsio::nan_if_null")]
     pub r_min: f64,
     /// Outer radius of the last shell, kpc.
+    #[serde(deserialize_with = "crate::fsio::nan_if_null")]
     pub r_max: f64,
     /// Number of shells, log-spaced in r.
     pub n_shells: usize,
@@ -69,24 +71,34 @@ impl ShellConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Kinematics {
     /// Radial dispersion σ_r, km/s.
+    #[serde(deserialize_with = "crate::fsio::nan_if_null")]
     pub sigma_r: f64,
     /// Standard error of σ_r, km/s.
+    #[serde(deserialize_with = "crate::fsio::nan_if_null")]
     pub sigma_r_err: f64,
     /// Polar dispersion σ_θ, km/s.
+    #[serde(deserialize_with = "crate::fsio::nan_if_null")]
     pub sigma_theta: f64,
     /// Azimuthal dispersion σ_φ about the mean rotation, km/s.
+    #[serde(deserialize_with = "crate::fsio::nan_if_null")]
     pub sigma_phi: f64,
     /// Tangential dispersion per component, σ_t = √((σ_θ² + σ_φ²)/2), km/s.
+    #[serde(deserialize_with = "crate::fsio::nan_if_null")]
     pub sigma_t: f64,
     /// Standard error of σ_t, km/s.
+    #[serde(deserialize_with = "crate::fsio::nan_if_null")]
     pub sigma_t_err: f64,
     /// Anisotropy β = 1 − σ_t²/σ_r² (dimensionless).
+    #[serde(deserialize_with = "crate::fsio::nan_if_null")]
     pub beta: f64,
     /// Standard error of β.
+    #[serde(deserialize_with = "crate::fsio::nan_if_null")]
     pub beta_err: f64,
     /// Mean rotation v̄_φ about +z, km/s.
+    #[serde(deserialize_with = "crate::fsio::nan_if_null")]
     pub mean_vphi: f64,
     /// Standard error of v̄_φ, km/s.
+    #[serde(deserialize_with = "crate::fsio::nan_if_null")]
     pub mean_vphi_err: f64,
 }
 
@@ -94,21 +106,28 @@ pub struct Kinematics {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Shell {
     /// Inner radius, kpc.
+    #[serde(deserialize_with = "crate::fsio::nan_if_null")]
     pub r_inner: f64,
     /// Outer radius, kpc.
+    #[serde(deserialize_with = "crate::fsio::nan_if_null")]
     pub r_outer: f64,
     /// Geometric mid radius √(r_inner r_outer), kpc.
+    #[serde(deserialize_with = "crate::fsio::nan_if_null")]
     pub r_mid: f64,
     /// Particles in the shell.
     pub count: usize,
     /// Density: Σw / shell volume, Msun/kpc³ (mass-weighted) or kpc⁻³ (counts).
+    #[serde(deserialize_with = "crate::fsio::nan_if_null")]
     pub density: f64,
     /// Poisson error of the density, same units.
+    #[serde(deserialize_with = "crate::fsio::nan_if_null")]
     pub density_err: f64,
     /// The shell's share of the whole sample's weight, Σw_shell / Σw_all (dimensionless):
     /// compares samples of different sizes.
+    #[serde(deserialize_with = "crate::fsio::nan_if_null")]
     pub share: f64,
     /// Poisson error of the share.
+    #[serde(deserialize_with = "crate::fsio::nan_if_null")]
     pub share_err: f64,
     /// Velocity moments; `None` with fewer than 3 particles.
     pub kinematics: Option<Kinematics>,
@@ -120,6 +139,7 @@ pub struct Profile {
     /// Whether weights are masses (else every particle counts 1).
     pub mass_weighted: bool,
     /// Σw over the whole sample (Msun or particles), shells or not.
+    #[serde(deserialize_with = "crate::fsio::nan_if_null")]
     pub total_weight: f64,
     /// The shells, inside out.
     pub shells: Vec<Shell>,
@@ -271,26 +291,37 @@ fn kinematics(comps: &[([f64; 3], f64)], bootstrap: usize, seed: u64) -> Option<
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ShellComparison {
     /// Geometric mid radius of the shell, kpc.
+    #[serde(deserialize_with = "crate::fsio::nan_if_null")]
     pub r_mid: f64,
     /// Stars' share over the reference's share (density relative to the truth; 1 = right).
+    #[serde(deserialize_with = "crate::fsio::nan_if_null")]
     pub share_ratio: f64,
     /// Error of `share_ratio`.
+    #[serde(deserialize_with = "crate::fsio::nan_if_null")]
     pub share_ratio_err: f64,
     /// σ_r of the stars over σ_r of the reference.
+    #[serde(deserialize_with = "crate::fsio::nan_if_null")]
     pub sigma_r_ratio: f64,
     /// Error of `sigma_r_ratio`.
+    #[serde(deserialize_with = "crate::fsio::nan_if_null")]
     pub sigma_r_ratio_err: f64,
     /// σ_t of the stars over σ_t of the reference.
+    #[serde(deserialize_with = "crate::fsio::nan_if_null")]
     pub sigma_t_ratio: f64,
     /// Error of `sigma_t_ratio`.
+    #[serde(deserialize_with = "crate::fsio::nan_if_null")]
     pub sigma_t_ratio_err: f64,
     /// β of the stars minus β of the reference.
+    #[serde(deserialize_with = "crate::fsio::nan_if_null")]
     pub beta_diff: f64,
     /// Error of `beta_diff`.
+    #[serde(deserialize_with = "crate::fsio::nan_if_null")]
     pub beta_diff_err: f64,
     /// Mean v_φ of the stars minus that of the reference, km/s.
+    #[serde(deserialize_with = "crate::fsio::nan_if_null")]
     pub vphi_diff: f64,
     /// Error of `vphi_diff`, km/s.
+    #[serde(deserialize_with = "crate::fsio::nan_if_null")]
     pub vphi_diff_err: f64,
 }
 

@@ -43,12 +43,16 @@ pub struct Smoothness {
     pub n_training: usize,
     /// Median distance from a star to its nearest training particle (standardised 6D units:
     /// each axis divided by the reference's robust spread, [`Scales`]).
+    #[serde(deserialize_with = "crate::fsio::nan_if_null")]
     pub median_star: f64,
     /// Median distance from a held-out particle to its nearest training particle (same units).
+    #[serde(deserialize_with = "crate::fsio::nan_if_null")]
     pub median_reference: f64,
     /// median_star / median_reference (≈ 1 smooth, < 1 huddled around the training particles).
+    #[serde(deserialize_with = "crate::fsio::nan_if_null")]
     pub ratio: f64,
     /// Kolmogorov–Smirnov distance between the two distance distributions.
+    #[serde(deserialize_with = "crate::fsio::nan_if_null")]
     pub ks: f64,
 }
 

@@ -277,3 +277,21 @@ fn pooled_smoothness_keeps_each_clusters_verdict() {
     );
     assert_eq!(mixed.n_stars, 6000);
 }
+
+#[test]
+fn records_with_nan_survive_json() {
+    // serde_json writes NaN as null; parts/cluster_NNNN.json must read back (merge).
+    let t = TwoSample {
+        k: 10,
+        n_stars: 5,
+        n_reference: 5,
+        statistic: 0.5,
+        null_mean: 0.5,
+        null_sd: 0.0,
+        z: f64::NAN,
+    };
+    let text = serde_json::to_string(&t).unwrap();
+    assert!(text.contains("null"), "{text}");
+    let back: TwoSample = serde_json::from_str(&text).unwrap();
+    assert!(back.z.is_nan() && back.statistic == 0.5);
+}

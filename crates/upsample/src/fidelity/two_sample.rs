@@ -54,12 +54,16 @@ pub struct TwoSample {
     pub n_reference: usize,
     /// Mean fraction of same-sample neighbours (dimensionless, ≈ 0.5 for balanced samples
     /// from one distribution, up to 1 for disjoint ones).
+    #[serde(deserialize_with = "crate::fsio::nan_if_null")]
     pub statistic: f64,
     /// Its expectation under the null for these sizes.
+    #[serde(deserialize_with = "crate::fsio::nan_if_null")]
     pub null_mean: f64,
     /// Its standard deviation under the null (label permutations on the same neighbour graph).
+    #[serde(deserialize_with = "crate::fsio::nan_if_null")]
     pub null_sd: f64,
     /// (statistic − null_mean) / null_sd: how many null standard deviations apart.
+    #[serde(deserialize_with = "crate::fsio::nan_if_null")]
     pub z: f64,
 }
 

@@ -141,17 +141,12 @@ pub struct EpochNll {
     pub epoch: usize,
     /// Mean training NLL of the epoch, nats per particle (data units); NaN (JSON null) when
     /// the epoch's loss was not finite.
-    #[serde(deserialize_with = "nan_if_null")]
+    #[serde(deserialize_with = "crate::fsio::nan_if_null")]
     pub train_nll: f64,
     /// Held-out (validation split) NLL after the epoch, nats per particle (data units); NaN
     /// (JSON null) when not finite.
-    #[serde(deserialize_with = "nan_if_null")]
+    #[serde(deserialize_with = "crate::fsio::nan_if_null")]
     pub val_nll: f64,
-}
-
-/// JSON has no NaN (serde_json writes non-finite floats as null): reads null back as NaN.
-fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 impl From<&TrainReport> for FlowMetrics {

@@ -23,6 +23,11 @@ pub(crate) fn create_catalog(
 }
 
 /// Root attributes of the catalogue: provenance, frame transform, configuration.
+/// The catalogue's `lifetime_relation` attribute when isochrones decide which stars are alive.
+pub(crate) const ISOCHRONE_LIFETIME: &str =
+    "stars heavier than the most massive star still alive on the \
+     [survey] isochrones at the parent's age and metallicity are remnants and are removed";
+
 pub(crate) fn catalog_meta(snapshot: &Path, cfg: &Config, frame: &GalaxyFrame) -> CatalogMeta {
     let attributes = vec![
         ("program".into(), AttrValue::Str(format!("upsample {}", crate::VERSION))),
@@ -53,7 +58,7 @@ pub(crate) fn catalog_meta(snapshot: &Path, cfg: &Config, frame: &GalaxyFrame) -
         (
             "lifetime_relation".into(),
             AttrValue::Str(if cfg.survey.enabled {
-                super::mock_survey::ISOCHRONE_LIFETIME.into()
+                ISOCHRONE_LIFETIME.into()
             } else {
                 "stars with t_MS = 10 Gyr (m/Msun)^-2.5 shorter than the parent's age are removed".into()
             }),

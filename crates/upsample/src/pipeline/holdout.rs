@@ -438,7 +438,8 @@ mod tests {
             core: None,
         };
         let holdout = Holdout::new(p, &cfg);
-        let training = super::super::training::training_rows(&cluster, 0, 0, cfg.seed, &holdout);
+        // What `training::training_rows` gives without a subset: the members not held out.
+        let training: Vec<usize> = (0..p.len()).filter(|&i| !holdout.is_held(i)).collect();
         let dir = tempfile::tempdir().unwrap();
         let paths = RunPaths {
             snapshot: dir.path().join("snap.hdf5"),

@@ -53,11 +53,6 @@ impl Lifetime for IsochroneLifetime<'_> {
     }
 }
 
-/// The catalogue's `lifetime_relation` attribute when isochrones decide which stars are alive.
-pub(crate) const ISOCHRONE_LIFETIME: &str =
-    "stars heavier than the most massive star still alive on the \
-     [survey] isochrones at the parent's age and metallicity are remnants and are removed";
-
 /// A configured survey: isochrones and observers, loaded once per run.
 pub(crate) struct MockSurvey {
     iso: IsochroneGrid,
