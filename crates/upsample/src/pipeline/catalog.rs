@@ -22,12 +22,12 @@ pub(crate) fn create_catalog(
     })
 }
 
-/// Root attributes of the catalogue: provenance, frame transform, configuration.
 /// The catalogue's `lifetime_relation` attribute when isochrones decide which stars are alive.
 pub(crate) const ISOCHRONE_LIFETIME: &str =
     "stars heavier than the most massive star still alive on the \
      [survey] isochrones at the parent's age and metallicity are remnants and are removed";
 
+/// Root attributes of the catalogue: provenance, frame transform, configuration.
 pub(crate) fn catalog_meta(snapshot: &Path, cfg: &Config, frame: &GalaxyFrame) -> CatalogMeta {
     let attributes = vec![
         ("program".into(), AttrValue::Str(format!("upsample {}", crate::VERSION))),
