@@ -49,15 +49,18 @@ pub(crate) struct Field {
     pub(crate) elem: usize,
 }
 
-pub(crate) fn open_field(
+/// Opens dataset `name` of group `PartTypeN` (`part`), `None` when absent, and checks that its
+/// elements are of the kind `want` (`what`, when not empty, says what the dataset is for in the
+/// error). Returns the dataset, its full name and its element size in bytes.
+pub(crate) fn open_typed(
     path: &Path,
     g: &hdf5::Group,
+    part: usize,
     name: &str,
-    n: u64,
     want: Want,
-    width: Option<usize>,
-) -> Result<Option<Field>> {
-    let full = format!("PartType4/{name}");
+    what: &str,
+) -> Result<Option<(hdf5::Dataset, String, usize)>> {
+    let full = format!("PartType{part}/{name}");
     if !g.link_exists(name) {
         return Ok(None);
     }
@@ -79,16 +82,37 @@ pub(crate) fn open_field(
             )
     );
     if !ok {
+        let kind = match want {
+            Want::Float => "floating point (f32 or f64)",
+            Want::Integer => "integer",
+        };
         return Err(SnapError::BadType {
             path: path.to_path_buf(),
             dataset: full,
-            expected: match want {
-                Want::Float => "floating point (f32 or f64)".into(),
-                Want::Integer => "integer".into(),
+            expected: if what.is_empty() {
+                kind.into()
+            } else {
+                format!("{kind} for {what}")
             },
             found: dtype_name(&desc),
         });
     }
+    Ok(Some((ds, full, dt.size())))
+}
+
+/// Opens star dataset `PartType4/name` of `n` rows, checked for type and shape (`width`
+/// columns, or 1-D when `None`, or N×k of which column 0 is used); `None` when absent.
+pub(crate) fn open_field(
+    path: &Path,
+    g: &hdf5::Group,
+    name: &str,
+    n: u64,
+    want: Want,
+    width: Option<usize>,
+) -> Result<Option<Field>> {
+    let Some((ds, full, elem)) = open_typed(path, g, 4, name, want, "")? else {
+        return Ok(None);
+    };
     let shape = ds.shape();
     let shape_ok = match (width, shape.len()) {
         (Some(w), 2) => shape[0] as u64 == n && shape[1] == w,
@@ -113,7 +137,7 @@ pub(crate) fn open_field(
         name: full,
         width: width.unwrap_or(1),
         two_d,
-        elem: dt.size(),
+        elem,
     }))
 }
 

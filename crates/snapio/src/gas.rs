@@ -17,11 +17,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use hdf5::types::TypeDescriptor;
-
 use crate::discover::open_h5;
 use crate::error::{h5err, Result, SnapError};
-use crate::fields::{dtype_name, Field};
+use crate::fields::{open_typed, Field, Want};
 use crate::frame::GalaxyFrame;
 use crate::header::{read_this_file_counts, Header, Layout};
 use crate::particles::ReadOptions;
@@ -147,27 +145,9 @@ fn open_gas_field(
     cols: Option<usize>,
     what: &str,
 ) -> Result<Option<Field>> {
-    let full = format!("PartType0/{name}");
-    if !g.link_exists(name) {
+    let Some((ds, full, elem)) = open_typed(path, g, 0, name, Want::Float, what)? else {
         return Ok(None);
-    }
-    let ds = g
-        .dataset(name)
-        .map_err(h5err(path, &full, "opening dataset"))?;
-    let dt = ds
-        .dtype()
-        .map_err(h5err(path, &full, "reading element type"))?;
-    let desc = dt
-        .to_descriptor()
-        .map_err(h5err(path, &full, "reading element type"))?;
-    if !matches!(desc, TypeDescriptor::Float(_)) {
-        return Err(SnapError::BadType {
-            path: path.to_path_buf(),
-            dataset: full,
-            expected: format!("floating point (f32 or f64) for {what}"),
-            found: dtype_name(&desc),
-        });
-    }
+    };
     let shape = ds.shape();
     let ok = shape.first().is_some_and(|&r| r as u64 == n)
         && match cols {
@@ -192,7 +172,7 @@ fn open_gas_field(
         name: full,
         width: cols.unwrap_or(1),
         two_d: cols.is_some(),
-        elem: dt.size(),
+        elem,
     }))
 }
 
