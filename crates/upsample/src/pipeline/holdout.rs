@@ -19,8 +19,8 @@ use super::run_dir::{ClusterReport, RunPaths};
 use crate::config::Config;
 use crate::decompose::Cluster;
 use crate::fidelity::{
-    evaluate_with, nearest_distances, pool_counts, Fidelity, FidelityConfig, NearestDistances,
-    PhaseSpace, ShellConfig, SmoothnessConfig, TwoSampleConfig,
+    evaluate_with, nearest_distances, pool_counts, subsample, Fidelity, FidelityConfig,
+    NearestDistances, PhaseSpace, ShellConfig, SmoothnessConfig, TwoSampleConfig,
 };
 use crate::seed::{fidelity_seed, held_out, mix_seed};
 use crate::stars::{draw_phase_sample, PhaseSampler};
@@ -109,20 +109,15 @@ fn reference_rows(
         .iter()
         .map(|&i| parents.initial_mass[i])
         .fold(0.0, f64::max);
-    let mut rows: Vec<usize> = held
+    let rows: Vec<usize> = held
         .into_iter()
         .filter(|&i| rng.random::<f64>() * m_max <= parents.initial_mass[i])
         .collect();
-    // Partial Fisher–Yates: a uniform subset of `max`, then back in particle order.
-    if rows.len() > max {
-        for i in 0..max {
-            let j = rng.random_range(i..rows.len());
-            rows.swap(i, j);
-        }
-        rows.truncate(max);
-        rows.sort_unstable();
-    }
-    rows
+    // A uniform subset of at most `max`, in particle order.
+    subsample(rows.len(), max, mix_seed(seed, 6))
+        .into_iter()
+        .map(|k| rows[k])
+        .collect()
 }
 
 /// Cluster `index`'s fidelity figures: fresh draws from its flows `members` against its
@@ -291,11 +286,7 @@ pub(crate) fn run_fidelity(
         let counts = pool_counts(&lens, &weights, cfg.fidelity.max_points);
         let (mut x, mut v) = (Vec::new(), Vec::new());
         for (c, (s, &k)) in samples.iter().zip(&counts).enumerate() {
-            for i in crate::fidelity::subsample(
-                s.position.len(),
-                k,
-                mix_seed(seed, stream + c as u64 * 2),
-            ) {
+            for i in subsample(s.position.len(), k, mix_seed(seed, stream + c as u64 * 2)) {
                 x.push(s.position[i]);
                 v.push(s.velocity[i]);
             }
