@@ -115,6 +115,25 @@ fn print_summary(report: &RunReport, catalog: &Path, report_path: &Path) {
         i.star_fraction,
         report_path.display()
     );
+    if let Some(f) = &report.fidelity {
+        let worst = report
+            .clusters
+            .iter()
+            .filter_map(|c| {
+                c.fidelity
+                    .as_ref()
+                    .map(|f| (c.record.index, f.two_sample.z))
+            })
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        println!(
+            "fidelity against {} held-out particles: 6D two-sample z {:.2} (0 ± 1: indistinguishable), \
+             smoothness ratio {:.3} (1: smooth, < 1: stars huddle around particles){}",
+            f.two_sample.n_reference,
+            f.two_sample.z,
+            f.smoothness.ratio,
+            worst.map_or(String::new(), |(c, z)| format!("; worst cluster {c}: z {z:.2}"))
+        );
+    }
     let dir = catalog.parent().unwrap_or(Path::new("."));
     for s in &report.survey {
         println!(
