@@ -520,7 +520,7 @@ impl Default for ClusterConfig {
             min_size: 1000,
             field_file: None,
             substructure: false,
-            substructure_min: 200,
+            substructure_min: 100,
             substructure_contrast: 30.0,
         }
     }
@@ -722,7 +722,7 @@ mod tests {
                 .unwrap();
         ok.validate().unwrap();
         assert!(ok.clusters.substructure);
-        assert_eq!(ok.clusters.substructure_min, 200);
+        assert_eq!(ok.clusters.substructure_min, 100);
         assert!(!Config::default().clusters.substructure, "off by default");
     }
 

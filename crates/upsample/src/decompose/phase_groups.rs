@@ -75,12 +75,12 @@ pub struct PhaseGroupSettings {
 }
 
 impl Default for PhaseGroupSettings {
-    /// k = 32, contrast 30, at least 200 members, at most 25% of the particles.
+    /// k = 32, contrast 30, at least 100 members, at most 25% of the particles.
     fn default() -> Self {
         Self {
             neighbours: 32,
             contrast: 30.0,
-            min_members: 200,
+            min_members: 100,
             max_fraction: 0.25,
         }
     }

@@ -759,7 +759,10 @@ fn phase_groups_leave_a_smooth_cuspy_sphere_alone() {
 #[test]
 fn substructure_decomposition_owns_every_particle_once() {
     let (pos, vel, label) = plummer_with_clump_and_tube(12_000, 300, 500, 22);
-    let settings = PhaseGroupSettings::default();
+    let settings = PhaseGroupSettings {
+        min_members: 200,
+        ..PhaseGroupSettings::default()
+    };
     let clusters = decompose_cells_and_groups(&pos, &vel, 4, 0.5, &settings).unwrap();
     let labels: Vec<&str> = clusters.iter().map(|c| c.label.as_str()).collect();
     // 4 cells, the tube (≈ 500 particles, elongated: 2 pieces of ≥ 200) and the clump (round).
