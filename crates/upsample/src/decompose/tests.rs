@@ -909,3 +909,14 @@ fn elongation_is_the_principal_spread_ratio() {
     assert_eq!(elongation(&[[1.0, 2.0, 3.0]; 5]), 1.0);
     assert_eq!(elongation(&[[0.0; 3], [1.0, 1.0, 1.0]]), f64::INFINITY);
 }
+
+#[test]
+fn substructure_without_groups_is_exactly_the_cells() {
+    let (pos, vel) = hernquist_sphere(8_000, 0.8, 33);
+    let s = PhaseGroupSettings::default();
+    assert!(find_phase_groups(&pos, &vel, &s).unwrap().groups.is_empty());
+    assert_eq!(
+        decompose_cells_and_groups(&pos, &vel, 5, 0.5, &s).unwrap(),
+        decompose_cells(&pos, 5, 0.5).unwrap()
+    );
+}
