@@ -399,7 +399,7 @@ pub struct ClusterConfig {
     pub field_file: Option<PathBuf>,
     /// cells: first take out the groups whose 6D phase-space density stands above a smooth
     /// spherical background (cold streams, compact satellites) as clusters of their own; the
-    /// rest is split into cells.
+    /// rest is split into cells (fof and field populations ignore it).
     pub substructure: bool,
     /// substructure: fewest particles of a group that gets its own flows.
     pub substructure_min: usize,
@@ -519,7 +519,7 @@ impl Default for ClusterConfig {
             linking_length: 0.1,
             min_size: 1000,
             field_file: None,
-            substructure: false,
+            substructure: true,
             substructure_min: 100,
             substructure_contrast: 30.0,
         }
@@ -627,12 +627,6 @@ impl Config {
                 c.substructure_min
             );
         }
-        if c.substructure && c.method != ClusterMethod::Cells {
-            bail!(
-                "clusters.substructure works with method = \"cells\" only, got method = \"{}\"",
-                c.method
-            );
-        }
         let t = &self.training;
         if t.batch_size == 0 || t.ensemble == 0 || t.batch_parts == 0 {
             bail!("training.batch_size, training.ensemble and training.batch_parts must be at least 1");
@@ -715,15 +709,16 @@ mod tests {
         }
         let e = bad("[clusters]\nsubstructure_min = 1\n");
         assert!(e.contains("clusters.substructure_min"), "{e}");
-        let e = bad("[clusters]\nmethod = \"fof\"\nsubstructure = true\n");
-        assert!(e.contains("cells") && e.contains("fof"), "{e}");
+        // fof and field populations ignore it (they are groups already).
+        let fof: Config = toml::from_str("[clusters]\nmethod = \"fof\"\n").unwrap();
+        fof.validate().unwrap();
         let ok: Config =
             toml::from_str("[clusters]\nsubstructure = true\nsubstructure_contrast = 1.5\n")
                 .unwrap();
         ok.validate().unwrap();
         assert!(ok.clusters.substructure);
         assert_eq!(ok.clusters.substructure_min, 100);
-        assert!(!Config::default().clusters.substructure, "off by default");
+        assert!(Config::default().clusters.substructure, "on by default");
     }
 
     #[test]
