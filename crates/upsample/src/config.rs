@@ -449,6 +449,9 @@ pub struct TrainingConfig {
     /// At most this many particles per cluster are trained on (a seeded random subset;
     /// 0: all).
     pub max_particles: usize,
+    /// Fewest optimiser steps per flow: a small cluster (a satellite, a piece of stream) runs
+    /// more epochs than `epochs` until it has taken this many steps (0: `epochs` for all).
+    pub min_steps: usize,
     /// Independently seeded flow pairs per cluster (an ensemble, averaged in density).
     pub ensemble: usize,
     /// Weight of the kinetic-energy penalty ∫|F|² dt (whitened units; RNODE regularisation).
@@ -550,6 +553,7 @@ impl Default for TrainingConfig {
             val_fraction: 0.1,
             patience: 8,
             max_particles: 0,
+            min_steps: 0,
             ensemble: 1,
             kinetic_reg: 0.01,
             jacobian_reg: 0.01,

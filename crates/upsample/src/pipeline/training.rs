@@ -36,12 +36,22 @@ pub(crate) fn flow_config(cfg: &Config, role: Role) -> FlowConfig {
     }
 }
 
-/// Training hyper-parameters of one flow from the configuration; up to `threads` CPU threads
-/// compute the parts of each mini-batch's gradient (0: the backend's default).
-pub(crate) fn train_config(cfg: &Config, seed: u64, threads: usize) -> TrainConfig {
+/// Epochs of a flow trained on `rows` particles: `training.epochs`, or more for a small cluster
+/// so that it takes at least `training.min_steps` optimiser steps.
+pub(crate) fn epochs_for(cfg: &Config, rows: usize) -> usize {
+    let t = &cfg.training;
+    let train_rows = (rows as f64 * (1.0 - t.val_fraction)).ceil() as usize;
+    let per_epoch = train_rows.div_ceil(t.batch_size).max(1);
+    t.epochs.max(t.min_steps.div_ceil(per_epoch))
+}
+
+/// Training hyper-parameters of one flow on `rows` particles from the configuration; up to
+/// `threads` CPU threads compute the parts of each mini-batch's gradient (0: the backend's
+/// default).
+pub(crate) fn train_config(cfg: &Config, rows: usize, seed: u64, threads: usize) -> TrainConfig {
     let t = &cfg.training;
     TrainConfig {
-        epochs: t.epochs,
+        epochs: epochs_for(cfg, rows),
         batch_size: t.batch_size,
         learning_rate: t.learning_rate,
         schedule: LrSchedule::Cosine { min_factor: 0.02 },
@@ -152,7 +162,7 @@ pub(crate) fn train_cluster(
                 ctx,
                 weights.as_deref(),
                 &flow_config(cfg, role),
-                &train_config(cfg, seed, threads),
+                &train_config(cfg, data.len(), seed, threads),
                 device,
                 |r| {
                     tracing::info!(
@@ -193,4 +203,26 @@ pub(crate) fn train_cluster(
     }
     record.seconds = t0.elapsed().as_secs_f64();
     Ok((members, record))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_clusters_get_at_least_min_steps() {
+        let mut cfg = Config::default();
+        cfg.training.epochs = 30;
+        cfg.training.batch_size = 512;
+        cfg.training.val_fraction = 0.1;
+        // Off: every cluster runs `epochs`.
+        assert_eq!(epochs_for(&cfg, 1502), 30);
+        cfg.training.min_steps = 600;
+        // 1352 training rows: 3 batches per epoch, 200 epochs for 600 steps.
+        assert_eq!(epochs_for(&cfg, 1502), 200);
+        // A 100-particle piece of stream: one batch per epoch.
+        assert_eq!(epochs_for(&cfg, 100), 600);
+        // A big cell already takes 46 x 30 = 1380 steps.
+        assert_eq!(epochs_for(&cfg, 26_000), 30);
+    }
 }
