@@ -181,6 +181,10 @@ pub fn write_snapshot_with(
         if e > s {
             write_star_rows(fp, &file, layout, header, &all, &is_wind, s..e, opts)?;
         }
+        // Closed explicitly, not left to drop order: the next reader is often another process,
+        // and HDF5's file lock refuses it (EAGAIN) while any handle of ours is open.
+        file.close()
+            .map_err(h5err(fp, "/", "closing snapshot file after writing"))?;
     }
     Ok(files)
 }
@@ -420,5 +424,7 @@ pub fn write_side_field_i64(path: &Path, name: &str, ids: &[u64], values: &[i64]
         .with_data(values)
         .create(name)
         .map_err(h5err(path, name, "writing"))?;
+    file.close()
+        .map_err(h5err(path, "/", "closing the side file after writing"))?;
     Ok(())
 }
