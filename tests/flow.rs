@@ -63,6 +63,7 @@ atol = 1e-3
 epochs = 1
 batch_size = 1024
 max_particles = 4000
+min_steps = 0
 [stars]
 fraction = 0.00002
 "#;

@@ -263,7 +263,7 @@ fn the_flow_method_writes_the_survey_while_merging_and_a_second_merge_gives_the_
     // A deliberately tiny flow run (seconds): the merge path, not the flows' accuracy.
     let toml = "seed = 3\nmethod = \"flow\"\n[clusters]\nn = 2\n\
         [flow]\nwidth = 8\ndepth = 1\nrk4_steps = 2\nrtol = 1e-2\natol = 1e-2\n\
-        [training]\nepochs = 1\nmax_particles = 1000\nbatch_size = 500\npatience = 1\n\
+        [training]\nepochs = 1\nmax_particles = 1000\nbatch_size = 500\npatience = 1\nmin_steps = 0\n\
         [stars]\nfraction = 0.0002\n[survey]\nenabled = true\n";
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("flow.toml");

@@ -553,7 +553,7 @@ impl Default for TrainingConfig {
             val_fraction: 0.1,
             patience: 8,
             max_particles: 0,
-            min_steps: 0,
+            min_steps: 600,
             ensemble: 1,
             kinetic_reg: 0.01,
             jacobian_reg: 0.01,

@@ -216,6 +216,7 @@ mod tests {
         cfg.training.batch_size = 512;
         cfg.training.val_fraction = 0.1;
         // Off: every cluster runs `epochs`.
+        cfg.training.min_steps = 0;
         assert_eq!(epochs_for(&cfg, 1502), 30);
         cfg.training.min_steps = 600;
         // 1352 training rows: 3 batches per epoch, 200 epochs for 600 steps.
