@@ -20,6 +20,7 @@ use std::path::PathBuf;
 
 use galaxies::{HaloStream, Model};
 use snapio::{read_catalog, ReadOptions, Snapshot};
+use upsample::fidelity::ks_two_sample;
 
 /// Half-width of the stream window around the track, kpc.
 const WINDOW_KPC: f64 = 1.0;
@@ -41,26 +42,12 @@ impl Window {
     }
 }
 
-/// Two-sample Kolmogorov–Smirnov distance.
+/// Two-sample Kolmogorov–Smirnov distance (upsample::fidelity's), NaN when a window is empty.
 fn ks(a: &[f64], b: &[f64]) -> f64 {
     if a.is_empty() || b.is_empty() {
         return f64::NAN;
     }
-    let (mut a, mut b) = (a.to_vec(), b.to_vec());
-    a.sort_by(f64::total_cmp);
-    b.sort_by(f64::total_cmp);
-    let (mut i, mut j, mut d) = (0usize, 0usize, 0.0f64);
-    while i < a.len() && j < b.len() {
-        let x = a[i].min(b[j]);
-        while i < a.len() && a[i] <= x {
-            i += 1;
-        }
-        while j < b.len() && b[j] <= x {
-            j += 1;
-        }
-        d = d.max((i as f64 / a.len() as f64 - j as f64 / b.len() as f64).abs());
-    }
-    d
+    ks_two_sample(a, b)
 }
 
 /// The stream and satellite windows of one sample.
