@@ -56,6 +56,7 @@ fn fresh_models(device: &cnf::Device) -> anyhow::Result<ModelSet> {
             position,
             velocity,
             dispersion: None,
+            radial: None,
         }],
     )]))
 }

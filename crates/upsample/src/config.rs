@@ -430,6 +430,10 @@ pub struct FlowNetConfig {
     /// Standardise velocities by the local mean rotation and radial/tangential dispersions
     /// (profiles in radius fitted per cluster) before the velocity flow sees them.
     pub standardise_velocities: bool,
+    /// Gaussianise positions of the clusters around the galaxy's centre by a fitted radial mass
+    /// profile (inner slope, scale radius, outer slope) before the position flow sees them;
+    /// replaces `compress_positions` for those clusters.
+    pub gaussianise_radii: bool,
 }
 
 /// Training knobs.
@@ -540,6 +544,7 @@ impl Default for FlowNetConfig {
             atol: 1e-4,
             compress_positions: true,
             standardise_velocities: true,
+            gaussianise_radii: false,
         }
     }
 }

@@ -46,8 +46,7 @@ impl PhaseSpaceDensity for FlowDensity<'_> {
         let pts: Vec<[f64; 3]> = idx.iter().map(|&i| x[i]).collect();
         let lp = self
             .member
-            .position
-            .log_prob(&pts, None)
+            .position_log_prob(&pts)
             .context("log-density of the position flow")?;
         for (&i, l) in idx.iter().zip(lp) {
             out[i] = l;
@@ -95,10 +94,9 @@ impl PhaseSpaceDensity for FlowDensity<'_> {
             return Ok(out);
         }
         let pts: Vec<[f64; 3]> = idx.iter().map(|&i| x[i]).collect();
-        let (lp, gx, _) = self
+        let (lp, gx) = self
             .member
-            .position
-            .grad_log_prob(&pts, None)
+            .position_grad(&pts)
             .context("gradient of the position flow")?;
         let mut vs = Vec::with_capacity(idx.len() * k);
         for &i in &idx {
@@ -272,11 +270,24 @@ mod tests {
             ln_sigma_t: vec![0.9f64.ln(), 0.7f64.ln(), 0.6f64.ln()],
             width: 0.7,
         };
-        for dispersion in [None, Some(dispersion)] {
+        // Positions as they are, and Gaussianised by a cuspy radial profile.
+        let radial = crate::models::RadialProfile {
+            scale: 0.8,
+            gamma: 0.7,
+            eta: 1.3,
+            extent: 40.0,
+        };
+        let cases = [
+            (None, None),
+            (Some(dispersion.clone()), None),
+            (Some(dispersion), Some(radial)),
+        ];
+        for (dispersion, radial) in cases {
             let m = Member {
                 position: Flow::new(&cfg(0), &dev, 3).unwrap(),
                 velocity: Flow::new(&cfg(3), &dev, 4).unwrap(),
                 dispersion,
+                radial,
             };
             let d = FlowDensity {
                 member: &m,
@@ -290,7 +301,7 @@ mod tests {
                     Some(t) => t.standardise(x, v),
                     None => (v, 0.0),
                 };
-                m.position.log_prob(&[x], None).unwrap()[0]
+                m.position_log_prob(&[x]).unwrap()[0]
                     + m.velocity.log_prob(&[s], Some(&x[..])).unwrap()[0]
                     + logdet
             };
@@ -312,7 +323,7 @@ mod tests {
                 assert!((g.d_dv[j] - dv).abs() < 2e-2 * (1.0 + dv.abs()));
             }
             // The context gradient matters here: the x-gradient differs from the position flow's.
-            let (_, gx, _) = m.position.grad_log_prob(&[x], None).unwrap();
+            let (_, gx) = m.position_grad(&[x]).unwrap();
             let diff: f64 = (0..3).map(|j| (gx[0][j] - g.d_dx[j]).abs()).sum();
             assert!(diff > 1e-3, "context gradient not included? {diff}");
         }

@@ -37,6 +37,7 @@ pub fn member(s: f64, sigma: f64, device: &Device) -> anyhow::Result<Member> {
         position: gaussian_flow(0, s, device)?,
         velocity: gaussian_flow(3, sigma, device)?,
         dispersion: None,
+        radial: None,
     })
 }
 

@@ -7,6 +7,8 @@
 //! models/cluster_0003/m0/velocity/  cnf checkpoint of p_c(v | x), v in km/s, context x in kpc
 //!                                   (or of q(ṽ | x), ṽ the standardised velocity, when
 //! models/cluster_0003/m0/local_dispersion.json  holds the profiles that standardise v)
+//! models/cluster_0003/m0/radial_profile.json    when present: the position flow is q(y) of
+//!                                   the Gaussianised positions y (radial_profile.rs)
 //! models/cluster_0003/m1/...        further ensemble members (independently seeded), if any
 //! models/cluster_0003/training.json TrainingRecord: written last, marks the cluster trained
 //! ```
@@ -20,9 +22,11 @@
 //! as the acceleration solver sees it, is `crate::dynamics::flow_density`.
 
 mod local_dispersion;
+mod radial_profile;
 mod store;
 
 pub use local_dispersion::LocalDispersion;
+pub use radial_profile::{RadialProfile, EXTENT_MARGIN};
 pub(crate) use store::{cluster_dir_name, load_cluster};
 pub use store::{save_cluster, MODELS_FORMAT};
 
@@ -190,20 +194,62 @@ pub struct TrainingRecord {
 /// One ensemble member: a position flow and a velocity flow conditioned on position.
 #[derive(Debug, Clone)]
 pub struct Member {
-    /// p_c(x), x in kpc.
+    /// p_c(x), x in kpc; with `radial`, q(y) of the Gaussianised position y instead (use the
+    /// methods below, which apply it).
     pub position: Flow,
     /// p_c(v | x), v in km/s, context x in kpc; with `dispersion`, q(ṽ | x) of the standardised
     /// velocity ṽ instead (use the methods below, which apply it).
     pub velocity: Flow,
     /// The profiles that standardise velocities before the velocity flow, if it was trained so.
     pub dispersion: Option<LocalDispersion>,
+    /// The radial profile that Gaussianises positions before the position flow, if it was
+    /// trained so.
+    pub radial: Option<RadialProfile>,
 }
+
+/// ln p(x) (ln kpc⁻³) with its gradient in x (per kpc).
+pub(crate) type PositionGrad = (Vec<f64>, Vec<[f64; 3]>);
 
 /// Log-density (ln (km/s)⁻³) of velocities given position and its gradients with respect to
 /// the velocity (per km/s) and the position (per kpc).
 pub(crate) type VelocityGrad = (Vec<f64>, Vec<[f64; 3]>, Vec<[f64; 3]>);
 
 impl Member {
+    /// Positions (kpc) drawn from p(x), seeded.
+    pub fn sample_positions(&self, n: usize, seed: u64) -> Result<Vec<[f64; 3]>> {
+        let s = self.position.sample(n, None, seed)?;
+        Ok(match &self.radial {
+            None => s,
+            Some(p) => s.into_iter().map(|y| p.restore(y)).collect(),
+        })
+    }
+
+    /// ln p(x) (ln kpc⁻³) at positions `x` (kpc).
+    pub fn position_log_prob(&self, x: &[[f64; 3]]) -> Result<Vec<f64>> {
+        let Some(p) = &self.radial else {
+            return Ok(self.position.log_prob(x, None)?);
+        };
+        let (y, logdet): (Vec<[f64; 3]>, Vec<f64>) = x.iter().map(|&xi| p.gaussianise(xi)).unzip();
+        let l = self.position.log_prob(&y, None)?;
+        Ok(l.iter().zip(&logdet).map(|(a, b)| a + b).collect())
+    }
+
+    /// ln p(x) with its gradient in x at positions `x` (kpc).
+    pub(crate) fn position_grad(&self, x: &[[f64; 3]]) -> Result<PositionGrad> {
+        let Some(p) = &self.radial else {
+            let (l, g, _) = self.position.grad_log_prob(x, None)?;
+            return Ok((l, g));
+        };
+        let (y, logdet): (Vec<[f64; 3]>, Vec<f64>) = x.iter().map(|&xi| p.gaussianise(xi)).unzip();
+        let (l, gy, _) = self.position.grad_log_prob(&y, None)?;
+        let g = x
+            .iter()
+            .zip(&gy)
+            .map(|(&xi, &gi)| p.chain(xi, gi))
+            .collect();
+        Ok((l.iter().zip(&logdet).map(|(a, b)| a + b).collect(), g))
+    }
+
     /// Velocities (km/s) drawn from p(v | x) at positions `x` (kpc), one each, seeded.
     pub fn sample_velocities(&self, x: &[[f64; 3]], seed: u64) -> Result<Vec<[f64; 3]>> {
         let context: Vec<f64> = x.iter().flat_map(|p| p.iter().copied()).collect();

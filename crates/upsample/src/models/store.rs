@@ -30,6 +30,13 @@ fn dispersion_path(cluster_dir: &Path, m: usize) -> PathBuf {
         .join("local_dispersion.json")
 }
 
+/// `models/cluster_NNNN/mM/radial_profile.json`: member m's position Gaussianisation.
+fn radial_path(cluster_dir: &Path, m: usize) -> PathBuf {
+    cluster_dir
+        .join(format!("m{m}"))
+        .join("radial_profile.json")
+}
+
 /// `models/cluster_NNNN/training.json` of a cluster folder.
 pub(crate) fn training_record_path(cluster_dir: &Path) -> PathBuf {
     cluster_dir.join("training.json")
@@ -71,6 +78,9 @@ pub fn save_cluster(cluster_dir: &Path, members: &[Member], record: &TrainingRec
         if let Some(d) = &member.dispersion {
             write_json(&dispersion_path(cluster_dir, m), d)?;
         }
+        if let Some(r) = &member.radial {
+            write_json(&radial_path(cluster_dir, m), r)?;
+        }
     }
     write_json(&training_record_path(cluster_dir), record)
 }
@@ -106,10 +116,17 @@ pub(crate) fn load_cluster(
         } else {
             None
         };
+        let rpath = radial_path(cluster_dir, m);
+        let radial = if rpath.exists() {
+            Some(read_json(&rpath)?)
+        } else {
+            None
+        };
         members.push(Member {
             position,
             velocity,
             dispersion,
+            radial,
         });
     }
     Ok(Some(ClusterModel {

@@ -38,7 +38,7 @@ use crate::stars::{
 /// A member's flows as the star drawing sees them.
 impl PhaseSampler for Member {
     fn positions(&self, n: usize, seed: u64) -> Result<Vec<[f64; 3]>> {
-        Ok(self.position.sample(n, None, seed)?)
+        self.sample_positions(n, seed)
     }
 
     fn velocities(&self, x: &[[f64; 3]], seed: u64) -> Result<Vec<[f64; 3]>> {

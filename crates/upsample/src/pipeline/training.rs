@@ -11,7 +11,9 @@ use std::time::Instant;
 use super::holdout::Holdout;
 use crate::config::{Config, Weighting};
 use crate::decompose::Cluster;
-use crate::models::{FlowMetrics, LocalDispersion, Member, TrainingRecord};
+use crate::models::{
+    FlowMetrics, LocalDispersion, Member, RadialProfile, TrainingRecord, EXTENT_MARGIN,
+};
 use crate::seed::{flow_seed, subset_rng, Role};
 
 /// Radial bins of the local velocity dispersion profiles (equal counts; fewer for small
@@ -103,6 +105,38 @@ fn training_weights(stars: &StarParticles, rows: &[usize], w: Weighting) -> Opti
     }
 }
 
+/// Whether the galaxy's centre (the frame's origin) lies inside the bounding box of positions
+/// `x` (kpc): the clusters whose position flows are Gaussianised by a radial profile. A cell away
+/// from the centre would become a thin cone from the origin to infinity, harder for a flow
+/// than the cell itself.
+fn surrounds_centre(x: &[[f64; 3]]) -> bool {
+    (0..3).all(|k| x.iter().any(|p| p[k] < 0.0) && x.iter().any(|p| p[k] > 0.0))
+}
+
+/// The radial profile that Gaussianises a cluster's training positions `x` (kpc, with their
+/// likelihood `weights`), fitted on those inside its core cell: the ghosts crowd the cell's
+/// faces, which meet near the centre, and would steepen the fitted cusp.
+fn radial_profile(
+    x: &[[f64; 3]],
+    weights: Option<&[f64]>,
+    cluster: &Cluster,
+) -> Result<RadialProfile> {
+    // Cut beyond every training position, ghosts included, so that each maps to a finite y.
+    let largest = x
+        .iter()
+        .map(|p| p.iter().map(|c| c * c).sum::<f64>().sqrt());
+    let extent = EXTENT_MARGIN * largest.fold(0.0, f64::max);
+    let inside: Vec<usize> = (0..x.len())
+        .filter(|&i| cluster.core.as_ref().is_none_or(|c| c.contains(&x[i])))
+        .collect();
+    if inside.len() < 100 {
+        return RadialProfile::fit(x, weights, Some(extent));
+    }
+    let xs: Vec<[f64; 3]> = inside.iter().map(|&i| x[i]).collect();
+    let ws: Option<Vec<f64>> = weights.map(|w| inside.iter().map(|&i| w[i]).collect());
+    RadialProfile::fit(&xs, ws.as_deref(), Some(extent))
+}
+
 /// Trains every ensemble member of cluster `index` on `device` on the particles `rows`
 /// ([`training_rows`]), with up to `threads` CPU threads per mini-batch (0: the backend's
 /// default).
@@ -135,6 +169,20 @@ pub(crate) fn train_cluster(
     } else {
         None
     };
+    // What the position flow learns: x, or x Gaussianised by a radial profile.
+    let radial = if cfg.flow.gaussianise_radii && surrounds_centre(&x) {
+        Some(
+            radial_profile(&x, weights.as_deref(), cluster).with_context(|| {
+                format!("radial profile of {} (cluster {index})", cluster.label)
+            })?,
+        )
+    } else {
+        None
+    };
+    let flow_x: Vec<[f64; 3]> = match &radial {
+        Some(p) => x.iter().map(|&a| p.gaussianise(a).0).collect(),
+        None => x.clone(),
+    };
     let flow_v: Vec<[f64; 3]> = match &dispersion {
         Some(d) => x
             .iter()
@@ -157,11 +205,16 @@ pub(crate) fn train_cluster(
                 Role::Velocity => "velocity",
             };
             let seed = flow_seed(cfg.seed, index, m, role);
+            let mut flow_cfg = flow_config(cfg, role);
+            // The radial profile has already taken the tails in: no compression on top.
+            if role == Role::Position && radial.is_some() {
+                flow_cfg.compress_data = false;
+            }
             let (flow, report) = Flow::fit_weighted(
                 data,
                 ctx,
                 weights.as_deref(),
-                &flow_config(cfg, role),
+                &flow_cfg,
                 &train_config(cfg, data.len(), seed, threads),
                 device,
                 |r| {
@@ -193,12 +246,13 @@ pub(crate) fn train_cluster(
             }
             Ok(flow)
         };
-        let position = fit(Role::Position, &x, None)?;
+        let position = fit(Role::Position, &flow_x, None)?;
         let velocity = fit(Role::Velocity, &flow_v, Some(&context))?;
         members.push(Member {
             position,
             velocity,
             dispersion: dispersion.clone(),
+            radial: radial.clone(),
         });
     }
     record.seconds = t0.elapsed().as_secs_f64();
