@@ -544,7 +544,7 @@ impl Default for FlowNetConfig {
             atol: 1e-4,
             compress_positions: true,
             standardise_velocities: true,
-            gaussianise_radii: false,
+            gaussianise_radii: true,
         }
     }
 }

@@ -114,7 +114,7 @@ fn chi3_quantile(ln_f: f64, ln_1mf: f64) -> f64 {
             hi = s;
         }
         let mut next = s - f / df;
-        if !(next > lo && next < hi) || !next.is_finite() {
+        if !(next > lo && next < hi && next.is_finite()) {
             next = 0.5 * (lo + hi);
         }
         if (next - s).abs() <= 1e-14 * s.abs().max(1e-300) {
@@ -256,7 +256,7 @@ impl RadialProfile {
         }
         let median = sorted[sorted.len() / 2];
         let extent = extent.unwrap_or(EXTENT_MARGIN * sorted[sorted.len() - 1]);
-        if !(extent > sorted[sorted.len() - 1]) {
+        if extent.is_nan() || extent <= sorted[sorted.len() - 1] {
             bail!(
                 "radial profile: extent {extent} kpc is inside the particles' largest radius {}",
                 sorted[sorted.len() - 1]
