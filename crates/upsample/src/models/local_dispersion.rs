@@ -18,6 +18,7 @@
 //! range, and constant beyond the outermost bin centres.
 //! Units: x in kpc, v in km/s, Ω in km/s/kpc, σ in km/s; ṽ dimensionless.
 
+use super::norm;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
@@ -42,10 +43,6 @@ struct Local {
     omega: f64,
     sigma_r: f64,
     sigma_t: f64,
-}
-
-fn norm(x: [f64; 3]) -> f64 {
-    (x[0] * x[0] + x[1] * x[1] + x[2] * x[2]).sqrt()
 }
 
 impl LocalDispersion {

@@ -26,6 +26,7 @@
 //! differentiates log p) carry no binning noise.
 //! Units: x, r, a in kpc; y dimensionless.
 
+use super::norm;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
@@ -50,10 +51,6 @@ pub struct RadialProfile {
     /// the χ₃ distribution and every draw lands inside (the fitted particles' largest radius,
     /// a hair beyond).
     pub extent: f64,
-}
-
-fn norm(x: [f64; 3]) -> f64 {
-    (x[0] * x[0] + x[1] * x[1] + x[2] * x[2]).sqrt()
 }
 
 /// (ln P(g), ln Q(g)) of the χ₃ distribution: P the mass inside g, Q = 1 − P.

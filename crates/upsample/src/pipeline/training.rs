@@ -12,7 +12,7 @@ use super::holdout::Holdout;
 use crate::config::{Config, Weighting};
 use crate::decompose::Cluster;
 use crate::models::{
-    FlowMetrics, LocalDispersion, Member, RadialProfile, TrainingRecord, EXTENT_MARGIN,
+    norm, FlowMetrics, LocalDispersion, Member, RadialProfile, TrainingRecord, EXTENT_MARGIN,
 };
 use crate::seed::{flow_seed, subset_rng, Role};
 
@@ -122,10 +122,7 @@ fn radial_profile(
     cluster: &Cluster,
 ) -> Result<RadialProfile> {
     // Cut beyond every training position, ghosts included, so that each maps to a finite y.
-    let largest = x
-        .iter()
-        .map(|p| p.iter().map(|c| c * c).sum::<f64>().sqrt());
-    let extent = EXTENT_MARGIN * largest.fold(0.0, f64::max);
+    let extent = EXTENT_MARGIN * x.iter().map(|&p| norm(p)).fold(0.0, f64::max);
     let inside: Vec<usize> = (0..x.len())
         .filter(|&i| cluster.core.as_ref().is_none_or(|c| c.contains(&x[i])))
         .collect();
