@@ -40,15 +40,20 @@ if [ "$_up_tch" = 1 ] && ! "$_up_venv/bin/python" -c 'import torch' >/dev/null 2
 fi
 
 if [ "$_up_tch_cpu" = 1 ]; then
-    # torch's own folder, found without importing it (a --no-deps install cannot be imported).
-    _up_torch_dir="$("$_up_venv/bin/python" -c 'import importlib.util as u; s = u.find_spec("torch"); print(s.submodule_search_locations[0] if s else "")')"
+    # torch's own folder, found without importing it (a --no-deps install cannot be imported);
+    # empty when torch is not installed.
+    _up_torch_folder() {
+        "$_up_venv/bin/python" -c 'import importlib.util as u; s = u.find_spec("torch"); print(s.submodule_search_locations[0] if s else "")'
+    }
+    _up_torch_dir="$(_up_torch_folder)"
     if [ -z "$_up_torch_dir" ]; then
         _up_log "installing torch==2.9.0 without its CUDA libraries (PyPI, ~1.7 GB) into $_up_venv"
         # libtorch_cpu itself links the CUDA runtime and CUPTI (small); the rest of CUDA is only
         # needed by libtorch_cuda, which the CPU folder leaves out.
         "$_up_venv/bin/pip" install --disable-pip-version-check --no-cache-dir -q --no-deps \
             "torch==2.9.0" "nvidia-cuda-runtime-cu12==12.8.90" "nvidia-cuda-cupti-cu12==12.8.90" || return 1
-        _up_torch_dir="$("$_up_venv/bin/python" -c 'import importlib.util as u; print(u.find_spec("torch").submodule_search_locations[0])')" || return 1
+        _up_torch_dir="$(_up_torch_folder)"
+        [ -n "$_up_torch_dir" ] || return 1
     fi
     _up_cpu="$_up_venv/libtorch-cpu"
     if [ ! -e "$_up_cpu/build-version" ]; then
@@ -79,4 +84,5 @@ if [ "$_up_tch" = 1 ]; then
     _up_torch_lib="$("$_up_venv/bin/python" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')" || return 1
     export LD_LIBRARY_PATH="$_up_torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
+unset -f _up_torch_folder
 unset _a _f _up_log _up_torch_lib _up_torch_dir _up_cpu _up_tch _up_tch_cpu
