@@ -1,44 +1,48 @@
-//! End-to-end accuracy of the flow method on a test galaxy harder than the sample (issue 12):
-//! a cuspy, radially anisotropic Hernquist + Osipkov–Merritt spheroid whose particle masses grow
-//! with radius (so the flows must learn the initial-mass density, not the particle counts),
-//! trained with `pipelines/quick.toml`, scored against an independent equal-mass truth draw of
-//! the same model, and by the run's own fidelity report.
+//! End-to-end accuracy of the flow method on the three test galaxies of issue 12, each trained
+//! with `pipelines/quick.toml` in the snapshot's own frame and scored against an independent
+//! truth draw of the same model:
 //!
-//! The backend follows CNF_TEST_DEVICE (flex by default), so CI runs this on both CPU backends.
+//! - (a) a cuspy, radially anisotropic Hernquist + Osipkov–Merritt spheroid whose particle masses
+//!   grow with radius (so the flows must learn the initial-mass density, not the particle
+//!   counts): density, σ_r and β in shells, smoothness, the 6D two-sample statistic, and the
+//!   run's own fidelity report;
+//! - (b) an exponential disc + Hernquist bulge: density in shells from the bulge's cusp to the
+//!   disc's edge, smoothness, two-sample statistic;
+//! - (c) a halo with a cold stream and a compact satellite: star counts, core densities and the
+//!   distance and velocity-offset distributions in windows around both (`galaxies::windows`).
+//!
+//! The backend follows CNF_TEST_DEVICE (flex by default), so CI runs these on both CPU backends.
 
 mod common;
 
+use std::path::Path;
+
 use common::{read_report, text, upsample};
-use galaxies::{generate, write_galaxy, MassWeights, Model, Options, Spheroid};
-use snapio::{read_catalog, Layout};
-use upsample::fidelity::{evaluate, FidelityConfig, PhaseSpace, ShellConfig};
+use galaxies::{
+    generate, write_galaxy, DiscBulge, Galaxy, HaloStream, MassWeights, Model, Options, Spheroid,
+    Window,
+};
+use snapio::{read_catalog, Layout, StarBatch};
+use upsample::fidelity::{
+    evaluate, ks_two_sample, Fidelity, FidelityConfig, PhaseSpace, ShellConfig,
+};
 
 fn device() -> String {
     std::env::var("CNF_TEST_DEVICE").unwrap_or_else(|_| "flex".into())
 }
 
-#[test]
-fn quick_flows_keep_the_cusp_anisotropy_and_mass_density_of_a_spheroid() {
-    let dir = tempfile::tempdir().unwrap();
-    let model = Spheroid::default();
-    let a = model.df.profile.scale;
-    let mut options = Options::new(20_000, 5);
-    options.n_truth = 40_000;
-    // Particle mass ∝ (1 + r/a): ten times lighter particles in the centre than at 10 a.
-    options.mass_weights = Some(MassWeights {
-        gamma: 1.0,
-        scale: a,
-    });
-    let galaxy = generate(Model::Spheroid(model), options);
-    let written = write_galaxy(&galaxy, dir.path(), Layout::ArepoTng).unwrap();
-    let cfg = dir.path().join("run.toml");
+/// Writes `galaxy` into `dir`, runs the quick preset on it in the snapshot's own frame (the
+/// truth is drawn in it) with `fraction` stars per solar mass, and reads back the catalogue and
+/// `report.json`.
+fn run_quick(galaxy: &Galaxy, dir: &Path, fraction: &str) -> (StarBatch, serde_json::Value) {
+    let written = write_galaxy(galaxy, dir, Layout::ArepoTng).unwrap();
+    let cfg = dir.join("run.toml");
     let quick = std::fs::read_to_string(common::root().join("pipelines/quick.toml")).unwrap();
-    // The snapshot's own frame (the truth is drawn in it); stars enough for 1% shells.
     let quick = quick
-        .replace("fraction = 0.001", "fraction = 0.000005")
+        .replace("fraction = 0.001", &format!("fraction = {fraction}"))
         .replace("[clusters]", "[frame]\nenabled = false\n\n[clusters]");
     std::fs::write(&cfg, quick).unwrap();
-    let out = dir.path().join("run");
+    let out = dir.join("run");
     let dev = device();
     let run = upsample(&[
         "--snapshot",
@@ -57,16 +61,19 @@ fn quick_flows_keep_the_cusp_anisotropy_and_mass_density_of_a_spheroid() {
         text(&run.stdout),
         text(&run.stderr)
     );
-    let stars = read_catalog(out.join("catalog.hdf5")).unwrap();
+    (
+        read_catalog(out.join("catalog.hdf5")).unwrap(),
+        read_report(&out),
+    )
+}
+
+/// Scores `stars` against `galaxy`'s truth draw (the snapshot's particles as the training set)
+/// in `shells`, and prints the figures.
+fn score(stars: &StarBatch, galaxy: &Galaxy, shells: ShellConfig, what: &str) -> Fidelity {
     let truth = &galaxy.truth.particles;
     let training = &galaxy.sample.particles;
     let config = FidelityConfig {
-        shells: ShellConfig {
-            r_min: 0.25 * a,
-            r_max: 10.0 * a,
-            n_shells: 8,
-            ..ShellConfig::default()
-        },
+        shells,
         ..FidelityConfig::default()
     };
     let f = evaluate(
@@ -77,8 +84,9 @@ fn quick_flows_keep_the_cusp_anisotropy_and_mass_density_of_a_spheroid() {
     )
     .unwrap();
     eprintln!(
-        "{} stars on {dev}: two-sample z {:.2}, smoothness {:.3} (KS {:.3})",
+        "{what}: {} stars on {}: two-sample z {:.2}, smoothness {:.3} (KS {:.3})",
         stars.len(),
+        device(),
         f.two_sample.z,
         f.smoothness.ratio,
         f.smoothness.ks
@@ -97,7 +105,31 @@ fn quick_flows_keep_the_cusp_anisotropy_and_mass_density_of_a_spheroid() {
             s.beta_diff_err
         );
     }
-    let report = read_report(&out);
+    f
+}
+
+#[test]
+fn quick_flows_keep_the_cusp_anisotropy_and_mass_density_of_a_spheroid() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = Spheroid::default();
+    let a = model.df.profile.scale;
+    let mut options = Options::new(20_000, 5);
+    options.n_truth = 40_000;
+    // Particle mass ∝ (1 + r/a): ten times lighter particles in the centre than at 10 a.
+    options.mass_weights = Some(MassWeights {
+        gamma: 1.0,
+        scale: a,
+    });
+    let galaxy = generate(Model::Spheroid(model), options);
+    // Stars enough for 1% shells.
+    let (stars, report) = run_quick(&galaxy, dir.path(), "0.000005");
+    let shells = ShellConfig {
+        r_min: 0.25 * a,
+        r_max: 10.0 * a,
+        n_shells: 8,
+        ..ShellConfig::default()
+    };
+    let f = score(&stars, &galaxy, shells, "(a) spheroid");
     let own = &report["fidelity"];
     eprintln!(
         "run's own report: z {:.2}, smoothness {:.3}",
@@ -130,4 +162,82 @@ fn quick_flows_keep_the_cusp_anisotropy_and_mass_density_of_a_spheroid() {
     // and libtorch, 7.7 on libtorch with Gaussianised radii (docs/ACCURACY.md); the kernel
     // method scores z 9 on the equal-mass spheroid. Guarded so that it cannot get much worse.
     assert!(f.two_sample.z < 15.0, "{:?}", f.two_sample);
+}
+
+#[test]
+fn quick_flows_keep_the_bulge_cusp_and_the_disc_edge() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = DiscBulge::default();
+    let mut options = Options::new(20_000, 7);
+    options.n_truth = 40_000;
+    let galaxy = generate(Model::DiscBulge(model), options);
+    let (stars, _) = run_quick(&galaxy, dir.path(), "0.000001");
+    // Spherical shells from the bulge's cusp (1% of the truth's radii) to the disc's edge (99%).
+    let shells = ShellConfig::spanning(&galaxy.truth.particles.position, 10, 0.01, 0.99);
+    let f = score(&stars, &galaxy, shells, "(b) disc + bulge");
+    assert!(f.smoothness.ratio >= 0.95, "{:?}", f.smoothness);
+    // Spherical shells mix disc and bulge, so σ_r and β are not the disc's: the density is
+    // what is asserted here (the disc's kinematics are in tests of the generator).
+    for s in &f.shells {
+        assert!(
+            (s.share_ratio - 1.0).abs() < 0.10 + 3.0 * s.share_ratio_err,
+            "density share at {:.2} kpc: {s:?}",
+            s.r_mid
+        );
+    }
+    assert!(f.two_sample.z < 15.0, "{:?}", f.two_sample);
+}
+
+#[test]
+fn quick_flows_keep_a_cold_stream_and_a_compact_satellite() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = HaloStream::default();
+    let mut options = Options::new(20_000, 11);
+    options.n_truth = 100_000;
+    let galaxy = generate(Model::HaloStream(model), options);
+    let (stars, report) = run_quick(&galaxy, dir.path(), "0.000005");
+    let track = model.track();
+    let windows = |x: &[[f64; 3]], v: &[[f64; 3]]| model.windows(&track, x, v);
+    let truth = &galaxy.truth.particles;
+    let particles = &galaxy.sample.particles;
+    let t = windows(&truth.position, &truth.velocity);
+    let p = windows(&particles.position, &particles.velocity);
+    let s = windows(&stars.position, &stars.velocity);
+    eprintln!(
+        "(c) stream + satellite: {} stars on {}, run's own z {:.2}",
+        stars.len(),
+        device(),
+        report["fidelity"]["two_sample"]["z"]
+            .as_f64()
+            .unwrap_or(f64::NAN)
+    );
+    for (k, (what, t)) in t.named().into_iter().enumerate() {
+        let (p, s) = (p.named()[k].1, s.named()[k].1);
+        let figures = |w: &Window| {
+            let (count, count_err) = w.count_ratio(t);
+            let (core, core_err) = w.core_ratio(t);
+            let ks_d = ks_two_sample(&w.distance, &t.distance);
+            let ks_v = ks_two_sample(&w.dv, &t.dv);
+            eprintln!(
+                "  {what}: {} in window, count {count:.3} ± {count_err:.3}, core {core:.3} ± {core_err:.3}, KS distance {ks_d:.3}, KS |Δv| {ks_v:.3}",
+                w.distance.len()
+            );
+            (count, count_err, core, core_err, ks_d, ks_v)
+        };
+        let _ = figures(p);
+        let (count, count_err, core, core_err, ks_d, ks_v) = figures(s);
+        // Issue 12's bars: counts within 10%, cores within 15% (plus twice the Poisson noise of
+        // this small a run), distance and velocity-offset distributions as close as the kernel
+        // method's (KS 0.04 on the 50 000-particle galaxy; this one has 20 000).
+        assert!(
+            (count - 1.0).abs() < 0.10 + 2.0 * count_err,
+            "{what} count {count} ± {count_err}"
+        );
+        assert!(
+            (core - 1.0).abs() < 0.15 + 2.0 * core_err,
+            "{what} core {core} ± {core_err}"
+        );
+        assert!(ks_d < 0.10, "{what} distance KS {ks_d}");
+        assert!(ks_v < 0.10, "{what} velocity-offset KS {ks_v}");
+    }
 }

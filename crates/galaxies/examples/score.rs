@@ -4,12 +4,22 @@
 //!
 //! `cargo run -p galaxies --release --example score -- GALAXY_DIR CATALOG.hdf5`
 //!
+//! Also prints the KS distance between the radii of the stars and of the truth draw (issue 12's
+//! "radial KS ≤ 0.005"), beside that of the snapshot's particles (the noise floor).
+//!
 //! The catalogue must be in the snapshot's frame (run `upsample` with `[frame] enabled = false`).
 
 use std::path::PathBuf;
 
 use snapio::{read_catalog, ReadOptions, Snapshot};
-use upsample::fidelity::{evaluate, FidelityConfig, PhaseSpace, ShellConfig};
+use upsample::fidelity::{
+    evaluate, ks_two_sample, radius, FidelityConfig, PhaseSpace, ShellConfig,
+};
+
+/// Radii of `positions`, kpc.
+fn radii(positions: &[[f64; 3]]) -> Vec<f64> {
+    positions.iter().map(|&x| radius(x)).collect()
+}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -43,6 +53,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         f.two_sample.null_sd,
         f.smoothness.ratio,
         f.smoothness.ks
+    );
+    let r_truth = radii(&truth.position);
+    eprintln!(
+        "radial KS against the truth: stars {:.4}, particles {:.4}",
+        ks_two_sample(&radii(&stars.position), &r_truth),
+        ks_two_sample(&radii(&training.position), &r_truth)
     );
     for c in &f.shells {
         eprintln!(

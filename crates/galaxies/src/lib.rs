@@ -20,6 +20,7 @@ pub mod population;
 pub mod snapshot;
 pub mod spheroid;
 pub mod stream;
+pub mod windows;
 
 use serde::{Deserialize, Serialize};
 pub use snapio::StarParticles;
@@ -31,6 +32,7 @@ pub use population::{Draw, MassWeights};
 pub use snapshot::{write_galaxy, Written};
 pub use spheroid::Spheroid;
 pub use stream::HaloStream;
+pub use windows::{Window, Windows};
 
 /// Gravitational constant in kpc (km/s)² / Msun.
 pub const G: f64 = 4.30091727e-6;

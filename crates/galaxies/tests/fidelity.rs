@@ -4,13 +4,9 @@
 
 use galaxies::{generate, Model, Options, Spheroid};
 use upsample::fidelity::{
-    evaluate, shell_profile, smoothness, two_sample, FidelityConfig, PhaseSpace, ShellConfig,
-    SmoothnessConfig, TwoSampleConfig,
+    evaluate, radius, shell_profile, smoothness, two_sample, FidelityConfig, PhaseSpace,
+    ShellConfig, SmoothnessConfig, TwoSampleConfig,
 };
-
-fn radius(x: [f64; 3]) -> f64 {
-    (x[0] * x[0] + x[1] * x[1] + x[2] * x[2]).sqrt()
-}
 
 #[test]
 fn shell_profiles_of_the_spheroid_match_its_analytic_sigma_r_beta_and_density() {

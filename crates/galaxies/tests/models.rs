@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use galaxies::{generate, DiscBulge, HaloStream, MassWeights, Model, Options, Spheroid};
+use upsample::fidelity::radius;
 
 /// (v_r, v_θ, v_φ) at `x`.
 fn spherical(x: [f64; 3], v: [f64; 3]) -> [f64; 3] {
@@ -13,10 +14,6 @@ fn spherical(x: [f64; 3], v: [f64; 3]) -> [f64; 3] {
     let vphi = (x[0] * v[1] - x[1] * v[0]) / big_r;
     let vtheta = (x[0] * x[2] * v[0] + x[1] * x[2] * v[1] - big_r * big_r * v[2]) / (r * big_r);
     [vr, vtheta, vphi]
-}
-
-fn radius(x: [f64; 3]) -> f64 {
-    (x[0] * x[0] + x[1] * x[1] + x[2] * x[2]).sqrt()
 }
 
 #[test]

@@ -199,8 +199,8 @@ pub fn shell_profile(set: PhaseSpace<'_>, config: &ShellConfig) -> Result<Profil
     })
 }
 
-/// Distance from the centre, kpc.
-fn radius(x: [f64; 3]) -> f64 {
+/// Distance of position `x` (kpc) from the centre, kpc.
+pub fn radius(x: [f64; 3]) -> f64 {
     (x[0] * x[0] + x[1] * x[1] + x[2] * x[2]).sqrt()
 }
 

@@ -92,10 +92,6 @@ fn read_particles(record: &RunRecord) -> Result<(Vec<[f64; 3]>, Vec<f64>)> {
     Ok((stars.position, stars.mass))
 }
 
-fn radius(p: &[f64; 3]) -> f64 {
-    (p[0] * p[0] + p[1] * p[1] + p[2] * p[2]).sqrt()
-}
-
 /// Streams `catalog` in chunks of `rows` rows, calling `each(position, mass, cluster)`.
 fn stream_catalog(
     catalog: &Path,
@@ -250,7 +246,9 @@ pub fn write_figures(dir: &Path, opts: &FigureOptions) -> Result<FiguresWritten>
         }
         _ => &[],
     };
-    let (galaxy, centre) = surface_density::map_extent(&mut sample.iter().map(radius).collect());
+    let (galaxy, centre) = surface_density::map_extent(
+        &mut sample.iter().map(|&p| crate::fidelity::radius(p)).collect(),
+    );
     let galaxy = (
         galaxy,
         surface_density::map_bins(sample, galaxy, opts.map_bins),
