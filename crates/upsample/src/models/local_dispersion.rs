@@ -15,7 +15,9 @@
 //! The profiles are fitted on the training particles in bins of equal count in ln r, then
 //! smoothed by a local-linear fit in ln r with Gaussian weights as wide as the bins' spacing:
 //! smooth (the acceleration solver differentiates them), unbiased at the ends of the fitted
-//! range, and constant beyond the outermost bin centres.
+//! range, and constant beyond the outermost bin centres (Ω: a flat rotation curve beyond them).
+//! Ω is fitted first; the dispersions are those about the smoothed rotation at each particle's
+//! own radius, so a cold disc's edge is not heated by the rotation's change across a bin.
 //! Units: x in kpc, v in km/s, Ω in km/s/kpc, σ in km/s; ṽ dimensionless.
 
 use super::norm;
@@ -73,11 +75,11 @@ impl LocalDispersion {
             ln_sigma_t: Vec::with_capacity(bins),
             width: 0.0,
         };
+        // Pass 1: Ω in each bin, by weighted least squares of v_φ = Ω R.
+        let bin = |b: usize| &order[b * n / bins..(b + 1) * n / bins];
         for b in 0..bins {
-            let rows = &order[b * n / bins..(b + 1) * n / bins];
-            // Ω: weighted least squares of v_φ = Ω R; then the dispersions about that rotation.
             let (mut s_vr, mut s_rr, mut s_w, mut s_lnr) = (0.0, 0.0, 0.0, 0.0);
-            for &i in rows {
+            for &i in bin(b) {
                 let p = x[i];
                 let big_r2 = p[0] * p[0] + p[1] * p[1];
                 // v_φ R = (ẑ × x)·v = x v_y − y v_x.
@@ -86,27 +88,36 @@ impl LocalDispersion {
                 s_w += w(i);
                 s_lnr += w(i) * norm(p).max(1e-12).ln();
             }
-            let omega = if s_rr > 0.0 { s_vr / s_rr } else { 0.0 };
-            let (mut s_r2, mut s_t2) = (0.0, 0.0);
-            for &i in rows {
+            if s_w.is_nan() || s_w <= 0.0 {
+                bail!("local dispersion: a radial bin has no weight");
+            }
+            fit.ln_r.push(s_lnr / s_w);
+            fit.omega.push(if s_rr > 0.0 { s_vr / s_rr } else { 0.0 });
+        }
+        let span = fit.ln_r.last().copied().unwrap_or(0.0) - fit.ln_r[0];
+        fit.width = (span / bins.max(2) as f64).max(0.05);
+        // Pass 2: the dispersions about the *smoothed* rotation at each particle's own radius.
+        // About one Ω per bin they would also hold the rotation's change across the bin: in a
+        // cold disc with a flat rotation curve, a bin from 11 to 18 kpc has v̄_φ = Ω R off by
+        // ±40 km/s at its ends, twice the disc's own σ_φ.
+        for b in 0..bins {
+            let (mut s_r2, mut s_t2, mut s_w) = (0.0, 0.0, 0.0);
+            for &i in bin(b) {
                 let p = x[i];
-                let u = residual(p, v[i], omega);
                 let r = norm(p).max(1e-12);
+                let u = residual(p, v[i], fit.omega_at(r));
                 let vr = (u[0] * p[0] + u[1] * p[1] + u[2] * p[2]) / r;
                 let u2 = u[0] * u[0] + u[1] * u[1] + u[2] * u[2];
                 s_r2 += w(i) * vr * vr;
                 s_t2 += w(i) * (u2 - vr * vr) / 2.0;
+                s_w += w(i);
             }
-            if !(s_w > 0.0 && s_r2 > 0.0 && s_t2 > 0.0) {
-                bail!("local dispersion: a radial bin has no weight or no velocity spread");
+            if !(s_r2 > 0.0 && s_t2 > 0.0) {
+                bail!("local dispersion: a radial bin has no velocity spread");
             }
-            fit.ln_r.push(s_lnr / s_w);
-            fit.omega.push(omega);
             fit.ln_sigma_r.push(0.5 * (s_r2 / s_w).ln());
             fit.ln_sigma_t.push(0.5 * (s_t2 / s_w).ln());
         }
-        let span = fit.ln_r.last().copied().unwrap_or(0.0) - fit.ln_r[0];
-        fit.width = (span / bins.max(2) as f64).max(0.05);
         if fit
             .ln_r
             .iter()
@@ -120,43 +131,49 @@ impl LocalDispersion {
         Ok(fit)
     }
 
-    /// The smoothed profiles at radius `r` (kpc): a local-linear fit in ln r over the bins with
-    /// Gaussian weights (no edge bias inside the fitted range), constant beyond the outermost
-    /// bin centres.
-    fn at(&self, r: f64) -> Local {
+    /// A profile `y` (one value per bin) smoothed at ln r = `l`: a local-linear fit in ln r
+    /// over the bins with Gaussian weights (no edge bias inside the fitted range), `l` clamped
+    /// to the outermost bin centres.
+    fn smooth(&self, y: &[f64], l: f64) -> f64 {
         let (lo, hi) = (self.ln_r[0], self.ln_r[self.ln_r.len() - 1]);
-        let l = r.max(1e-12).ln().clamp(lo, hi);
-        let w: Vec<f64> = self
-            .ln_r
-            .iter()
-            .map(|c| (-0.5 * ((l - c) / self.width).powi(2)).exp())
-            .collect();
-        let (mut s0, mut s1, mut s2) = (0.0, 0.0, 0.0);
-        for (wk, c) in w.iter().zip(&self.ln_r) {
+        let l = l.clamp(lo, hi);
+        let (mut s0, mut s1, mut s2, mut t0, mut t1) = (0.0, 0.0, 0.0, 0.0, 0.0);
+        for (c, yk) in self.ln_r.iter().zip(y) {
+            let wk = (-0.5 * ((l - c) / self.width).powi(2)).exp();
             let d = c - l;
             s0 += wk;
             s1 += wk * d;
             s2 += wk * d * d;
+            t0 += wk * yk;
+            t1 += wk * d * yk;
         }
         let det = s0 * s2 - s1 * s1;
         // Intercept of the weighted line through (ln r_k − l, y_k); the plain weighted mean
         // when the line is undetermined (one bin).
-        let fit = |y: &[f64]| -> f64 {
-            let (mut t0, mut t1) = (0.0, 0.0);
-            for ((wk, c), yk) in w.iter().zip(&self.ln_r).zip(y) {
-                t0 += wk * yk;
-                t1 += wk * (c - l) * yk;
-            }
-            if det > 1e-12 * s0 * s0 {
-                (s2 * t0 - s1 * t1) / det
-            } else {
-                t0 / s0
-            }
-        };
+        if det > 1e-12 * s0 * s0 {
+            (s2 * t0 - s1 * t1) / det
+        } else {
+            t0 / s0
+        }
+    }
+
+    /// Ω at radius `r` (kpc), km/s/kpc: smoothed inside the fitted range, constant inside the
+    /// innermost bin centre (solid-body rotation) and ∝ 1/r beyond the outermost (a flat
+    /// rotation curve: a constant Ω there would spin a disc's edge ever faster).
+    fn omega_at(&self, r: f64) -> f64 {
+        let l = r.max(1e-12).ln();
+        let hi = self.ln_r[self.ln_r.len() - 1];
+        self.smooth(&self.omega, l) * (hi - l).min(0.0).exp()
+    }
+
+    /// The profiles at radius `r` (kpc): dispersions smoothed and constant beyond the outermost
+    /// bin centres, Ω by [`omega_at`](Self::omega_at).
+    fn at(&self, r: f64) -> Local {
+        let l = r.max(1e-12).ln();
         Local {
-            omega: fit(&self.omega),
-            sigma_r: fit(&self.ln_sigma_r).exp(),
-            sigma_t: fit(&self.ln_sigma_t).exp(),
+            omega: self.omega_at(r),
+            sigma_r: self.smooth(&self.ln_sigma_r, l).exp(),
+            sigma_t: self.smooth(&self.ln_sigma_t, l).exp(),
         }
     }
 
@@ -237,7 +254,7 @@ fn radial(x: [f64; 3], u: [f64; 3]) -> ([f64; 3], f64) {
 mod tests {
     use super::*;
     use rand::rngs::StdRng;
-    use rand::SeedableRng;
+    use rand::{RngExt, SeedableRng};
     use rand_distr::{Distribution, StandardNormal};
 
     /// Particles with σ_r = 100 (1 + r)^-0.5, σ_t = σ_r √(1 − β), β = 0.5, rotating at
@@ -293,6 +310,50 @@ mod tests {
             .collect::<Vec<_>>();
         for vk in var {
             assert!((vk - 1.0).abs() < 0.06, "variance {vk}");
+        }
+    }
+
+    /// A cold exponential disc on a flat rotation curve (v_c = 200 km/s, σ = 10 km/s in every
+    /// direction): the dispersions come out at 10 km/s out to the disc's edge (about one Ω per
+    /// bin they were 15–25 km/s in its outer bins), and beyond the fitted range the mean
+    /// rotation stays at 200 km/s.
+    #[test]
+    fn a_cold_disc_on_a_flat_rotation_curve_keeps_its_dispersion_to_the_edge() {
+        let mut rng = StdRng::seed_from_u64(9);
+        let (mut x, mut v) = (Vec::new(), Vec::new());
+        while x.len() < 20_000 {
+            // R ~ Gamma(2, 3 kpc) cut at 18 kpc, |z| ~ 0.3 kpc.
+            let u: f64 = (1.0 - rng.random::<f64>()) * (1.0 - rng.random::<f64>());
+            let big_r = -3.0 * u.ln();
+            if !(0.5..18.0).contains(&big_r) {
+                continue;
+            }
+            let phi = std::f64::consts::TAU * rng.random::<f64>();
+            let g: [f64; 4] = std::array::from_fn(|_| StandardNormal.sample(&mut rng));
+            let (sn, cs) = phi.sin_cos();
+            let vphi = 200.0 + 10.0 * g[1];
+            x.push([big_r * cs, big_r * sn, 0.3 * g[0]]);
+            v.push([
+                10.0 * g[2] * cs - vphi * sn,
+                10.0 * g[2] * sn + vphi * cs,
+                10.0 * g[3],
+            ]);
+        }
+        let d = LocalDispersion::fit(&x, &v, None, 16).unwrap();
+        for r in [2.0, 5.0, 9.0, 13.0, 16.0] {
+            let p = d.at(r);
+            for (what, s) in [("σ_r", p.sigma_r), ("σ_t", p.sigma_t)] {
+                assert!((s / 10.0 - 1.0).abs() < 0.12, "r {r}: {what} {s}");
+            }
+            assert!(
+                (p.omega * r / 200.0 - 1.0).abs() < 0.02,
+                "r {r}: Ω {}",
+                p.omega
+            );
+        }
+        for r in [20.0, 30.0] {
+            let vc = d.at(r).omega * r;
+            assert!((vc / 200.0 - 1.0).abs() < 0.03, "r {r}: Ω r {vc}");
         }
     }
 
