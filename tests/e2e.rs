@@ -416,6 +416,7 @@ fn fire_child_ids_make_distinct_parents_with_the_same_particle_id() {
     let catalogue = |threads: &str| {
         let out_dir = dir.path().join(format!("run{threads}"));
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_upsample"))
+            .env(common::NO_HDF5_LOCKS.0, common::NO_HDF5_LOCKS.1)
             .args(["--snapshot", snap.to_str().unwrap(), "--out"])
             .arg(&out_dir)
             .args([

@@ -15,6 +15,7 @@ fn run(dir: &Path, name: &str, toml: &str, env: &[(&str, &str)]) -> (Output, std
     std::fs::write(&cfg, toml).unwrap();
     let out_dir = dir.join(name);
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_upsample"));
+    cmd.env(common::NO_HDF5_LOCKS.0, common::NO_HDF5_LOCKS.1);
     cmd.args([
         "--snapshot",
         "data/snap_099.hdf5",

@@ -12,12 +12,20 @@ pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// Environment of every `upsample` a test spawns: HDF5 file locks off. Tests run in threads
+/// that write HDF5 inputs while other threads spawn processes; HDF5 opens files without
+/// close-on-exec, so a child spawned while a file is open inherits its descriptor and with it
+/// the file's lock, and a later child reading that file fails with "errno 11: Resource
+/// temporarily unavailable" (seen once in CI-like runs of `accel_cli`). Users' runs spawn nothing.
+pub const NO_HDF5_LOCKS: (&str, &str) = ("HDF5_USE_FILE_LOCKING", "FALSE");
+
 /// Runs the `upsample` binary with `args` from the workspace root.
 pub fn upsample(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_upsample"))
         .args(args)
         .current_dir(root())
         .env("RUST_LOG", "warn")
+        .env(NO_HDF5_LOCKS.0, NO_HDF5_LOCKS.1)
         .output()
         .expect("the upsample binary runs")
 }

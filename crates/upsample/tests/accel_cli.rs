@@ -62,6 +62,10 @@ fn write_models(run: &Path) -> PathBuf {
 
 fn accel(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_upsample"))
+        // HDF5 locks off: a child spawned by another test thread while this one writes an
+        // input inherits the file's lock, and the next reader fails with errno 11
+        // (tests/common/mod.rs, NO_HDF5_LOCKS).
+        .env("HDF5_USE_FILE_LOCKING", "FALSE")
         .arg("accel")
         .args(args)
         .args(["--device", &device_name()])
@@ -262,6 +266,7 @@ fn accel_failures_name_what_is_wrong() {
         assert!(!out.exists(), "{args:?} left an output");
     }
     let help = Command::new(env!("CARGO_BIN_EXE_upsample"))
+        .env("HDF5_USE_FILE_LOCKING", "FALSE")
         .args(["accel", "--help"])
         .output()
         .unwrap();

@@ -444,7 +444,9 @@ fn a_run_on_the_sample_produces_the_page() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     let bin = env!("CARGO_BIN_EXE_upsample");
+    // HDF5 locks off in every spawned run: tests/common/mod.rs, NO_HDF5_LOCKS, says why.
     let st = std::process::Command::new(bin)
+        .env("HDF5_USE_FILE_LOCKING", "FALSE")
         .args(["--snapshot"])
         .arg(root.join("data/snap_099.hdf5"))
         .args(["--config"])
@@ -476,6 +478,7 @@ fn a_run_on_the_sample_produces_the_page() {
     // Again by hand, after deleting them.
     std::fs::remove_dir_all(out.join("figures")).unwrap();
     let st = std::process::Command::new(bin)
+        .env("HDF5_USE_FILE_LOCKING", "FALSE")
         .arg("figures")
         .arg(&out)
         .output()
@@ -489,6 +492,7 @@ fn a_run_on_the_sample_produces_the_page() {
     // --no-figures: the run's outputs, no figures.
     let quiet = dir.path().join("quiet");
     let st = std::process::Command::new(bin)
+        .env("HDF5_USE_FILE_LOCKING", "FALSE")
         .args(["--snapshot"])
         .arg(root.join("data/snap_099.hdf5"))
         .args([
@@ -511,6 +515,7 @@ fn a_run_on_the_sample_produces_the_page() {
     assert!(!quiet.join("report.html").exists() && !quiet.join("figures").exists());
     // A folder without report.json: an error naming it.
     let st = std::process::Command::new(bin)
+        .env("HDF5_USE_FILE_LOCKING", "FALSE")
         .arg("figures")
         .arg(dir.path())
         .output()
