@@ -448,7 +448,8 @@ pub struct TrainingConfig {
     pub learning_rate: f64,
     /// Fraction of each cluster's particles held out for validation and early stopping.
     pub val_fraction: f64,
-    /// Epochs without validation improvement before stopping.
+    /// Epochs without validation improvement before stopping; stretched by the same factor as
+    /// the epochs of a small cluster that `min_steps` lengthens.
     pub patience: usize,
     /// At most this many particles per cluster are trained on (a seeded random subset;
     /// 0: all).

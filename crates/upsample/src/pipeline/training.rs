@@ -47,6 +47,16 @@ pub(crate) fn epochs_for(cfg: &Config, rows: usize) -> usize {
     t.epochs.max(t.min_steps.div_ceil(per_epoch))
 }
 
+/// Early-stopping patience of a flow trained on `rows` particles, in epochs: `training.patience`,
+/// stretched by the same factor as its epochs (`epochs_for`). Patience is a share of the
+/// schedule: a 100-particle piece of stream runs 600 one-step epochs, and 8 of them (8 optimiser
+/// steps) stopped such flows after 8–33 epochs, long before the learning rate had decayed.
+pub(crate) fn patience_for(cfg: &Config, rows: usize) -> usize {
+    let t = &cfg.training;
+    let stretch = epochs_for(cfg, rows) as f64 / t.epochs.max(1) as f64;
+    (t.patience as f64 * stretch.max(1.0)).ceil() as usize
+}
+
 /// Training hyper-parameters of one flow on `rows` particles from the configuration; up to
 /// `threads` CPU threads compute the parts of each mini-batch's gradient (0: the backend's
 /// default).
@@ -58,7 +68,7 @@ pub(crate) fn train_config(cfg: &Config, rows: usize, seed: u64, threads: usize)
         learning_rate: t.learning_rate,
         schedule: LrSchedule::Cosine { min_factor: 0.02 },
         val_fraction: t.val_fraction,
-        patience: t.patience,
+        patience: patience_for(cfg, rows),
         seed,
         kinetic_reg: t.kinetic_reg,
         jacobian_reg: t.jacobian_reg,
@@ -276,5 +286,23 @@ mod tests {
         assert_eq!(epochs_for(&cfg, 100), 600);
         // A big cell already takes 46 x 30 = 1380 steps.
         assert_eq!(epochs_for(&cfg, 26_000), 30);
+    }
+
+    #[test]
+    fn patience_stretches_with_the_schedule() {
+        let mut cfg = Config::default();
+        cfg.training.epochs = 40;
+        cfg.training.batch_size = 512;
+        cfg.training.val_fraction = 0.1;
+        cfg.training.patience = 8;
+        cfg.training.min_steps = 600;
+        // A big cell: unchanged.
+        assert_eq!(patience_for(&cfg, 26_000), 8);
+        // The satellite: 200 epochs of 3 steps, 5x the schedule, 40 epochs of patience.
+        assert_eq!(patience_for(&cfg, 1502), 40);
+        // A piece of stream: 600 one-step epochs, 15x, 120 epochs (= steps) of patience.
+        assert_eq!(patience_for(&cfg, 100), 120);
+        cfg.training.min_steps = 0;
+        assert_eq!(patience_for(&cfg, 100), 8);
     }
 }
