@@ -131,49 +131,60 @@ impl LocalDispersion {
         Ok(fit)
     }
 
-    /// A profile `y` (one value per bin) smoothed at ln r = `l`: a local-linear fit in ln r
-    /// over the bins with Gaussian weights (no edge bias inside the fitted range), `l` clamped
-    /// to the outermost bin centres.
-    fn smooth(&self, y: &[f64], l: f64) -> f64 {
+    /// Profiles `ys` (one value per bin each) smoothed at ln r = `l`: a local-linear fit in
+    /// ln r over the bins with Gaussian weights (no edge bias inside the fitted range), `l`
+    /// clamped to the outermost bin centres. The weights are computed once for all profiles.
+    fn smooth<const N: usize>(&self, l: f64, ys: [&[f64]; N]) -> [f64; N] {
         let (lo, hi) = (self.ln_r[0], self.ln_r[self.ln_r.len() - 1]);
         let l = l.clamp(lo, hi);
-        let (mut s0, mut s1, mut s2, mut t0, mut t1) = (0.0, 0.0, 0.0, 0.0, 0.0);
-        for (c, yk) in self.ln_r.iter().zip(y) {
+        let (mut s0, mut s1, mut s2) = (0.0, 0.0, 0.0);
+        let (mut t0, mut t1) = ([0.0; N], [0.0; N]);
+        for (k, c) in self.ln_r.iter().enumerate() {
             let wk = (-0.5 * ((l - c) / self.width).powi(2)).exp();
             let d = c - l;
             s0 += wk;
             s1 += wk * d;
             s2 += wk * d * d;
-            t0 += wk * yk;
-            t1 += wk * d * yk;
+            for (j, y) in ys.iter().enumerate() {
+                t0[j] += wk * y[k];
+                t1[j] += wk * d * y[k];
+            }
         }
         let det = s0 * s2 - s1 * s1;
         // Intercept of the weighted line through (ln r_k − l, y_k); the plain weighted mean
         // when the line is undetermined (one bin).
-        if det > 1e-12 * s0 * s0 {
-            (s2 * t0 - s1 * t1) / det
-        } else {
-            t0 / s0
-        }
+        std::array::from_fn(|j| {
+            if det > 1e-12 * s0 * s0 {
+                (s2 * t0[j] - s1 * t1[j]) / det
+            } else {
+                t0[j] / s0
+            }
+        })
     }
 
-    /// Ω at radius `r` (kpc), km/s/kpc: smoothed inside the fitted range, constant inside the
-    /// innermost bin centre (solid-body rotation) and ∝ 1/r beyond the outermost (a flat
-    /// rotation curve: a constant Ω there would spin a disc's edge ever faster).
+    /// Factor that turns the smoothed Ω at ln r = `l` into Ω: 1 inside the fitted range
+    /// (constant Ω inside the innermost bin centre: solid-body rotation), r_last / r beyond the
+    /// outermost (a flat rotation curve: a constant Ω there would spin a disc's edge ever faster).
+    fn omega_taper(&self, l: f64) -> f64 {
+        (self.ln_r[self.ln_r.len() - 1] - l).min(0.0).exp()
+    }
+
+    /// Ω at radius `r` (kpc), km/s/kpc: smoothed, tapered by [`omega_taper`](Self::omega_taper).
     fn omega_at(&self, r: f64) -> f64 {
         let l = r.max(1e-12).ln();
-        let hi = self.ln_r[self.ln_r.len() - 1];
-        self.smooth(&self.omega, l) * (hi - l).min(0.0).exp()
+        self.smooth(l, [&self.omega])[0] * self.omega_taper(l)
     }
 
     /// The profiles at radius `r` (kpc): dispersions smoothed and constant beyond the outermost
-    /// bin centres, Ω by [`omega_at`](Self::omega_at).
+    /// bin centres, Ω as [`omega_at`](Self::omega_at) gives it.
     fn at(&self, r: f64) -> Local {
         let l = r.max(1e-12).ln();
+        let [omega, ln_sr, ln_st] =
+            self.smooth(l, [&self.omega, &self.ln_sigma_r, &self.ln_sigma_t]);
         Local {
-            omega: self.omega_at(r),
-            sigma_r: self.smooth(&self.ln_sigma_r, l).exp(),
-            sigma_t: self.smooth(&self.ln_sigma_t, l).exp(),
+            omega: omega * self.omega_taper(l),
+            sigma_r: ln_sr.exp(),
+            sigma_t: ln_st.exp(),
         }
     }
 
