@@ -436,6 +436,15 @@ fn chunked_catalogue_reads_equal_the_whole_file() {
     assert!(err.contains("nope") && err.contains("c.hdf5"), "{err}");
 }
 
+/// The `upsample` binary with HDF5 file locks off: a child spawned by another test thread while
+/// this one has an HDF5 file open inherits its lock, and the next reader fails with errno 11
+/// (tests/common/mod.rs, NO_HDF5_LOCKS, says more).
+fn upsample() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_upsample"));
+    cmd.env("HDF5_USE_FILE_LOCKING", "FALSE");
+    cmd
+}
+
 /// The binary on the shipped sample (kernel method, seconds) writes the page and its figures,
 /// particles beside stars; `upsample figures DIR` writes them again; `--no-figures` writes none.
 #[test]
@@ -443,10 +452,7 @@ fn a_run_on_the_sample_produces_the_page() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    let bin = env!("CARGO_BIN_EXE_upsample");
-    // HDF5 locks off in every spawned run: tests/common/mod.rs, NO_HDF5_LOCKS, says why.
-    let st = std::process::Command::new(bin)
-        .env("HDF5_USE_FILE_LOCKING", "FALSE")
+    let st = upsample()
         .args(["--snapshot"])
         .arg(root.join("data/snap_099.hdf5"))
         .args(["--config"])
@@ -477,12 +483,7 @@ fn a_run_on_the_sample_produces_the_page() {
     assert!(check_numbers(&html, &json) >= 10);
     // Again by hand, after deleting them.
     std::fs::remove_dir_all(out.join("figures")).unwrap();
-    let st = std::process::Command::new(bin)
-        .env("HDF5_USE_FILE_LOCKING", "FALSE")
-        .arg("figures")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let st = upsample().arg("figures").arg(&out).output().unwrap();
     assert!(
         st.status.success(),
         "{}",
@@ -491,8 +492,7 @@ fn a_run_on_the_sample_produces_the_page() {
     assert!(out.join("figures/maps_galaxy.png").exists());
     // --no-figures: the run's outputs, no figures.
     let quiet = dir.path().join("quiet");
-    let st = std::process::Command::new(bin)
-        .env("HDF5_USE_FILE_LOCKING", "FALSE")
+    let st = upsample()
         .args(["--snapshot"])
         .arg(root.join("data/snap_099.hdf5"))
         .args([
@@ -514,12 +514,7 @@ fn a_run_on_the_sample_produces_the_page() {
     assert!(quiet.join("report.json").exists());
     assert!(!quiet.join("report.html").exists() && !quiet.join("figures").exists());
     // A folder without report.json: an error naming it.
-    let st = std::process::Command::new(bin)
-        .env("HDF5_USE_FILE_LOCKING", "FALSE")
-        .arg("figures")
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let st = upsample().arg("figures").arg(dir.path()).output().unwrap();
     assert!(!st.status.success());
     assert!(String::from_utf8_lossy(&st.stderr).contains("report.json"));
 }

@@ -37,10 +37,9 @@ use std::path::PathBuf;
 
 use crate::decompose::{CellBox, Cluster};
 
-/// |x|: a position's distance from the galaxy's centre (kpc), or a vector's length.
-pub(crate) fn norm(x: [f64; 3]) -> f64 {
-    (x[0] * x[0] + x[1] * x[1] + x[2] * x[2]).sqrt()
-}
+/// |x|: a position's distance from the galaxy's centre (kpc), or a vector's length (the
+/// fidelity module's `radius`, one implementation for both).
+pub(crate) use crate::fidelity::radius as norm;
 
 /// A cluster as recorded in `models/manifest.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
