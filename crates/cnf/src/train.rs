@@ -88,6 +88,11 @@ pub struct TrainConfig {
     pub val_fraction: f64,
     /// Epochs without validation improvement before stopping.
     pub patience: usize,
+    /// Epochs that always run before patience may stop training: early in a decaying schedule
+    /// the learning rate is high and the held-out NLL noisy, so a flow's best score so far says
+    /// little about what it would reach (0: patience counts from the first epoch).
+    #[serde(default)]
+    pub min_epochs: usize,
     /// Seed of weights, split and mini-batch order.
     pub seed: u64,
     /// How many times a non-finite loss may be recovered from.
@@ -124,6 +129,7 @@ impl Default for TrainConfig {
             schedule: LrSchedule::Cosine { min_factor: 0.05 },
             val_fraction: 0.1,
             patience: 10,
+            min_epochs: 0,
             seed: 0,
             max_recoveries: 5,
             grad_clip: Some(10.0),
@@ -539,11 +545,11 @@ fn fit_inner(
         progress(&report);
         history.push(report);
         epoch += 1;
-        if best.since >= train.patience
-            || train
-                .time_limit_s
-                .is_some_and(|limit| start_time.elapsed().as_secs_f64() > limit)
-        {
+        let impatient = best.since >= train.patience && epoch >= train.min_epochs;
+        let out_of_time = train
+            .time_limit_s
+            .is_some_and(|limit| start_time.elapsed().as_secs_f64() > limit);
+        if epoch < train.epochs && (impatient || out_of_time) {
             stopped_early = true;
             break;
         }

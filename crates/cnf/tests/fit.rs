@@ -291,3 +291,34 @@ fn train_config_serialises_without_test_hooks() {
     let back: TrainConfig = serde_json::from_value(old).unwrap();
     assert_eq!(back, TrainConfig::default());
 }
+
+/// Patience stops training only once `min_epochs` have run: with no patience at all, a run
+/// stops after its first epoch, or after `min_epochs` when they are set.
+#[test]
+fn patience_waits_for_min_epochs() {
+    let mut rng = common::rng(5);
+    let x: Vec<[f64; 3]> = (0..600).map(|_| common::normal3(&mut rng)).collect();
+    let cfg = FlowConfig {
+        width: 8,
+        depth: 1,
+        rk4_steps: 2,
+        ..FlowConfig::default()
+    };
+    let run = |min_epochs: usize| {
+        let train = TrainConfig {
+            epochs: 6,
+            batch_size: 128,
+            patience: 0,
+            min_epochs,
+            ..TrainConfig::default()
+        };
+        cnf::train::fit(&x, None, &cfg, &train, &common::device(), |_| {})
+            .unwrap()
+            .1
+    };
+    let eager = run(0);
+    assert_eq!((eager.epochs_run, eager.stopped_early), (1, true));
+    let waited = run(3);
+    assert_eq!((waited.epochs_run, waited.stopped_early), (3, true));
+    assert!(!run(6).stopped_early, "ran the whole schedule");
+}

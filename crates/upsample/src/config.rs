@@ -451,6 +451,10 @@ pub struct TrainingConfig {
     /// Epochs without validation improvement before stopping; stretched by the same factor as
     /// the epochs of a small cluster that `min_steps` lengthens.
     pub patience: usize,
+    /// Share of each flow's epochs that always run before patience may stop it (0: patience
+    /// counts from the first epoch; 1: never stop early). Early in the cosine schedule the
+    /// learning rate is high and the held-out NLL noisy.
+    pub early_stop_from: f64,
     /// At most this many particles per cluster are trained on (a seeded random subset;
     /// 0: all).
     pub max_particles: usize,
@@ -558,6 +562,7 @@ impl Default for TrainingConfig {
             learning_rate: 5e-3,
             val_fraction: 0.1,
             patience: 8,
+            early_stop_from: 0.5,
             max_particles: 0,
             min_steps: 600,
             ensemble: 1,
@@ -649,6 +654,12 @@ impl Config {
         }
         if !(t.kinetic_reg >= 0.0 && t.jacobian_reg >= 0.0) {
             bail!("training.kinetic_reg and training.jacobian_reg must be >= 0");
+        }
+        if !(0.0..=1.0).contains(&t.early_stop_from) {
+            bail!(
+                "training.early_stop_from must be a fraction in [0, 1], got {}",
+                t.early_stop_from
+            );
         }
         if !(t.val_fraction > 0.0 && t.val_fraction < 1.0) {
             bail!(

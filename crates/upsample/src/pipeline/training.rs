@@ -69,6 +69,7 @@ pub(crate) fn train_config(cfg: &Config, rows: usize, seed: u64, threads: usize)
         schedule: LrSchedule::Cosine { min_factor: 0.02 },
         val_fraction: t.val_fraction,
         patience: patience_for(cfg, rows),
+        min_epochs: (t.early_stop_from * epochs_for(cfg, rows) as f64).ceil() as usize,
         seed,
         kinetic_reg: t.kinetic_reg,
         jacobian_reg: t.jacobian_reg,
@@ -304,5 +305,22 @@ mod tests {
         assert_eq!(patience_for(&cfg, 100), 120);
         cfg.training.min_steps = 0;
         assert_eq!(patience_for(&cfg, 100), 8);
+    }
+
+    #[test]
+    fn early_stopping_waits_for_a_share_of_the_schedule() {
+        let mut cfg = Config::default();
+        cfg.training.epochs = 40;
+        cfg.training.batch_size = 512;
+        cfg.training.min_steps = 600;
+        cfg.training.early_stop_from = 0.5;
+        let min_epochs = |cfg: &Config, rows| train_config(cfg, rows, 1, 1).min_epochs;
+        assert_eq!(min_epochs(&cfg, 26_000), 20);
+        // The satellite's stretched schedule of 200 epochs: its first half.
+        assert_eq!(min_epochs(&cfg, 1502), 100);
+        cfg.training.early_stop_from = 0.0;
+        assert_eq!(min_epochs(&cfg, 26_000), 0);
+        cfg.training.early_stop_from = 1.0;
+        assert_eq!(min_epochs(&cfg, 26_000), 40);
     }
 }
