@@ -5,7 +5,10 @@
 //! `cargo run -p galaxies --release --example score -- GALAXY_DIR CATALOG.hdf5`
 //!
 //! Also prints the KS distance between the radii of the stars and of the truth draw (issue 12's
-//! "radial KS ≤ 0.005"), beside that of the snapshot's particles (the noise floor).
+//! "radial KS ≤ 0.005"), beside that of the snapshot's particles (the noise floor), and per
+//! shell the particles' own share and σ_r against the truth: a catalogue faithful to its
+//! particles inherits their sampling noise, so a shell where the stars differ from the truth is
+//! read beside what the particles did there.
 //!
 //! The catalogue must be in the snapshot's frame (run `upsample` with `[frame] enabled = false`).
 
@@ -13,7 +16,8 @@ use std::path::PathBuf;
 
 use snapio::{read_catalog, ReadOptions, Snapshot};
 use upsample::fidelity::{
-    evaluate, ks_two_sample, radius, FidelityConfig, PhaseSpace, ShellConfig,
+    compare_profiles, evaluate, ks_two_sample, radius, shell_profile, FidelityConfig, PhaseSpace,
+    ShellConfig,
 };
 
 /// Radii of `positions`, kpc.
@@ -60,16 +64,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ks_two_sample(&radii(&stars.position), &r_truth),
         ks_two_sample(&radii(&training.position), &r_truth)
     );
-    for c in &f.shells {
+    let training_set = PhaseSpace::new(&training.position, &training.velocity);
+    let particles = compare_profiles(&shell_profile(training_set, &config.shells)?, &f.reference);
+    for (c, p) in f.shells.iter().zip(&particles) {
         eprintln!(
-            "r {:7.3} kpc: share {:.3}±{:.3}  σ_r {:.3}±{:.3}  β diff {:+.3}±{:.3}",
+            "r {:7.3} kpc: share {:.3}±{:.3}  σ_r {:.3}±{:.3}  β diff {:+.3}±{:.3}  \
+             (particles: share {:.3}, σ_r {:.3})",
             c.r_mid,
             c.share_ratio,
             c.share_ratio_err,
             c.sigma_r_ratio,
             c.sigma_r_ratio_err,
             c.beta_diff,
-            c.beta_diff_err
+            c.beta_diff_err,
+            p.share_ratio,
+            p.sigma_r_ratio
         );
     }
     println!("{}", serde_json::to_string_pretty(&f)?);
