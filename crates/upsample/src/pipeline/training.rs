@@ -271,12 +271,23 @@ pub(crate) fn train_cluster(
 mod tests {
     use super::*;
 
+    /// The default schedule's numbers with `epochs` epochs: batches of 512, 10% held out,
+    /// `min_steps` 600, patience 8, early stopping from half the schedule.
+    fn schedule(epochs: usize) -> Config {
+        let mut cfg = Config::default();
+        let t = &mut cfg.training;
+        t.epochs = epochs;
+        t.batch_size = 512;
+        t.val_fraction = 0.1;
+        t.min_steps = 600;
+        t.patience = 8;
+        t.early_stop_from = 0.5;
+        cfg
+    }
+
     #[test]
     fn small_clusters_get_at_least_min_steps() {
-        let mut cfg = Config::default();
-        cfg.training.epochs = 30;
-        cfg.training.batch_size = 512;
-        cfg.training.val_fraction = 0.1;
+        let mut cfg = schedule(30);
         // Off: every cluster runs `epochs`.
         cfg.training.min_steps = 0;
         assert_eq!(epochs_for(&cfg, 1502), 30);
@@ -291,12 +302,7 @@ mod tests {
 
     #[test]
     fn patience_stretches_with_the_schedule() {
-        let mut cfg = Config::default();
-        cfg.training.epochs = 40;
-        cfg.training.batch_size = 512;
-        cfg.training.val_fraction = 0.1;
-        cfg.training.patience = 8;
-        cfg.training.min_steps = 600;
+        let mut cfg = schedule(40);
         // A big cell: unchanged.
         assert_eq!(patience_for(&cfg, 26_000), 8);
         // The satellite: 200 epochs of 3 steps, 5x the schedule, 40 epochs of patience.
@@ -309,11 +315,7 @@ mod tests {
 
     #[test]
     fn early_stopping_waits_for_a_share_of_the_schedule() {
-        let mut cfg = Config::default();
-        cfg.training.epochs = 40;
-        cfg.training.batch_size = 512;
-        cfg.training.min_steps = 600;
-        cfg.training.early_stop_from = 0.5;
+        let mut cfg = schedule(40);
         let min_epochs = |cfg: &Config, rows| train_config(cfg, rows, 1, 1).min_epochs;
         assert_eq!(min_epochs(&cfg, 26_000), 20);
         // The satellite's stretched schedule of 200 epochs: its first half.
