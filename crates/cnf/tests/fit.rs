@@ -225,14 +225,8 @@ fn fits_conditional_gaussian() {
 /// A non-finite loss restores the best weights, halves the learning rate and carries on.
 #[test]
 fn recovers_from_non_finite_loss() {
-    let mut rng = common::rng(3);
-    let x: Vec<[f64; 3]> = (0..2000).map(|_| common::normal3(&mut rng)).collect();
-    let cfg = FlowConfig {
-        width: 16,
-        depth: 1,
-        rk4_steps: 2,
-        ..FlowConfig::default()
-    };
+    let x = common::normal_sample(3, 2000);
+    let cfg = common::tiny_flow(16);
     let train = TrainConfig {
         epochs: 3,
         batch_size: 256,
@@ -296,14 +290,8 @@ fn train_config_serialises_without_test_hooks() {
 /// stops after its first epoch, or after `min_epochs` when they are set.
 #[test]
 fn patience_waits_for_min_epochs() {
-    let mut rng = common::rng(5);
-    let x: Vec<[f64; 3]> = (0..600).map(|_| common::normal3(&mut rng)).collect();
-    let cfg = FlowConfig {
-        width: 8,
-        depth: 1,
-        rk4_steps: 2,
-        ..FlowConfig::default()
-    };
+    let x = common::normal_sample(5, 600);
+    let cfg = common::tiny_flow(8);
     let run = |min_epochs: usize| {
         let train = TrainConfig {
             epochs: 6,

@@ -304,14 +304,8 @@ fn equal_weights_train_exactly_like_no_weights() {
 /// side of the held-out split empty, are refused with an error that says which.
 #[test]
 fn bad_weights_are_refused_with_a_named_error() {
-    let mut rng = common::rng(2);
-    let x: Vec<[f64; 3]> = (0..200).map(|_| common::normal3(&mut rng)).collect();
-    let cfg = FlowConfig {
-        width: 8,
-        depth: 1,
-        rk4_steps: 2,
-        ..FlowConfig::default()
-    };
+    let x = common::normal_sample(2, 200);
+    let cfg = common::tiny_flow(8);
     let train = train_cfg(1, 0);
     let err = |w: Vec<f64>| -> String {
         match Flow::fit_weighted(&x, None, Some(&w), &cfg, &train, &common::device(), |_| {}) {
