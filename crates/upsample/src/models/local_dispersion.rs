@@ -13,13 +13,9 @@
 //! spherical basis); A is symmetric, so ∂ṽ/∂v = A.
 //!
 //! The profiles are fitted on the training particles in bins of equal count in ln r, then
-//! smoothed by a local-quadratic fit in ln r with Gaussian weights 1.5 bin spacings wide:
+//! smoothed by a local-linear fit in ln r with Gaussian weights as wide as the bins' spacing:
 //! smooth (the acceleration solver differentiates them), unbiased at the ends of the fitted
-//! range and where the profile bends, and constant beyond the outermost bin centres (Ω: a flat
-//! rotation curve beyond them). A local-linear fit (as wide as the spacing; models saved before
-//! the quadratic, and fits with fewer than six bins) is biased by h²f''/2 where ln σ bends in
-//! ln r: 3–4% low in σ_t at 1.5–3 kpc of a Hernquist spheroid with an Osipkov–Merritt radius
-//! of 1.5 scale radii, 2% low in σ_r in its cusp.
+//! range, and constant beyond the outermost bin centres (Ω: a flat rotation curve beyond them).
 //! Ω is fitted first; the dispersions are those about the smoothed rotation at each particle's
 //! own radius, so a cold disc's edge is not heated by the rotation's change across a bin.
 //! Units: x in kpc, v in km/s, Ω in km/s/kpc, σ in km/s; ṽ dimensionless.
@@ -41,20 +37,7 @@ pub struct LocalDispersion {
     pub ln_sigma_t: Vec<f64>,
     /// Width of the smoothing kernel in ln r.
     pub width: f64,
-    /// Degree of the local polynomial fit in ln r: 1 (linear; models saved before the
-    /// quadratic) or 2.
-    #[serde(default = "linear")]
-    pub degree: u8,
 }
-
-/// The local fit's degree in models saved before it was recorded.
-fn linear() -> u8 {
-    1
-}
-
-/// Fewest bins for which the profiles are smoothed by a local quadratic (with fewer, a parabola
-/// through the bins would follow their noise).
-const QUADRATIC_MIN_BINS: usize = 6;
 
 /// The profiles at one radius.
 #[derive(Debug, Clone, Copy)]
@@ -91,7 +74,6 @@ impl LocalDispersion {
             ln_sigma_r: Vec::with_capacity(bins),
             ln_sigma_t: Vec::with_capacity(bins),
             width: 0.0,
-            degree: if bins >= QUADRATIC_MIN_BINS { 2 } else { 1 },
         };
         // Pass 1: Ω in each bin, by weighted least squares of v_φ = Ω R.
         let bin = |b: usize| &order[b * n / bins..(b + 1) * n / bins];
@@ -113,8 +95,7 @@ impl LocalDispersion {
             fit.omega.push(if s_rr > 0.0 { s_vr / s_rr } else { 0.0 });
         }
         let span = fit.ln_r.last().copied().unwrap_or(0.0) - fit.ln_r[0];
-        let spacing = span / bins.max(2) as f64;
-        fit.width = (if fit.degree == 2 { 1.5 } else { 1.0 } * spacing).max(0.05);
+        fit.width = (span / bins.max(2) as f64).max(0.05);
         // Pass 2: the dispersions about the *smoothed* rotation at each particle's own radius.
         // About one Ω per bin they would also hold the rotation's change across the bin: in a
         // cold disc with a flat rotation curve, a bin from 11 to 18 kpc has v̄_φ = Ω R off by
@@ -150,47 +131,33 @@ impl LocalDispersion {
         Ok(fit)
     }
 
-    /// Profiles `ys` (one value per bin each) smoothed at ln r = `l`: a local polynomial fit
-    /// of degree [`degree`](Self::degree) in ln r over the bins with Gaussian weights (no edge
-    /// bias inside the fitted range; the quadratic also none where the profile bends), `l`
+    /// Profiles `ys` (one value per bin each) smoothed at ln r = `l`: a local-linear fit in
+    /// ln r over the bins with Gaussian weights (no edge bias inside the fitted range), `l`
     /// clamped to the outermost bin centres. The weights are computed once for all profiles.
     fn smooth<const N: usize>(&self, l: f64, ys: [&[f64]; N]) -> [f64; N] {
         let (lo, hi) = (self.ln_r[0], self.ln_r[self.ln_r.len() - 1]);
         let l = l.clamp(lo, hi);
-        // Weighted moments Σ w dᵖ (p ≤ 4) and Σ w dᵖ y (p ≤ 2), d = (ln r_k − l) / width (the
-        // intercept does not depend on the abscissa's unit; this one keeps the moments O(1)).
-        let mut s = [0.0; 5];
-        let mut t = [[0.0; 3]; N];
+        let (mut s0, mut s1, mut s2) = (0.0, 0.0, 0.0);
+        let (mut t0, mut t1) = ([0.0; N], [0.0; N]);
         for (k, c) in self.ln_r.iter().enumerate() {
-            let d = (c - l) / self.width;
-            let mut wd = (-0.5 * d * d).exp();
-            for p in 0..5 {
-                s[p] += wd;
-                if p < 3 {
-                    for (j, y) in ys.iter().enumerate() {
-                        t[j][p] += wd * y[k];
-                    }
-                }
-                wd *= d;
+            let wk = (-0.5 * ((l - c) / self.width).powi(2)).exp();
+            let d = c - l;
+            s0 += wk;
+            s1 += wk * d;
+            s2 += wk * d * d;
+            for (j, y) in ys.iter().enumerate() {
+                t0[j] += wk * y[k];
+                t1[j] += wk * d * y[k];
             }
         }
-        // The intercept of the weighted polynomial through (ln r_k − l, y_k), by Cramer's rule
-        // on the normal equations; a lower degree when they are undetermined (too few bins).
-        let det2 = |a: f64, b: f64, c: f64, d: f64| a * d - b * c;
-        let quad = det2(s[2], s[3], s[3], s[4]);
-        let det_q =
-            s[0] * quad - s[1] * det2(s[1], s[3], s[2], s[4]) + s[2] * det2(s[1], s[2], s[2], s[3]);
-        let det_l = det2(s[0], s[1], s[1], s[2]);
+        let det = s0 * s2 - s1 * s1;
+        // Intercept of the weighted line through (ln r_k − l, y_k); the plain weighted mean
+        // when the line is undetermined (one bin).
         std::array::from_fn(|j| {
-            let t = t[j];
-            if self.degree >= 2 && det_q.abs() > 1e-9 * s[0].powi(3) {
-                (t[0] * quad - s[1] * det2(t[1], s[3], t[2], s[4])
-                    + s[2] * det2(t[1], s[2], t[2], s[3]))
-                    / det_q
-            } else if det_l > 1e-12 * s[0] * s[0] {
-                (s[2] * t[0] - s[1] * t[1]) / det_l
+            if det > 1e-12 * s0 * s0 {
+                (s2 * t0[j] - s1 * t1[j]) / det
             } else {
-                t[0] / s[0]
+                t0[j] / s0
             }
         })
     }
@@ -399,55 +366,6 @@ mod tests {
             let vc = d.at(r).omega * r;
             assert!((vc / 200.0 - 1.0).abs() < 0.03, "r {r}: Ω r {vc}");
         }
-    }
-
-    /// Radii log-uniform over 0.14–20 kpc, isotropic, no rotation, ln σ_r a parabola in ln r
-    /// (peak 80 km/s at 1.65 kpc), σ_t = 0.7 σ_r: a profile that bends as a Hernquist
-    /// spheroid's does. The local quadratic recovers it within 2% from 0.7 to 4 kpc; a local
-    /// line as wide as the bins' spacing sits h²f''/2 ≈ 4% low at the peak.
-    #[test]
-    fn a_bending_profile_is_recovered_without_the_local_lines_bias() {
-        let sigma_r = |r: f64| 80.0 * (-0.4 * (r.ln() - 0.5).powi(2)).exp();
-        let mut rng = StdRng::seed_from_u64(17);
-        let (mut x, mut v) = (Vec::new(), Vec::new());
-        for _ in 0..80_000 {
-            let r = (-2.0 + 5.0 * rng.random::<f64>()).exp();
-            let g: [f64; 6] = std::array::from_fn(|_| StandardNormal.sample(&mut rng));
-            let dir = norm([g[0], g[1], g[2]]);
-            let p = std::array::from_fn(|k| r * g[k] / dir);
-            let (rhat, sr_c) = radial(p, [g[3], g[4], g[5]]);
-            let (sr, st) = (sigma_r(r), 0.7 * sigma_r(r));
-            x.push(p);
-            v.push(std::array::from_fn(|k| {
-                sr_c * rhat[k] * sr + (g[3 + k] - sr_c * rhat[k]) * st
-            }));
-        }
-        let quadratic = LocalDispersion::fit(&x, &v, None, 16).unwrap();
-        assert_eq!(quadratic.degree, 2);
-        let linear = LocalDispersion {
-            degree: 1,
-            width: quadratic.width / 1.5,
-            ..quadratic.clone()
-        };
-        let radii = [0.7, 1.0, 1.65, 2.7, 4.0];
-        let mut linear_error = 0.0;
-        for r in radii {
-            let (q, l) = (quadratic.at(r), linear.at(r));
-            for (what, s, truth) in [
-                ("σ_r", q.sigma_r, sigma_r(r)),
-                ("σ_t", q.sigma_t, 0.7 * sigma_r(r)),
-            ] {
-                assert!(
-                    (s / truth - 1.0).abs() < 0.02,
-                    "r {r}: {what} {s} vs {truth}"
-                );
-            }
-            linear_error += (l.sigma_r / sigma_r(r) - 1.0) / radii.len() as f64;
-        }
-        assert!(
-            linear_error < -0.025,
-            "local line's mean error {linear_error}"
-        );
     }
 
     #[test]
