@@ -17,7 +17,7 @@ use upsample::dynamics::harmonic;
 use upsample::dynamics::truth::shell_points;
 use upsample::dynamics::Plummer;
 use upsample::dynamics::{accelerations, EomOptions, PhaseSpaceDensity};
-use upsample::models::{Member, ModelSet};
+use upsample::models::{Member, ModelSet, VelocityContext};
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -57,6 +57,7 @@ fn fresh_models(device: &cnf::Device) -> anyhow::Result<ModelSet> {
             velocity,
             dispersion: None,
             radial: None,
+            context: VelocityContext::Position,
         }],
     )]))
 }

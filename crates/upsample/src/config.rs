@@ -434,6 +434,10 @@ pub struct FlowNetConfig {
     /// profile (inner slope, scale radius, outer slope) before the position flow sees them;
     /// replaces `compress_positions` for those clusters.
     pub gaussianise_radii: bool,
+    /// Condition the velocity flows of those clusters on the Gaussianised position instead of
+    /// x (compressed about the cell's median), so that the cusp, in a corner of every cell
+    /// that meets at the centre, is not squeezed into a corner of the flow's context.
+    pub gaussianised_context: bool,
 }
 
 /// Training knobs.
@@ -550,6 +554,7 @@ impl Default for FlowNetConfig {
             compress_positions: true,
             standardise_velocities: true,
             gaussianise_radii: true,
+            gaussianised_context: true,
         }
     }
 }

@@ -277,17 +277,21 @@ mod tests {
             eta: 1.3,
             extent: 40.0,
         };
+        // The velocity flow conditioned on x, or on the Gaussianised y(x).
+        use crate::models::VelocityContext::{Gaussianised, Position};
         let cases = [
-            (None, None),
-            (Some(dispersion.clone()), None),
-            (Some(dispersion), Some(radial)),
+            (None, None, Position),
+            (Some(dispersion.clone()), None, Position),
+            (Some(dispersion.clone()), Some(radial.clone()), Position),
+            (Some(dispersion), Some(radial), Gaussianised),
         ];
-        for (dispersion, radial) in cases {
+        for (dispersion, radial, context) in cases {
             let m = Member {
                 position: Flow::new(&cfg(0), &dev, 3).unwrap(),
                 velocity: Flow::new(&cfg(3), &dev, 4).unwrap(),
                 dispersion,
                 radial,
+                context,
             };
             let d = FlowDensity {
                 member: &m,
@@ -301,8 +305,9 @@ mod tests {
                     Some(t) => t.standardise(x, v),
                     None => (v, 0.0),
                 };
+                let c = m.context.at(m.radial.as_ref(), x);
                 m.position_log_prob(&[x]).unwrap()[0]
-                    + m.velocity.log_prob(&[s], Some(&x[..])).unwrap()[0]
+                    + m.velocity.log_prob(&[s], Some(&c[..])).unwrap()[0]
                     + logdet
             };
             assert!((g.log_f - logf(x, v)).abs() < 1e-4);

@@ -6,7 +6,7 @@
 
 use crate::decompose::CellBox;
 use crate::models::{
-    ClusterModel, Member, ModelSet, ModelsManifest, TrainingRecord, MODELS_FORMAT,
+    ClusterModel, Member, ModelSet, ModelsManifest, TrainingRecord, VelocityContext, MODELS_FORMAT,
 };
 use cnf::{Device, Flow, FlowConfig, Whitening};
 
@@ -38,6 +38,7 @@ pub fn member(s: f64, sigma: f64, device: &Device) -> anyhow::Result<Member> {
         velocity: gaussian_flow(3, sigma, device)?,
         dispersion: None,
         radial: None,
+        context: VelocityContext::Position,
     })
 }
 

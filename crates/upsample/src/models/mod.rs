@@ -9,6 +9,8 @@
 //! models/cluster_0003/m0/local_dispersion.json  holds the profiles that standardise v)
 //! models/cluster_0003/m0/radial_profile.json    when present: the position flow is q(y) of
 //!                                   the Gaussianised positions y (radial_profile.rs)
+//! models/cluster_0003/m0/velocity_context.json  when present: what the velocity flow is
+//!                                   conditioned on (`VelocityContext`; absent: x)
 //! models/cluster_0003/m1/...        further ensemble members (independently seeded), if any
 //! models/cluster_0003/training.json TrainingRecord: written last, marks the cluster trained
 //! ```
@@ -195,6 +197,38 @@ pub struct TrainingRecord {
     pub seconds: f64,
 }
 
+/// What a member's velocity flow is conditioned on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VelocityContext {
+    /// The position x itself (kpc).
+    #[default]
+    Position,
+    /// The position Gaussianised by the member's radial profile, y(x) (dimensionless): a
+    /// cusp's inner kiloparsec spans a third of the context's range instead of a corner of it.
+    Gaussianised,
+}
+
+impl VelocityContext {
+    /// The context of a velocity at `x` (kpc), given the member's radial profile (a
+    /// `Gaussianised` context without one is x).
+    pub fn at(self, radial: Option<&RadialProfile>, x: [f64; 3]) -> [f64; 3] {
+        match (self, radial) {
+            (VelocityContext::Gaussianised, Some(p)) => p.gaussianise(x).0,
+            _ => x,
+        }
+    }
+
+    /// ∂/∂x (per kpc) of a function of the context at `x` whose gradient in the context is
+    /// `g_c`.
+    fn pull_back(self, radial: Option<&RadialProfile>, x: [f64; 3], g_c: [f64; 3]) -> [f64; 3] {
+        match (self, radial) {
+            (VelocityContext::Gaussianised, Some(p)) => p.pull_back(x, g_c),
+            _ => g_c,
+        }
+    }
+}
+
 /// One ensemble member: a position flow and a velocity flow conditioned on position.
 #[derive(Debug, Clone)]
 pub struct Member {
@@ -209,6 +243,8 @@ pub struct Member {
     /// The radial profile that Gaussianises positions before the position flow, if it was
     /// trained so.
     pub radial: Option<RadialProfile>,
+    /// What the velocity flow is conditioned on (x, or y(x) of `radial`).
+    pub context: VelocityContext,
 }
 
 /// ln p(x) (ln kpc⁻³) with its gradient in x (per kpc).
@@ -256,7 +292,7 @@ impl Member {
 
     /// Velocities (km/s) drawn from p(v | x) at positions `x` (kpc), one each, seeded.
     pub fn sample_velocities(&self, x: &[[f64; 3]], seed: u64) -> Result<Vec<[f64; 3]>> {
-        let context: Vec<f64> = x.iter().flat_map(|p| p.iter().copied()).collect();
+        let context = self.velocity_context(x, 1);
         let s = self.velocity.sample(x.len(), Some(&context), seed)?;
         Ok(self.restore(x, s, 1))
     }
@@ -268,10 +304,7 @@ impl Member {
         x: &[[f64; 3]],
         k: usize,
     ) -> Result<Vec<[f64; 3]>> {
-        let context: Vec<f64> = x
-            .iter()
-            .flat_map(|p| std::iter::repeat_n(*p, k).flatten())
-            .collect();
+        let context = self.velocity_context(x, k);
         let s = self.velocity.forward(z, Some(&context))?;
         Ok(self.restore(x, s, k))
     }
@@ -283,14 +316,19 @@ impl Member {
         x: &[[f64; 3]],
         k: usize,
     ) -> Result<VelocityGrad> {
-        let context: Vec<f64> = x
-            .iter()
-            .flat_map(|p| std::iter::repeat_n(*p, k).flatten())
-            .collect();
+        let context = self.velocity_context(x, k);
         let at = |j: usize| x[j / k.max(1)];
+        // The context gradient, pulled back to x.
+        let to_x = |gc: Vec<Vec<f64>>| -> Result<Vec<[f64; 3]>> {
+            Ok(three(gc)?
+                .into_iter()
+                .enumerate()
+                .map(|(j, g)| self.context.pull_back(self.radial.as_ref(), at(j), g))
+                .collect())
+        };
         let Some(d) = &self.dispersion else {
             let (l, gv, gc) = self.velocity.grad_log_prob(v, Some(&context))?;
-            return Ok((l, gv, three(gc)?));
+            return Ok((l, gv, to_x(gc)?));
         };
         let (s, logdet): (Vec<[f64; 3]>, Vec<f64>) = v
             .iter()
@@ -298,7 +336,7 @@ impl Member {
             .map(|(j, &vj)| d.standardise(at(j), vj))
             .unzip();
         let (l, gs, gc) = self.velocity.grad_log_prob(&s, Some(&context))?;
-        let gc = three(gc)?;
+        let gc = to_x(gc)?;
         let mut gx = Vec::with_capacity(v.len());
         let mut gv = Vec::with_capacity(v.len());
         for j in 0..v.len() {
@@ -308,6 +346,15 @@ impl Member {
         }
         let l = l.iter().zip(&logdet).map(|(a, b)| a + b).collect();
         Ok((l, gv, gx))
+    }
+
+    /// The velocity flow's context (row-major, 3 per row) at positions `x` (kpc), each
+    /// repeated `k` times.
+    fn velocity_context(&self, x: &[[f64; 3]], k: usize) -> Vec<f64> {
+        x.iter()
+            .flat_map(|&p| std::iter::repeat_n(self.context.at(self.radial.as_ref(), p), k))
+            .flatten()
+            .collect()
     }
 
     /// Standardised velocities `s` (k per position) back to km/s.

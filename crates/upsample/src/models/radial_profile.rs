@@ -198,6 +198,17 @@ impl RadialProfile {
     /// Jᵀ g_y + L'(r) r̂, with J = ∂y/∂x = (g/r)(I − r̂r̂ᵀ) + g'(r) r̂r̂ᵀ (symmetric).
     /// Zero beyond the extent.
     pub fn chain(&self, x: [f64; 3], g_y: [f64; 3]) -> [f64; 3] {
+        self.pull_back_with(x, g_y, true)
+    }
+
+    /// Jᵀ g_y (per kpc): the gradient in x of a function of y = y(x) whose gradient in y is
+    /// `g_y` (a velocity flow conditioned on y); no log-determinant. Zero beyond the extent.
+    pub fn pull_back(&self, x: [f64; 3], g_y: [f64; 3]) -> [f64; 3] {
+        self.pull_back_with(x, g_y, false)
+    }
+
+    /// Jᵀ g_y, plus L'(r) r̂ when `with_logdet`.
+    fn pull_back_with(&self, x: [f64; 3], g_y: [f64; 3], with_logdet: bool) -> [f64; 3] {
         let r = norm(x).max(self.r_floor());
         if r >= self.extent {
             return [0.0; 3];
@@ -206,7 +217,11 @@ impl RadialProfile {
         let g = chi3_quantile(lf, l1);
         let ln_f = self.ln_pdf(r);
         let dg = (ln_f - chi3_ln_pdf(g)).exp();
-        let dl = self.d_ln_pdf(r) + g * dg - 2.0 / r;
+        let dl = if with_logdet {
+            self.d_ln_pdf(r) + g * dg - 2.0 / r
+        } else {
+            0.0
+        };
         let rhat = if norm(x) > 0.0 {
             x.map(|c| c / r)
         } else {

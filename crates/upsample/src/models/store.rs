@@ -6,7 +6,9 @@ use anyhow::{bail, Context, Result};
 use cnf::{Device, Flow};
 use std::path::{Path, PathBuf};
 
-use super::{ClusterModel, ClusterRecord, Member, ModelSet, ModelsManifest, TrainingRecord};
+use super::{
+    ClusterModel, ClusterRecord, Member, ModelSet, ModelsManifest, TrainingRecord, VelocityContext,
+};
 use crate::fsio::{read_json, write_json};
 
 /// Version of the `models/` layout (a stable contract: bumped on any incompatible change).
@@ -35,6 +37,14 @@ fn radial_path(cluster_dir: &Path, m: usize) -> PathBuf {
     cluster_dir
         .join(format!("m{m}"))
         .join("radial_profile.json")
+}
+
+/// `models/cluster_NNNN/mM/velocity_context.json`: what member m's velocity flow is
+/// conditioned on, when it is not x.
+fn context_path(cluster_dir: &Path, m: usize) -> PathBuf {
+    cluster_dir
+        .join(format!("m{m}"))
+        .join("velocity_context.json")
 }
 
 /// `models/cluster_NNNN/training.json` of a cluster folder.
@@ -77,6 +87,14 @@ pub fn save_cluster(cluster_dir: &Path, members: &[Member], record: &TrainingRec
             .with_context(|| format!("cannot save the velocity flow into {}", v.display()))?;
         if let Some(d) = &member.dispersion {
             write_json(&dispersion_path(cluster_dir, m), d)?;
+        }
+        let cpath = context_path(cluster_dir, m);
+        if member.context != VelocityContext::Position {
+            write_json(&cpath, &member.context)?;
+        } else if cpath.exists() {
+            // A member retrained over an older one: no stale context may outlive it.
+            std::fs::remove_file(&cpath)
+                .with_context(|| format!("cannot remove {}", cpath.display()))?;
         }
         if let Some(r) = &member.radial {
             write_json(&radial_path(cluster_dir, m), r)?;
@@ -122,11 +140,25 @@ pub(crate) fn load_cluster(
         } else {
             None
         };
+        let cpath = context_path(cluster_dir, m);
+        let context = if cpath.exists() {
+            read_json(&cpath)?
+        } else {
+            VelocityContext::Position
+        };
+        if context == VelocityContext::Gaussianised && radial.is_none() {
+            bail!(
+                "{}: the velocity flow is conditioned on Gaussianised positions but there is no {}",
+                cluster_dir.display(),
+                rpath.display()
+            );
+        }
         members.push(Member {
             position,
             velocity,
             dispersion,
             radial,
+            context,
         });
     }
     Ok(Some(ClusterModel {

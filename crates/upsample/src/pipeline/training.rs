@@ -12,7 +12,8 @@ use super::holdout::Holdout;
 use crate::config::{Config, Weighting};
 use crate::decompose::Cluster;
 use crate::models::{
-    norm, FlowMetrics, LocalDispersion, Member, RadialProfile, TrainingRecord, EXTENT_MARGIN,
+    norm, FlowMetrics, LocalDispersion, Member, RadialProfile, TrainingRecord, VelocityContext,
+    EXTENT_MARGIN,
 };
 use crate::seed::{flow_seed, subset_rng, Role};
 
@@ -160,7 +161,6 @@ pub(crate) fn train_cluster(
     let t0 = Instant::now();
     let x: Vec<[f64; 3]> = rows.iter().map(|&i| stars.position[i]).collect();
     let v: Vec<[f64; 3]> = rows.iter().map(|&i| stars.velocity[i]).collect();
-    let context: Vec<f64> = x.iter().flat_map(|p| p.iter().copied()).collect();
     let weights = training_weights(stars, rows, cfg.training.weighting);
     // What the velocity flow learns: v, or v standardised by the local dispersion.
     let dispersion = if cfg.flow.standardise_velocities {
@@ -191,6 +191,16 @@ pub(crate) fn train_cluster(
         Some(p) => x.iter().map(|&a| p.gaussianise(a).0).collect(),
         None => x.clone(),
     };
+    // What the velocity flow is conditioned on: x, or y(x) where positions are Gaussianised.
+    let velocity_context = if cfg.flow.gaussianised_context && radial.is_some() {
+        VelocityContext::Gaussianised
+    } else {
+        VelocityContext::Position
+    };
+    let context: Vec<f64> = x
+        .iter()
+        .flat_map(|&p| velocity_context.at(radial.as_ref(), p))
+        .collect();
     let flow_v: Vec<[f64; 3]> = match &dispersion {
         Some(d) => x
             .iter()
@@ -217,6 +227,9 @@ pub(crate) fn train_cluster(
             // The radial profile has already taken the tails in: no compression on top.
             if role == Role::Position && radial.is_some() {
                 flow_cfg.compress_data = false;
+            }
+            if role == Role::Velocity && velocity_context == VelocityContext::Gaussianised {
+                flow_cfg.compress_context = false;
             }
             let (flow, report) = Flow::fit_weighted(
                 data,
@@ -261,6 +274,7 @@ pub(crate) fn train_cluster(
             velocity,
             dispersion: dispersion.clone(),
             radial: radial.clone(),
+            context: velocity_context,
         });
     }
     record.seconds = t0.elapsed().as_secs_f64();
