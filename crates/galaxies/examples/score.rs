@@ -2,13 +2,18 @@
 //! stars against the truth draw (the held-out reference), the snapshot's particles as the
 //! training set. Prints the `upsample::fidelity::Fidelity` record as JSON.
 //!
-//! `cargo run -p galaxies --release --example score -- GALAXY_DIR CATALOG.hdf5`
+//! `cargo run -p galaxies --release --example score -- GALAXY_DIR CATALOG.hdf5 [--off-plane Z]`
 //!
 //! Also prints the KS distance between the radii of the stars and of the truth draw (issue 12's
 //! "radial KS ≤ 0.005"), beside that of the snapshot's particles (the noise floor), and per
 //! shell the particles' own share, σ_r and σ_t against the truth: a catalogue faithful to its
 //! particles inherits their sampling noise, so a shell where the stars differ from the truth is
 //! read beside what the particles did there.
+//!
+//! With `--off-plane Z` (kpc) it also prints, per shell, the share of the stars (and of the
+//! particles) more than Z above or below the plane against the truth's: around a thin disc that
+//! is the sparse hot envelope (a bulge's tail, a stellar halo), which the shells' totals and
+//! dispersions, dominated by the disc, show only indirectly.
 //!
 //! The catalogue must be in the snapshot's frame (run `upsample` with `[frame] enabled = false`).
 
@@ -27,8 +32,16 @@ fn radii(positions: &[[f64; 3]]) -> Vec<f64> {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [dir, catalog] = &args[..] else {
-        return Err("usage: score GALAXY_DIR CATALOG.hdf5".into());
+    let usage = "usage: score GALAXY_DIR CATALOG.hdf5 [--off-plane Z_KPC]";
+    let (dir, catalog, off_plane) = match &args[..] {
+        [dir, catalog] => (dir, catalog, None),
+        [dir, catalog, flag, z] if flag == "--off-plane" => {
+            let z: f64 = z
+                .parse()
+                .map_err(|_| format!("--off-plane {z}: not a number"))?;
+            (dir, catalog, Some(z))
+        }
+        _ => return Err(usage.into()),
     };
     let dir = PathBuf::from(dir);
     let read = |name: &str| -> Result<snapio::StarParticles, Box<dyn std::error::Error>> {
@@ -83,6 +96,38 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             p.sigma_r_ratio,
             p.sigma_t_ratio
         );
+    }
+    if let Some(z) = off_plane {
+        // Fraction of a sample in shell [lo, hi) with |z| > Z, and its count.
+        let share = |x: &[[f64; 3]], lo: f64, hi: f64| {
+            let n = x
+                .iter()
+                .filter(|p| p[2].abs() > z && (lo..hi).contains(&radius(**p)))
+                .count();
+            (n as f64 / x.len().max(1) as f64, n as f64)
+        };
+        eprintln!("off the plane (|z| > {z} kpc), share against the truth's (± Poisson):");
+        for s in &f.reference.shells {
+            let (t, nt) = share(&truth.position, s.r_inner, s.r_outer);
+            let (c, nc) = share(&stars.position, s.r_inner, s.r_outer);
+            let (p, _) = share(&training.position, s.r_inner, s.r_outer);
+            if nt == 0.0 {
+                eprintln!(
+                    "r {:7.3} kpc: truth none; stars {:.2e}, particles {:.2e} of all",
+                    s.r_mid, c, p
+                );
+                continue;
+            }
+            let err = (c / t) * (1.0 / nt + 1.0 / nc.max(1.0)).sqrt();
+            eprintln!(
+                "r {:7.3} kpc: truth {:.2e} of all; stars {:.3}±{:.3}, particles {:.3}",
+                s.r_mid,
+                t,
+                c / t,
+                err,
+                p / t
+            );
+        }
     }
     println!("{}", serde_json::to_string_pretty(&f)?);
     Ok(())
