@@ -406,6 +406,9 @@ pub struct ClusterConfig {
     /// substructure: least 6D density contrast f/f_background (dimensionless, > 1) of a group
     /// member.
     pub substructure_contrast: f64,
+    /// cells: split the smooth particles into a rotating disc and a non-rotating spheroid
+    /// (mirror of the retrograde circularities), each cut into cells of its own.
+    pub components: bool,
 }
 
 /// Network and ODE-solver knobs of every flow (position and velocity).
@@ -538,6 +541,7 @@ impl Default for ClusterConfig {
             substructure: true,
             substructure_min: 100,
             substructure_contrast: 30.0,
+            components: true,
         }
     }
 }

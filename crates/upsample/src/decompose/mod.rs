@@ -10,6 +10,8 @@
 //! - **`fof`** ([`decompose_fof`], `fof.rs`): friends-of-friends groups, particles closer than the linking
 //!   length (kpc) being friends; groups smaller than a minimum size are pooled into one field
 //!   population. No ghosts, no core.
+//!   With `components` on, the smooth particles are first split into a rotating disc and a
+//!   non-rotating spheroid (`components.rs`), each cut into cells of its own.
 //! - **`field:NAME`** ([`decompose_labels`], `labels.rs`): one population per value of an integer dataset
 //!   (host subhalo, group number, ...), joined to the stars by particle ID ([`labels_by_id`]);
 //!   labels with few particles are pooled.
@@ -23,6 +25,7 @@
 //! peak; FoF on the same points in 25–35 s, a third of it building the k-d tree.
 
 mod cells;
+mod components;
 mod fof;
 mod labels;
 mod phase_groups;
@@ -30,6 +33,7 @@ mod phase_groups;
 mod tests;
 
 pub(crate) use cells::decompose_cells;
+pub use components::{circularity, split_disc_spheroid, Components, DiscProbability};
 pub(crate) use fof::decompose_fof;
 pub(crate) use labels::{decompose_labels, labels_by_id};
 pub(crate) use phase_groups::decompose_cells_and_groups;
@@ -202,4 +206,83 @@ pub(crate) fn check_positions(positions: &[[f64; 3]], what: &str) -> Result<()> 
         bail!("{what}: particle {i} has a non-finite position {p:?} kpc (expected finite numbers)");
     }
     Ok(())
+}
+
+/// What the smooth particles' split into disc and spheroid needs ([`decompose_smooth`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SmoothSplit<'a> {
+    /// Likelihood weight of every particle (initial masses; None: one each).
+    pub weights: Option<&'a [f64]>,
+    /// Unique identity of every particle: the seed of its component draw.
+    pub uids: &'a [u64],
+}
+
+/// Cells of the particles `subset` (ascending indices into `positions`, kpc), their ghosts
+/// taken from `subset` only; members and ghosts are indices into `positions`.
+pub(crate) fn cells_of(
+    positions: &[[f64; 3]],
+    subset: &[usize],
+    n_cells: usize,
+    margin: f64,
+) -> Result<Vec<Cluster>> {
+    let sub: Vec<[f64; 3]> = subset.iter().map(|&i| positions[i]).collect();
+    let mut cells = decompose_cells(&sub, n_cells, margin)?;
+    // Back to indices of the full arrays (`subset` is ascending, so the lists stay ascending).
+    for c in &mut cells {
+        for i in c.members.iter_mut().chain(c.ghosts.iter_mut()) {
+            *i = subset[*i];
+        }
+    }
+    Ok(cells)
+}
+
+/// Cells of the smooth particles `rest` (ascending indices into `positions`, kpc, and
+/// `velocities`, km/s): with `split`, those of a rotating disc and of a non-rotating spheroid
+/// when the galaxy has both (`components.rs`), `n_cells` shared between them by particle
+/// count (at least one each); otherwise `n_cells` cells of them all.
+pub(crate) fn decompose_smooth(
+    positions: &[[f64; 3]],
+    velocities: &[[f64; 3]],
+    rest: &[usize],
+    n_cells: usize,
+    margin: f64,
+    split: Option<&SmoothSplit>,
+) -> Result<Vec<Cluster>> {
+    let found = match split {
+        Some(s) if n_cells >= 2 => {
+            let pos: Vec<[f64; 3]> = rest.iter().map(|&i| positions[i]).collect();
+            let vel: Vec<[f64; 3]> = rest.iter().map(|&i| velocities[i]).collect();
+            let w: Option<Vec<f64>> = s.weights.map(|w| rest.iter().map(|&i| w[i]).collect());
+            let uids: Vec<u64> = rest.iter().map(|&i| s.uids[i]).collect();
+            split_disc_spheroid(&pos, &vel, w.as_deref(), &uids)
+        }
+        _ => None,
+    };
+    let Some(parts) = found else {
+        return cells_of(positions, rest, n_cells, margin);
+    };
+    let n = rest.len() as f64;
+    let disc_cells = ((n_cells as f64 * parts.disc.len() as f64 / n).round() as usize)
+        .clamp(1, n_cells - 1)
+        .min(parts.disc.len());
+    let spheroid_cells = (n_cells - disc_cells).min(parts.spheroid.len());
+    tracing::info!(
+        "components: disc {} particles in {disc_cells} cells, spheroid {} in {spheroid_cells} \
+         (expected disc share {:.3})",
+        parts.disc.len(),
+        parts.spheroid.len(),
+        parts.disc_share
+    );
+    let mut clusters = Vec::with_capacity(n_cells);
+    for (name, members, k) in [
+        ("disc", &parts.disc, disc_cells),
+        ("spheroid", &parts.spheroid, spheroid_cells),
+    ] {
+        let global: Vec<usize> = members.iter().map(|&j| rest[j]).collect();
+        for mut c in cells_of(positions, &global, k, margin)? {
+            c.label = format!("{name} {}", c.label);
+            clusters.push(c);
+        }
+    }
+    Ok(clusters)
 }

@@ -53,7 +53,7 @@ use kiddo::{ImmutableKdTree, SquaredEuclidean};
 use rayon::prelude::*;
 use std::num::NonZeroUsize;
 
-use super::Cluster;
+use super::{Cluster, SmoothSplit};
 
 /// Fewest particles a background shell holds (shells are merged outward until they do).
 pub const MIN_SHELL_COUNT: usize = 200;
@@ -468,6 +468,7 @@ pub(crate) fn decompose_cells_and_groups(
     n_cells: usize,
     margin: f64,
     settings: &PhaseGroupSettings,
+    split: Option<&SmoothSplit>,
 ) -> Result<Vec<Cluster>> {
     let found = find_phase_groups(positions, velocities, settings)?;
     let mut in_group = vec![false; positions.len()];
@@ -487,14 +488,8 @@ pub(crate) fn decompose_cells_and_groups(
             found.groups.len()
         );
     }
-    let rest_positions: Vec<[f64; 3]> = rest.iter().map(|&i| positions[i]).collect();
-    let mut clusters = super::decompose_cells(&rest_positions, n_cells, margin)?;
-    // Back to indices of the full arrays (`rest` is ascending, so the lists stay ascending).
-    for c in &mut clusters {
-        for i in c.members.iter_mut().chain(c.ghosts.iter_mut()) {
-            *i = rest[*i];
-        }
-    }
+    let mut clusters =
+        super::decompose_smooth(positions, velocities, &rest, n_cells, margin, split)?;
     tracing::info!(
         "substructure: {} phase-space groups ({} particles; {} particles above contrast {}, {} \
          smaller sets left to the cells{}), metric scales {:.3} kpc and {:.2} km/s",
@@ -537,11 +532,8 @@ pub(crate) fn decompose_cells_and_groups(
         }
         // An elongated group (a stream) is cut into cells of its own particles, ghosts from the
         // same group: each flow then learns a short, nearly straight piece of the tube.
-        let cells = super::decompose_cells(&group_positions, pieces, margin)?;
+        let cells = super::cells_of(positions, &members, pieces, margin)?;
         for (p, mut c) in cells.into_iter().enumerate() {
-            for i in c.members.iter_mut().chain(c.ghosts.iter_mut()) {
-                *i = members[*i];
-            }
             c.label = format!(
                 "phase group {g} of {n_groups} (elongation {elongation:.0}) piece {p} of {pieces} \
                  ({} particles)",

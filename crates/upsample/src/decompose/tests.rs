@@ -763,7 +763,7 @@ fn substructure_decomposition_owns_every_particle_once() {
         min_members: 200,
         ..PhaseGroupSettings::default()
     };
-    let clusters = decompose_cells_and_groups(&pos, &vel, 4, 0.5, &settings).unwrap();
+    let clusters = decompose_cells_and_groups(&pos, &vel, 4, 0.5, &settings, None).unwrap();
     let labels: Vec<&str> = clusters.iter().map(|c| c.label.as_str()).collect();
     // 4 cells, the tube (≈ 500 particles, elongated: 2 pieces of ≥ 200) and the clump (round).
     assert_eq!(clusters.len(), 7, "{labels:?}");
@@ -863,7 +863,7 @@ fn phase_groups_refuse_bad_inputs() {
     // Fewer particles than neighbours: no groups, contrast 1.
     let few = find_phase_groups(&pos[..10], &vel[..10], &s).unwrap();
     assert!(few.groups.is_empty() && few.contrast == vec![1.0; 10]);
-    let e = decompose_cells_and_groups(&pos[..3], &vel[..3], 4, 0.5, &s)
+    let e = decompose_cells_and_groups(&pos[..3], &vel[..3], 4, 0.5, &s, None)
         .unwrap_err()
         .to_string();
     assert!(e.contains("too few for 4 cells"), "{e}");
@@ -916,7 +916,191 @@ fn substructure_without_groups_is_exactly_the_cells() {
     let s = PhaseGroupSettings::default();
     assert!(find_phase_groups(&pos, &vel, &s).unwrap().groups.is_empty());
     assert_eq!(
-        decompose_cells_and_groups(&pos, &vel, 5, 0.5, &s).unwrap(),
+        decompose_cells_and_groups(&pos, &vel, 5, 0.5, &s, None).unwrap(),
         decompose_cells(&pos, 5, 0.5).unwrap()
     );
+}
+
+/// A rotating exponential disc (R_d = 3 kpc, z_d = 0.3 kpc, v_φ = 200 km/s, σ = 30 km/s)
+/// with `n_disc` particles and a radially anisotropic Hernquist sphere (`hernquist_sphere`,
+/// σ_t = 0.7 σ_r) with `n_sph`, cut at `cut` kpc; labels 0 disc, 1 spheroid.
+fn disc_and_spheroid(
+    n_disc: usize,
+    n_sph: usize,
+    cut: f64,
+    seed: u64,
+) -> (Vec<[f64; 3]>, Vec<[f64; 3]>, Vec<u8>) {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let (mut pos, mut vel, mut label) = (Vec::new(), Vec::new(), Vec::new());
+    while pos.len() < n_disc {
+        // R ~ Gamma(2, R_d): minus ln of two uniforms.
+        let u: f64 = rng.random_range(1e-12..1.0);
+        let w: f64 = rng.random_range(1e-12..1.0);
+        let big_r = -3.0 * (u * w).ln();
+        let phi: f64 = rng.random_range(0.0..std::f64::consts::TAU);
+        let z: f64 = StandardNormal.sample(&mut rng);
+        let g = |rng: &mut Xoshiro256PlusPlus| -> f64 {
+            let s: f64 = StandardNormal.sample(rng);
+            30.0 * s
+        };
+        let (c, s) = (phi.cos(), phi.sin());
+        let (v_r, v_phi, v_z) = (g(&mut rng), 200.0 + g(&mut rng), g(&mut rng));
+        pos.push([big_r * c, big_r * s, 0.3 * z]);
+        vel.push([v_r * c - v_phi * s, v_r * s + v_phi * c, v_z]);
+        label.push(0);
+    }
+    let (p, v) = hernquist_sphere(4 * n_sph, 0.7, seed ^ 0x5eed);
+    for (x, u) in p.into_iter().zip(v) {
+        if label.len() == n_disc + n_sph {
+            break;
+        }
+        if (x[0] * x[0] + x[1] * x[1] + x[2] * x[2]).sqrt() < cut {
+            pos.push(x);
+            vel.push(u);
+            label.push(1);
+        }
+    }
+    (pos, vel, label)
+}
+
+#[test]
+fn circularity_is_the_rotation_share_of_the_speed() {
+    // Prograde circular orbit: +1; retrograde: −1; radial: 0; on the axis: 0.
+    assert!((circularity([3.0, 0.0, 0.5], [0.0, 200.0, 0.0]) - 1.0).abs() < 1e-12);
+    assert!((circularity([0.0, 2.0, 0.0], [200.0, 0.0, 0.0]) + 1.0).abs() < 1e-12);
+    assert_eq!(circularity([1.0, 1.0, 0.0], [5.0, 5.0, 3.0]), 0.0);
+    assert_eq!(circularity([0.0, 0.0, 4.0], [1.0, 2.0, 3.0]), 0.0);
+    let e = circularity([1.0, 0.0, 0.0], [0.0, 3.0, 4.0]);
+    assert!((e - 0.6).abs() < 1e-12, "{e}");
+}
+
+#[test]
+fn a_non_rotating_spheroid_is_not_split() {
+    for (t_over_r, seed) in [(1.0, 3), (0.6, 4)] {
+        let (pos, vel) = hernquist_sphere(40_000, t_over_r, seed);
+        let uids: Vec<u64> = (0..pos.len() as u64).collect();
+        let prob = DiscProbability::fit(&pos, &vel, None);
+        let share = (0..pos.len()).map(|i| prob.at(pos[i], vel[i])).sum::<f64>() / 4e4;
+        assert!(share < 0.01, "σ_t/σ_r {t_over_r}: disc share {share}");
+        assert!(split_disc_spheroid(&pos, &vel, None, &uids).is_none());
+    }
+}
+
+#[test]
+fn a_disc_and_a_spheroid_are_told_apart_by_their_rotation() {
+    let (pos, vel, label) = disc_and_spheroid(30_000, 10_000, 15.0, 5);
+    let uids: Vec<u64> = (0..pos.len() as u64).map(|i| 1000 + 7 * i).collect();
+    let split = split_disc_spheroid(&pos, &vel, None, &uids).expect("a disc galaxy is split");
+    let n = pos.len() as f64;
+    assert!(
+        (split.disc_share - 0.75).abs() < 0.05,
+        "expected disc share {}",
+        split.disc_share
+    );
+    // Every particle in exactly one component.
+    let mut all: Vec<usize> = split.disc.iter().chain(&split.spheroid).copied().collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..pos.len()).collect::<Vec<_>>());
+    assert!((split.disc.len() as f64 / n - split.disc_share).abs() < 0.01);
+    // Purity and completeness: the spheroid's particles are those with ε ≤ 0 and half of the
+    // prograde ones; nearly every disc particle rotates too fast to be mistaken for them.
+    let spheroid_in_spheroid = split.spheroid.iter().filter(|&&i| label[i] == 1).count();
+    let disc_in_disc = split.disc.iter().filter(|&&i| label[i] == 0).count();
+    let completeness = spheroid_in_spheroid as f64 / 10_000.0;
+    let purity = spheroid_in_spheroid as f64 / split.spheroid.len() as f64;
+    assert!(completeness > 0.85, "spheroid completeness {completeness}");
+    assert!(purity > 0.9, "spheroid purity {purity}");
+    assert!(disc_in_disc as f64 / 30_000.0 > 0.95);
+    // Beyond the spheroid's cut nothing counter-rotates, so every particle there is the disc's:
+    // the spheroid's cells end where it ends.
+    let r = |x: &[f64; 3]| (x[0] * x[0] + x[1] * x[1] + x[2] * x[2]).sqrt();
+    let outer = split
+        .spheroid
+        .iter()
+        .filter(|&&i| r(&pos[i]) > 17.0)
+        .count();
+    assert_eq!(outer, 0, "spheroid particles beyond 17 kpc");
+    // The split is a function of the particles, not of their order.
+    let rev: Vec<usize> = (0..pos.len()).rev().collect();
+    let pick = |v: &[[f64; 3]]| rev.iter().map(|&i| v[i]).collect::<Vec<_>>();
+    let uids_rev: Vec<u64> = rev.iter().map(|&i| uids[i]).collect();
+    let again = split_disc_spheroid(&pick(&pos), &pick(&vel), None, &uids_rev).unwrap();
+    let mut back: Vec<usize> = again.disc.iter().map(|&j| rev[j]).collect();
+    back.sort_unstable();
+    assert_eq!(back, split.disc);
+}
+
+#[test]
+fn the_disc_probability_is_continuous_in_circularity_and_radius() {
+    let (pos, vel, _) = disc_and_spheroid(30_000, 10_000, 15.0, 6);
+    let prob = DiscProbability::fit(&pos, &vel, None);
+    // Walk ε from −1 to 1 at several radii and r from 0.1 to 30 kpc at several ε: steps of
+    // 1/1000 never move p by more than a few hundredths (a binned p would jump by up to 1).
+    let at = |r: f64, e: f64| {
+        prob.at(
+            [r, 0.0, 0.0],
+            [0.0, 100.0 * e, 100.0 * (1.0 - e * e).sqrt()],
+        )
+    };
+    for r in [0.3, 2.0, 6.0, 12.0] {
+        for k in 0..2000 {
+            let (e0, e1) = (-1.0 + k as f64 / 1000.0, -1.0 + (k + 1) as f64 / 1000.0);
+            assert!((at(r, e0) - at(r, e1)).abs() < 0.02, "r {r} ε {e0}");
+        }
+    }
+    for e in [0.5, 0.8, 0.95] {
+        for k in 0..1000 {
+            let (r0, r1) = (
+                0.1 * 300f64.powf(k as f64 / 1000.0),
+                0.1 * 300f64.powf((k + 1) as f64 / 1000.0),
+            );
+            assert!((at(r0, e) - at(r1, e)).abs() < 0.05, "ε {e} r {r0}");
+        }
+    }
+    assert_eq!(at(5.0, -0.5), 0.0);
+    assert!(at(5.0, 0.97) > 0.9);
+}
+
+#[test]
+fn smooth_cells_of_a_disc_galaxy_are_the_components_cells() {
+    let (pos, vel, _) = disc_and_spheroid(15_000, 5_000, 15.0, 7);
+    let uids: Vec<u64> = (0..pos.len() as u64).collect();
+    let rest: Vec<usize> = (0..pos.len()).collect();
+    let split = SmoothSplit {
+        weights: None,
+        uids: &uids,
+    };
+    let clusters = decompose_smooth(&pos, &vel, &rest, 8, 0.5, Some(&split)).unwrap();
+    assert_eq!(clusters.len(), 8);
+    let named = |s: &str| clusters.iter().filter(|c| c.label.starts_with(s)).count();
+    assert_eq!((named("disc cell"), named("spheroid cell")), (6, 2));
+    let mut owned: Vec<usize> = clusters.iter().flat_map(|c| c.members.clone()).collect();
+    owned.sort_unstable();
+    assert_eq!(owned, rest);
+    // Ghosts come from the cluster's own component.
+    let disc: std::collections::HashSet<usize> = clusters
+        .iter()
+        .filter(|c| c.label.starts_with("disc"))
+        .flat_map(|c| c.members.clone())
+        .collect();
+    for c in &clusters {
+        let is_disc = c.label.starts_with("disc");
+        assert!(
+            c.ghosts.iter().all(|g| disc.contains(g) == is_disc),
+            "{}",
+            c.label
+        );
+    }
+    // Without the split, or for a non-rotating sphere, plain cells.
+    let plain = decompose_smooth(&pos, &vel, &rest, 8, 0.5, None).unwrap();
+    assert_eq!(plain, decompose_cells(&pos, 8, 0.5).unwrap());
+    let (sp, sv) = hernquist_sphere(20_000, 0.7, 8);
+    let all: Vec<usize> = (0..sp.len()).collect();
+    let uids: Vec<u64> = (0..sp.len() as u64).collect();
+    let split = SmoothSplit {
+        weights: None,
+        uids: &uids,
+    };
+    let sphere = decompose_smooth(&sp, &sv, &all, 8, 0.5, Some(&split)).unwrap();
+    assert_eq!(sphere, decompose_cells(&sp, 8, 0.5).unwrap());
 }

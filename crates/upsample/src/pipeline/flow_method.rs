@@ -21,10 +21,10 @@ use super::prepare::Prepared;
 use super::run_dir::{ClusterStars, RunInfo, RunPaths};
 use super::shard::Shard;
 use super::training::{train_cluster, training_rows};
-use crate::config::Config;
+use crate::config::{Config, Weighting};
 use crate::decompose::{
-    decompose_cells, decompose_cells_and_groups, decompose_fof, decompose_labels, labels_by_id,
-    Cluster, ClusterMethod, PhaseGroupSettings,
+    decompose_cells_and_groups, decompose_fof, decompose_labels, decompose_smooth, labels_by_id,
+    Cluster, ClusterMethod, PhaseGroupSettings, SmoothSplit,
 };
 use crate::fsio::{write_json, write_or_check};
 use crate::models::{
@@ -50,6 +50,14 @@ impl PhaseSampler for Member {
 pub(crate) fn decompose(p: &Prepared, cfg: &Config, snapshot: &Path) -> Result<Vec<Cluster>> {
     let c = &cfg.clusters;
     let pos = &p.stars.position;
+    let uids = p.stars.uids();
+    let split = c.components.then(|| SmoothSplit {
+        weights: match cfg.training.weighting {
+            Weighting::InitialMass => Some(&p.stars.initial_mass[..]),
+            Weighting::Count => None,
+        },
+        uids: &uids,
+    });
     let clusters = match &c.method {
         ClusterMethod::Cells if c.substructure => decompose_cells_and_groups(
             pos,
@@ -61,8 +69,12 @@ pub(crate) fn decompose(p: &Prepared, cfg: &Config, snapshot: &Path) -> Result<V
                 min_members: c.substructure_min,
                 ..PhaseGroupSettings::default()
             },
+            split.as_ref(),
         )?,
-        ClusterMethod::Cells => decompose_cells(pos, c.n, c.margin)?,
+        ClusterMethod::Cells => {
+            let all: Vec<usize> = (0..pos.len()).collect();
+            decompose_smooth(pos, &p.stars.velocity, &all, c.n, c.margin, split.as_ref())?
+        }
         ClusterMethod::Fof => decompose_fof(pos, c.linking_length, c.min_size)?,
         ClusterMethod::Field(name) => {
             let (source, (ids, values)) = match &c.field_file {

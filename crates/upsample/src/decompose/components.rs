@@ -1,0 +1,227 @@
+//! Disc and spheroid: a kinematic split of the smooth particles into a rotating component and
+//! a non-rotating one, each then cut into cells of its own (issue 12, galaxy (b)).
+//!
+//! Why: in a disc galaxy every spatial cell holds both the cold, flat disc and the hot, round
+//! spheroid (bulge, stellar halo). A cell's radial profile is fitted to both and its extent is
+//! the disc's, so the spheroid's own end (a truncated bulge, a halo's edge) is something the
+//! flow must learn from a few dozen envelope particles, and it smooths it away. Split, the
+//! spheroid's cells get a profile and an extent of their own.
+//!
+//! How: the circularity ε = v_φ / |v| (v_φ about the frame's z axis) of a non-rotating
+//! population is symmetric about 0 whatever its anisotropy, so in a radial shell the excess of
+//! prograde over retrograde particles at the same |ε| is the rotating component (the mirror
+//! argument of Abadi et al. 2003). Binned in (ln r, ε), the disc probability is
+//!
+//! ```text
+//! p(ε, r) = clamp(1 − (h(−ε) + k √h(−ε)) / h(ε), 0, 1)   for ε > 0,   0 for ε ≤ 0,
+//! ```
+//!
+//! h the weighted particle count of the bin, k = [`MIRROR_NOISE`] standard deviations of the
+//! mirror's own Poisson noise (so a non-rotating galaxy gets p ≈ 0, and where nothing
+//! counter-rotates p = 1), interpolated bilinearly between bin centres: p is continuous in
+//! phase space. Each particle goes to the disc with probability p, by a hash of its identity: the
+//! two components' densities are p f and (1 − p) f, both smooth, and their sum is f whatever p
+//! is. A wrong p makes the components less clean, never the catalogue wrong.
+//!
+//! Units: positions kpc, velocities km/s (galaxy frame: centre at the origin, z along the
+//! angular momentum).
+
+use crate::seed::mix_seed;
+
+/// Standard deviations of the retrograde count's Poisson noise added to it before the mirror
+/// subtraction: a non-rotating galaxy's random prograde excess stays below it.
+pub(crate) const MIRROR_NOISE: f64 = 2.0;
+/// Least share of the particles in each component for a split (below it the galaxy is one
+/// component and keeps plain cells).
+pub(crate) const MIN_COMPONENT_SHARE: f64 = 0.05;
+/// Most particles in a radial shell of the (ln r, ε) histogram.
+const SHELL_COUNT: usize = 4000;
+/// Widest radial shell, in ln r (22%): where a spheroid ends inside a larger disc, p reaches 1
+/// within about a shell of its edge, so the spheroid's cells end near it.
+const SHELL_WIDTH: f64 = 0.2;
+/// Fewest particles in a shell (the outermost is merged into its neighbour below it).
+const SHELL_MIN: usize = 100;
+/// Bins of ε in (0, 1] (and as many mirrored in [−1, 0)).
+const EPS_BINS: usize = 8;
+/// Tag of the components' assignment draws ("comp").
+const COMPONENTS: u64 = 0x636f_6d70;
+
+/// The particles of a split, as indices into the arrays given to [`split_disc_spheroid`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Components {
+    /// The rotating component's particles (ascending).
+    pub disc: Vec<usize>,
+    /// The non-rotating component's particles (ascending).
+    pub spheroid: Vec<usize>,
+    /// Expected share of the particles in the disc, Σ p / N (dimensionless).
+    pub disc_share: f64,
+}
+
+/// Circularity ε = v_φ / |v| of a particle at `x` (kpc) with velocity `v` (km/s): in [−1, 1],
+/// 0 on the z axis or at rest.
+pub fn circularity(x: [f64; 3], v: [f64; 3]) -> f64 {
+    let big_r = x[0].hypot(x[1]);
+    let speed = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
+    if big_r == 0.0 || speed == 0.0 {
+        return 0.0;
+    }
+    ((x[0] * v[1] - x[1] * v[0]) / (big_r * speed)).clamp(-1.0, 1.0)
+}
+
+/// The disc probability p(ε, r) on a grid of radial shells × ε bins, interpolated bilinearly.
+#[derive(Debug, Clone)]
+pub struct DiscProbability {
+    /// ln r at the shells' centres (ln kpc), ascending.
+    ln_r: Vec<f64>,
+    /// p at (shell, ε bin centre), row-major by shell.
+    p: Vec<f64>,
+}
+
+impl DiscProbability {
+    /// Fits p on particles at `positions` (kpc) with `velocities` (km/s), counted with `weights`
+    /// (their likelihood weights, e.g. initial masses; None: one each).
+    pub fn fit(positions: &[[f64; 3]], velocities: &[[f64; 3]], weights: Option<&[f64]>) -> Self {
+        let n = positions.len();
+        let r: Vec<f64> = positions
+            .iter()
+            .map(|x| (x[0] * x[0] + x[1] * x[1] + x[2] * x[2]).sqrt().max(1e-12))
+            .collect();
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by(|&a, &b| r[a].total_cmp(&r[b]));
+        let ln_r_of = |k: usize| r[order[k]].ln();
+        // Shell boundaries (ranks in `order`): a new shell when one is full or too wide.
+        let mut bounds = vec![0];
+        for k in 1..n {
+            let start = *bounds.last().unwrap_or(&0);
+            let count = k - start;
+            if count >= SHELL_COUNT
+                || (count >= SHELL_MIN && ln_r_of(k) - ln_r_of(start) > SHELL_WIDTH)
+            {
+                bounds.push(k);
+            }
+        }
+        if bounds.len() > 1 && n - bounds[bounds.len() - 1] < SHELL_MIN {
+            bounds.pop();
+        }
+        bounds.push(n);
+        let mut ln_r = Vec::with_capacity(bounds.len());
+        let mut p = Vec::with_capacity(bounds.len() * EPS_BINS);
+        for pair in bounds.windows(2) {
+            let rows = &order[pair[0]..pair[1]];
+            // Prograde and retrograde weights per |ε| bin.
+            let (mut pro, mut retro) = ([0.0; EPS_BINS], [0.0; EPS_BINS]);
+            let mut w_sum = 0.0;
+            for &i in rows {
+                let e = circularity(positions[i], velocities[i]);
+                let w = weights.map_or(1.0, |w| w[i]);
+                let b = ((e.abs() * EPS_BINS as f64) as usize).min(EPS_BINS - 1);
+                if e > 0.0 {
+                    pro[b] += w;
+                } else if e < 0.0 {
+                    retro[b] += w;
+                }
+                w_sum += w;
+            }
+            // Weights in units of a mean particle, so that √h is the count's Poisson noise.
+            let unit = if w_sum > 0.0 {
+                rows.len() as f64 / w_sum
+            } else {
+                1.0
+            };
+            for b in 0..EPS_BINS {
+                let (h_pro, h_retro) = (pro[b] * unit, retro[b] * unit);
+                let excess = h_pro - h_retro - MIRROR_NOISE * h_retro.sqrt();
+                p.push(if h_pro > 0.0 {
+                    (excess / h_pro).clamp(0.0, 1.0)
+                } else {
+                    0.0
+                });
+            }
+            let mid = rows[rows.len() / 2];
+            ln_r.push(r[mid].ln());
+        }
+        DiscProbability { ln_r, p }
+    }
+
+    /// p(ε, r) for a particle at `x` (kpc) with velocity `v` (km/s), in [0, 1].
+    pub fn at(&self, x: [f64; 3], v: [f64; 3]) -> f64 {
+        let e = circularity(x, v);
+        if e <= 0.0 {
+            return 0.0;
+        }
+        let r = (x[0] * x[0] + x[1] * x[1] + x[2] * x[2]).sqrt().max(1e-12);
+        // Linear weights between neighbouring centres, held constant beyond the end ones; at
+        // ε = 0 the value is 0 (the mirror of itself).
+        let (s0, s1, ts) = bracket(&self.ln_r, r.ln());
+        let centres = |b: usize| (b as f64 + 0.5) / EPS_BINS as f64;
+        let row = |s: usize, b: Option<usize>| b.map_or(0.0, |b| self.p[s * EPS_BINS + b]);
+        let pos = e * EPS_BINS as f64 - 0.5;
+        let (b0, b1, te) = if pos < 0.0 {
+            (None, Some(0), e / centres(0))
+        } else {
+            let b = (pos.floor() as usize).min(EPS_BINS - 1);
+            let b1 = (b + 1).min(EPS_BINS - 1);
+            (Some(b), Some(b1), (pos - b as f64).min(1.0))
+        };
+        let at_shell = |s| (1.0 - te) * row(s, b0) + te * row(s, b1);
+        ((1.0 - ts) * at_shell(s0) + ts * at_shell(s1)).clamp(0.0, 1.0)
+    }
+}
+
+/// The two grid points around `x` in ascending `grid` and the weight of the second.
+fn bracket(grid: &[f64], x: f64) -> (usize, usize, f64) {
+    let last = grid.len() - 1;
+    if x <= grid[0] {
+        return (0, 0, 0.0);
+    }
+    if x >= grid[last] {
+        return (last, last, 0.0);
+    }
+    let j = grid.partition_point(|&g| g <= x).min(last);
+    let (a, b) = (grid[j - 1], grid[j]);
+    let t = if b > a { (x - a) / (b - a) } else { 0.0 };
+    (j - 1, j, t)
+}
+
+/// Splits the particles at `positions` (kpc) with `velocities` (km/s) and likelihood
+/// `weights` into a rotating disc and a non-rotating spheroid (module doc). None when either
+/// would hold less than [`MIN_COMPONENT_SHARE`] of the particles: a spheroid without a disc,
+/// a disc without a spheroid. Each particle's draw is a hash of its unique identity in `uids`,
+/// so the split depends on neither file order nor threads.
+pub fn split_disc_spheroid(
+    positions: &[[f64; 3]],
+    velocities: &[[f64; 3]],
+    weights: Option<&[f64]>,
+    uids: &[u64],
+) -> Option<Components> {
+    let n = positions.len();
+    if n == 0 {
+        return None;
+    }
+    let prob = DiscProbability::fit(positions, velocities, weights);
+    let p: Vec<f64> = (0..n)
+        .map(|i| prob.at(positions[i], velocities[i]))
+        .collect();
+    let disc_share = p.iter().sum::<f64>() / n as f64;
+    if !(MIN_COMPONENT_SHARE..=1.0 - MIN_COMPONENT_SHARE).contains(&disc_share) {
+        return None;
+    }
+    let (mut disc, mut spheroid) = (Vec::new(), Vec::new());
+    for (i, &pi) in p.iter().enumerate() {
+        let u = (mix_seed(COMPONENTS, uids[i]) >> 11) as f64 / (1u64 << 53) as f64;
+        if u < pi {
+            disc.push(i);
+        } else {
+            spheroid.push(i);
+        }
+    }
+    let share = |k: usize| k as f64 / n as f64;
+    if share(disc.len()) < MIN_COMPONENT_SHARE || share(spheroid.len()) < MIN_COMPONENT_SHARE {
+        return None;
+    }
+    Some(Components {
+        disc,
+        spheroid,
+        disc_share,
+    })
+}
