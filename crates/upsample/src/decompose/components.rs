@@ -79,9 +79,15 @@ pub struct DiscProbability {
 
 impl DiscProbability {
     /// Fits p on particles at `positions` (kpc) with `velocities` (km/s), counted with `weights`
-    /// (their likelihood weights, e.g. initial masses; None: one each).
+    /// (their likelihood weights, e.g. initial masses; None: one each). No particles: p = 0.
     pub fn fit(positions: &[[f64; 3]], velocities: &[[f64; 3]], weights: Option<&[f64]>) -> Self {
         let n = positions.len();
+        if n == 0 {
+            return DiscProbability {
+                ln_r: vec![0.0],
+                p: vec![0.0; EPS_BINS],
+            };
+        }
         let r: Vec<f64> = positions
             .iter()
             .map(|x| (x[0] * x[0] + x[1] * x[1] + x[2] * x[2]).sqrt().max(1e-12))

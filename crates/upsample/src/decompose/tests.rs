@@ -984,6 +984,10 @@ fn a_non_rotating_spheroid_is_not_split() {
         assert!(share < 0.01, "σ_t/σ_r {t_over_r}: disc share {share}");
         assert!(split_disc_spheroid(&pos, &vel, None, &uids).is_none());
     }
+    // No particles: nothing to split, p = 0.
+    assert!(split_disc_spheroid(&[], &[], None, &[]).is_none());
+    let empty = DiscProbability::fit(&[], &[], None);
+    assert_eq!(empty.at([3.0, 0.0, 0.0], [0.0, 200.0, 0.0]), 0.0);
 }
 
 #[test]
