@@ -26,6 +26,7 @@
 //! Units: positions kpc, velocities km/s (galaxy frame: centre at the origin, z along the
 //! angular momentum).
 
+use crate::fidelity::radius;
 use crate::seed::mix_seed;
 
 /// Standard deviations of the retrograde count's Poisson noise added to it before the mirror
@@ -61,7 +62,7 @@ pub struct Components {
 /// 0 on the z axis or at rest.
 pub fn circularity(x: [f64; 3], v: [f64; 3]) -> f64 {
     let big_r = x[0].hypot(x[1]);
-    let speed = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
+    let speed = radius(v);
     if big_r == 0.0 || speed == 0.0 {
         return 0.0;
     }
@@ -88,10 +89,7 @@ impl DiscProbability {
                 p: vec![0.0; EPS_BINS],
             };
         }
-        let r: Vec<f64> = positions
-            .iter()
-            .map(|x| (x[0] * x[0] + x[1] * x[1] + x[2] * x[2]).sqrt().max(1e-12))
-            .collect();
+        let r: Vec<f64> = positions.iter().map(|&x| radius(x).max(1e-12)).collect();
         let mut order: Vec<usize> = (0..n).collect();
         order.sort_by(|&a, &b| r[a].total_cmp(&r[b]));
         let ln_r_of = |k: usize| r[order[k]].ln();
@@ -155,7 +153,7 @@ impl DiscProbability {
         if e <= 0.0 {
             return 0.0;
         }
-        let r = (x[0] * x[0] + x[1] * x[1] + x[2] * x[2]).sqrt().max(1e-12);
+        let r = radius(x).max(1e-12);
         // Linear weights between neighbouring centres, held constant beyond the end ones; at
         // ε = 0 the value is 0 (the mirror of itself).
         let (s0, s1, ts) = bracket(&self.ln_r, r.ln());
