@@ -7,11 +7,11 @@
 //!   axis-aligned boxes. Each cell owns the particles inside it and also trains on *ghosts*,
 //!   neighbouring particles within a margin around it, so that its flows see the density
 //!   continue across its faces; stars drawn outside the core cell are discarded.
+//!   With `components` on, the smooth particles are first split into a rotating disc and a
+//!   non-rotating spheroid (`components.rs`), each cut into cells of its own.
 //! - **`fof`** ([`decompose_fof`], `fof.rs`): friends-of-friends groups, particles closer than the linking
 //!   length (kpc) being friends; groups smaller than a minimum size are pooled into one field
 //!   population. No ghosts, no core.
-//!   With `components` on, the smooth particles are first split into a rotating disc and a
-//!   non-rotating spheroid (`components.rs`), each cut into cells of its own.
 //! - **`field:NAME`** ([`decompose_labels`], `labels.rs`): one population per value of an integer dataset
 //!   (host subhalo, group number, ...), joined to the stars by particle ID ([`labels_by_id`]);
 //!   labels with few particles are pooled.
