@@ -54,6 +54,7 @@ use rayon::prelude::*;
 use std::num::NonZeroUsize;
 
 use super::{Cluster, SmoothSplit};
+use crate::fidelity::spherical_velocity;
 
 /// Fewest particles a background shell holds (shells are merged outward until they do).
 pub const MIN_SHELL_COUNT: usize = 200;
@@ -125,26 +126,6 @@ fn median(xs: &mut [f64]) -> f64 {
     let m = xs.len() / 2;
     let (_, mid, _) = xs.select_nth_unstable_by(m, f64::total_cmp);
     *mid
-}
-
-/// Spherical velocity components (v_r, v_θ, v_φ) of `v` at `x`, km/s; along the axes at the
-/// origin.
-fn spherical_velocity(x: &[f64; 3], v: &[f64; 3]) -> [f64; 3] {
-    let rc = (x[0] * x[0] + x[1] * x[1]).sqrt();
-    let r = (rc * rc + x[2] * x[2]).sqrt();
-    if r == 0.0 {
-        return *v;
-    }
-    let r_hat = [x[0] / r, x[1] / r, x[2] / r];
-    let (phi_hat, theta_hat) = if rc > 0.0 {
-        let ph = [-x[1] / rc, x[0] / rc, 0.0];
-        let th = [x[2] * x[0] / (r * rc), x[2] * x[1] / (r * rc), -rc / r];
-        (ph, th)
-    } else {
-        ([0.0, 1.0, 0.0], [1.0, 0.0, 0.0])
-    };
-    let dot = |a: [f64; 3]| a[0] * v[0] + a[1] * v[1] + a[2] * v[2];
-    [dot(r_hat), dot(theta_hat), dot(phi_hat)]
 }
 
 /// One background node: ln r, ln n (particles per kpc³), velocity medians and ln σ (km/s).
@@ -355,7 +336,7 @@ pub fn find_phase_groups(
     let sph: Vec<[f64; 3]> = positions
         .iter()
         .zip(velocities)
-        .map(|(x, v)| spherical_velocity(x, v))
+        .map(|(x, v)| spherical_velocity(*x, *v))
         .collect();
     let background = Background::fit(&radii, &sph)?;
     let points: Vec<[f64; 6]> = positions

@@ -177,7 +177,12 @@ pub fn shell_profile(set: PhaseSpace<'_>, config: &ShellConfig) -> Result<Profil
             let w2: f64 = rows.iter().map(|&i| weight(i).powi(2)).sum();
             let comps: Vec<([f64; 3], f64)> = rows
                 .iter()
-                .map(|&i| (spherical(set.position[i], set.velocity[i]), weight(i)))
+                .map(|&i| {
+                    (
+                        spherical_velocity(set.position[i], set.velocity[i]),
+                        weight(i),
+                    )
+                })
                 .collect();
             Shell {
                 r_inner: ri,
@@ -204,8 +209,9 @@ pub fn radius(x: [f64; 3]) -> f64 {
     (x[0] * x[0] + x[1] * x[1] + x[2] * x[2]).sqrt()
 }
 
-/// (v_r, v_θ, v_φ) of velocity `v` at position `x`.
-fn spherical(x: [f64; 3], v: [f64; 3]) -> [f64; 3] {
+/// Spherical components (v_r, v_θ, v_φ) of velocity `v` (any unit, km/s in the pipeline) at
+/// position `x` (kpc); on the z axis φ̂ = ŷ and θ̂ = x̂.
+pub fn spherical_velocity(x: [f64; 3], v: [f64; 3]) -> [f64; 3] {
     let r = radius(x).max(1e-300);
     let big_r = x[0].hypot(x[1]);
     let vr = (x[0] * v[0] + x[1] * v[1] + x[2] * v[2]) / r;

@@ -20,8 +20,8 @@ use super::mock_survey::MockSurvey;
 use super::prepare::Prepared;
 use super::run_dir::{ClusterStars, RunInfo, RunPaths};
 use super::shard::Shard;
-use super::training::{train_cluster, training_rows};
-use crate::config::{Config, Weighting};
+use super::training::{particle_weights, train_cluster, training_rows};
+use crate::config::Config;
 use crate::decompose::{
     decompose_cells_and_groups, decompose_fof, decompose_labels, decompose_smooth, labels_by_id,
     Cluster, ClusterMethod, PhaseGroupSettings, SmoothSplit,
@@ -50,12 +50,14 @@ impl PhaseSampler for Member {
 pub(crate) fn decompose(p: &Prepared, cfg: &Config, snapshot: &Path) -> Result<Vec<Cluster>> {
     let c = &cfg.clusters;
     let pos = &p.stars.position;
-    let uids = p.stars.uids();
+    // The particles' identities decide the disc/spheroid draw of the cells method.
+    let uids = if c.components && c.method == ClusterMethod::Cells {
+        p.stars.uids()
+    } else {
+        Vec::new()
+    };
     let split = c.components.then(|| SmoothSplit {
-        weights: match cfg.training.weighting {
-            Weighting::InitialMass => Some(&p.stars.initial_mass[..]),
-            Weighting::Count => None,
-        },
+        weights: particle_weights(&p.stars, cfg.training.weighting),
         uids: &uids,
     });
     let clusters = match &c.method {

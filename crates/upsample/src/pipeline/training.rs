@@ -104,17 +104,22 @@ pub(crate) fn training_rows(
     rows
 }
 
-/// The likelihood weights of the training `rows`: their initial masses (Msun), or `None` when
-/// every row counts once (by configuration, or because all initial masses are equal, which
-/// trains exactly as no weights do).
-fn training_weights(stars: &StarParticles, rows: &[usize], w: Weighting) -> Option<Vec<f64>> {
+/// Every particle's likelihood weight as configured: its initial mass (Msun), or `None` when
+/// every particle counts once.
+pub(crate) fn particle_weights(stars: &StarParticles, w: Weighting) -> Option<&[f64]> {
     match w {
         Weighting::Count => None,
-        Weighting::InitialMass => {
-            let m: Vec<f64> = rows.iter().map(|&i| stars.initial_mass[i]).collect();
-            m.iter().any(|&v| v != m[0]).then_some(m)
-        }
+        Weighting::InitialMass => Some(&stars.initial_mass),
     }
+}
+
+/// The likelihood weights of the training `rows` ([`particle_weights`]), or `None` when every
+/// row counts once (by configuration, or because all initial masses are equal, which trains
+/// exactly as no weights do).
+fn training_weights(stars: &StarParticles, rows: &[usize], w: Weighting) -> Option<Vec<f64>> {
+    let all = particle_weights(stars, w)?;
+    let m: Vec<f64> = rows.iter().map(|&i| all[i]).collect();
+    m.iter().any(|&v| v != m[0]).then_some(m)
 }
 
 /// Whether the galaxy's centre (the frame's origin) lies inside the bounding box of positions
