@@ -18,14 +18,20 @@
 //!
 //! h the weighted particle count of the bin, k = [`MIRROR_NOISE`] standard deviations of the
 //! mirror's own Poisson noise (so a non-rotating galaxy gets p ≈ 0, and where nothing
-//! counter-rotates p = 1), interpolated bilinearly between bin centres: p is continuous in
-//! phase space. Each particle goes to the disc with probability p, by a hash of its identity: the
-//! two components' densities are p f and (1 − p) f, both smooth, and their sum is f whatever p
-//! is. A wrong p makes the components less clean, never the catalogue wrong.
+//! counter-rotates p = 1). The mirror calls disc only the prograde *excess*, so a hot disc's
+//! counter-rotating tail (and as many of its slow prograde particles) goes to the spheroid;
+//! where a shell rotates significantly, p is instead the posterior of a fitted pair of velocity
+//! ellipsoids, a rotating disc and a non-rotating spheroid, started from the mirror's p
+//! (`ellipsoids.rs`). p is interpolated bilinearly between bin centres and linearly in ln r
+//! between shells, so it is continuous in phase space. Each particle goes to the disc with
+//! probability p, by a hash of its identity: the two components' densities are p f and
+//! (1 − p) f, both smooth, and their sum is f whatever p is. A wrong p makes the components
+//! less clean, never the catalogue wrong.
 //!
 //! Units: positions kpc, velocities km/s (galaxy frame: centre at the origin, z along the
 //! angular momentum).
 
+use super::ellipsoids::ShellMixture;
 use crate::fidelity::radius;
 use crate::seed::mix_seed;
 
@@ -56,6 +62,8 @@ pub struct Components {
     pub spheroid: Vec<usize>,
     /// Expected share of the particles in the disc, Σ p / N (dimensionless).
     pub disc_share: f64,
+    /// Radial shells whose p came from the velocity ellipsoids, and all shells.
+    pub ellipsoid_shells: (usize, usize),
 }
 
 /// Circularity ε = v_φ / |v| of a particle at `x` (kpc) with velocity `v` (km/s): in [−1, 1],
@@ -69,13 +77,47 @@ pub fn circularity(x: [f64; 3], v: [f64; 3]) -> f64 {
     ((x[0] * v[1] - x[1] * v[0]) / (big_r * speed)).clamp(-1.0, 1.0)
 }
 
-/// The disc probability p(ε, r) on a grid of radial shells × ε bins, interpolated bilinearly.
+/// How one radial shell gives p.
+#[derive(Debug, Clone)]
+enum ShellModel {
+    /// The mirror's p at the ε bins' centres (0 for ε ≤ 0).
+    Mirror([f64; EPS_BINS]),
+    /// The posterior of a disc and a spheroid velocity ellipsoid.
+    Mixture(ShellMixture),
+}
+
+impl ShellModel {
+    /// p at circularity `e` of a particle at `x` (kpc) with velocity `v` (km/s).
+    fn at(&self, e: f64, x: [f64; 3], v: [f64; 3]) -> f64 {
+        match self {
+            ShellModel::Mixture(m) => m.disc_probability(x, v),
+            ShellModel::Mirror(row) => {
+                if e <= 0.0 {
+                    return 0.0;
+                }
+                // Linear between neighbouring bin centres, held beyond the last; at ε = 0 the
+                // value is 0 (the mirror of itself).
+                let centre0 = 0.5 / EPS_BINS as f64;
+                let pos = e * EPS_BINS as f64 - 0.5;
+                if pos < 0.0 {
+                    return e / centre0 * row[0];
+                }
+                let b = (pos.floor() as usize).min(EPS_BINS - 1);
+                let b1 = (b + 1).min(EPS_BINS - 1);
+                let t = (pos - b as f64).min(1.0);
+                (1.0 - t) * row[b] + t * row[b1]
+            }
+        }
+    }
+}
+
+/// The disc probability p on radial shells (module doc), interpolated linearly in ln r.
 #[derive(Debug, Clone)]
 pub struct DiscProbability {
     /// ln r at the shells' centres (ln kpc), ascending.
     ln_r: Vec<f64>,
-    /// p at (shell, ε bin centre), row-major by shell.
-    p: Vec<f64>,
+    /// Each shell's p.
+    shells: Vec<ShellModel>,
 }
 
 impl DiscProbability {
@@ -86,7 +128,7 @@ impl DiscProbability {
         if n == 0 {
             return DiscProbability {
                 ln_r: vec![0.0],
-                p: vec![0.0; EPS_BINS],
+                shells: vec![ShellModel::Mirror([0.0; EPS_BINS])],
             };
         }
         let r: Vec<f64> = positions.iter().map(|&x| radius(x).max(1e-12)).collect();
@@ -109,7 +151,7 @@ impl DiscProbability {
         }
         bounds.push(n);
         let mut ln_r = Vec::with_capacity(bounds.len());
-        let mut p = Vec::with_capacity(bounds.len() * EPS_BINS);
+        let mut shells = Vec::with_capacity(bounds.len());
         for pair in bounds.windows(2) {
             let rows = &order[pair[0]..pair[1]];
             // Prograde and retrograde weights per |ε| bin.
@@ -132,43 +174,60 @@ impl DiscProbability {
             } else {
                 1.0
             };
-            for b in 0..EPS_BINS {
+            let mut row = [0.0; EPS_BINS];
+            for (b, pb) in row.iter_mut().enumerate() {
                 let (h_pro, h_retro) = (pro[b] * unit, retro[b] * unit);
                 let excess = h_pro - h_retro - MIRROR_NOISE * h_retro.sqrt();
-                p.push(if h_pro > 0.0 {
+                *pb = if h_pro > 0.0 {
                     (excess / h_pro).clamp(0.0, 1.0)
                 } else {
                     0.0
-                });
+                };
             }
+            let mirror = ShellModel::Mirror(row);
+            let start: Vec<f64> = rows
+                .iter()
+                .map(|&i| {
+                    let e = circularity(positions[i], velocities[i]);
+                    mirror.at(e, positions[i], velocities[i])
+                })
+                .collect();
+            shells.push(
+                match ShellMixture::fit(rows, positions, velocities, weights, &start) {
+                    Some(m) => ShellModel::Mixture(m),
+                    None => mirror,
+                },
+            );
             let mid = rows[rows.len() / 2];
             ln_r.push(r[mid].ln());
         }
-        DiscProbability { ln_r, p }
+        DiscProbability { ln_r, shells }
     }
 
     /// p(ε, r) for a particle at `x` (kpc) with velocity `v` (km/s), in [0, 1].
     pub fn at(&self, x: [f64; 3], v: [f64; 3]) -> f64 {
         let e = circularity(x, v);
-        if e <= 0.0 {
-            return 0.0;
-        }
         let r = radius(x).max(1e-12);
-        // Linear weights between neighbouring centres, held constant beyond the end ones; at
-        // ε = 0 the value is 0 (the mirror of itself).
+        // Linear weights between neighbouring shell centres, held constant beyond the end ones.
         let (s0, s1, ts) = bracket(&self.ln_r, r.ln());
-        let centres = |b: usize| (b as f64 + 0.5) / EPS_BINS as f64;
-        let row = |s: usize, b: Option<usize>| b.map_or(0.0, |b| self.p[s * EPS_BINS + b]);
-        let pos = e * EPS_BINS as f64 - 0.5;
-        let (b0, b1, te) = if pos < 0.0 {
-            (None, Some(0), e / centres(0))
+        let p0 = self.shells[s0].at(e, x, v);
+        let p1 = if ts > 0.0 {
+            self.shells[s1].at(e, x, v)
         } else {
-            let b = (pos.floor() as usize).min(EPS_BINS - 1);
-            let b1 = (b + 1).min(EPS_BINS - 1);
-            (Some(b), Some(b1), (pos - b as f64).min(1.0))
+            0.0
         };
-        let at_shell = |s| (1.0 - te) * row(s, b0) + te * row(s, b1);
-        ((1.0 - ts) * at_shell(s0) + ts * at_shell(s1)).clamp(0.0, 1.0)
+        ((1.0 - ts) * p0 + ts * p1).clamp(0.0, 1.0)
+    }
+
+    /// Shells whose p is a fitted pair of velocity ellipsoids rather than the mirror, and all
+    /// shells.
+    pub fn ellipsoid_shells(&self) -> (usize, usize) {
+        let fitted = self
+            .shells
+            .iter()
+            .filter(|s| matches!(s, ShellModel::Mixture(_)))
+            .count();
+        (fitted, self.shells.len())
     }
 }
 
@@ -227,5 +286,6 @@ pub fn split_disc_spheroid(
         disc,
         spheroid,
         disc_share,
+        ellipsoid_shells: prob.ellipsoid_shells(),
     })
 }

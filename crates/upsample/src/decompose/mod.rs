@@ -26,6 +26,7 @@
 
 mod cells;
 mod components;
+mod ellipsoids;
 mod fof;
 mod labels;
 mod phase_groups;
@@ -268,10 +269,12 @@ pub(crate) fn decompose_smooth(
     let spheroid_cells = (n_cells - disc_cells).min(parts.spheroid.len());
     tracing::info!(
         "components: disc {} particles in {disc_cells} cells, spheroid {} in {spheroid_cells} \
-         (expected disc share {:.3})",
+         (expected disc share {:.3}; p from velocity ellipsoids in {} of {} shells)",
         parts.disc.len(),
         parts.spheroid.len(),
-        parts.disc_share
+        parts.disc_share,
+        parts.ellipsoid_shells.0,
+        parts.ellipsoid_shells.1
     );
     let mut clusters = Vec::with_capacity(n_cells);
     for (name, members, k) in [
