@@ -269,6 +269,7 @@ mod tests {
             ln_sigma_r: vec![1.2f64.ln(), 0.8f64.ln(), 0.5f64.ln()],
             ln_sigma_t: vec![0.9f64.ln(), 0.7f64.ln(), 0.6f64.ln()],
             width: 0.7,
+            inner_core: Some(0.25),
         };
         // Positions as they are, and Gaussianised by a cuspy radial profile.
         let radial = crate::models::RadialProfile {

@@ -15,7 +15,17 @@
 //! The profiles are fitted on the training particles in bins of equal count in ln r, then
 //! smoothed by a local-linear fit in ln r with Gaussian weights as wide as the bins' spacing:
 //! smooth (the acceleration solver differentiates them), unbiased at the ends of the fitted
-//! range, and constant beyond the outermost bin centres (Ω: a flat rotation curve beyond them).
+//! range, and constant beyond the outermost bin centres, except Ω: beyond the outermost a flat
+//! rotation curve (Ω ∝ 1/r), inside the innermost (r₀) one flat down to a core of
+//! [`INNER_CORE`] r₀ and solid-body within it,
+//!
+//! ```text
+//! Ω(r) = Ω(r₀) √(r₀² + c²) / √(r² + c²),   c = INNER_CORE r₀,   r < r₀.
+//! ```
+//!
+//! A disc's rotation near a cusp is flat nearly to the centre: solid-body rotation inside r₀
+//! (half a kiloparsec in galaxy (b)'s central disc cells) left the flow to add up to half of
+//! v̄_φ there, and it added a third of it (docs/ACCURACY.md, 2026-12-03).
 //! Ω is fitted first; the dispersions are those about the smoothed rotation at each particle's
 //! own radius, so a cold disc's edge is not heated by the rotation's change across a bin.
 //! Units: x in kpc, v in km/s, Ω in km/s/kpc, σ in km/s; ṽ dimensionless.
@@ -23,6 +33,9 @@
 use super::norm;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
+
+/// Core of the mean rotation inside the innermost bin centre r₀, as a share of r₀ (module doc).
+pub(super) const INNER_CORE: f64 = 0.25;
 
 /// Radial profiles of mean rotation and dispersions that standardise velocities.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,6 +50,10 @@ pub struct LocalDispersion {
     pub ln_sigma_t: Vec<f64>,
     /// Width of the smoothing kernel in ln r.
     pub width: f64,
+    /// Core of Ω inside the innermost bin centre, as a share of its radius ([`INNER_CORE`]);
+    /// None (models saved before it existed): solid-body rotation there, Ω = Ω(r₀).
+    #[serde(default)]
+    pub inner_core: Option<f64>,
 }
 
 /// The profiles at one radius.
@@ -74,6 +91,7 @@ impl LocalDispersion {
             ln_sigma_r: Vec::with_capacity(bins),
             ln_sigma_t: Vec::with_capacity(bins),
             width: 0.0,
+            inner_core: Some(INNER_CORE),
         };
         // Pass 1: Ω in each bin, by weighted least squares of v_φ = Ω R.
         let bin = |b: usize| &order[b * n / bins..(b + 1) * n / bins];
@@ -162,11 +180,21 @@ impl LocalDispersion {
         })
     }
 
-    /// Factor that turns the smoothed Ω at ln r = `l` into Ω: 1 inside the fitted range
-    /// (constant Ω inside the innermost bin centre: solid-body rotation), r_last / r beyond the
-    /// outermost (a flat rotation curve: a constant Ω there would spin a disc's edge ever faster).
+    /// Factor that turns the smoothed Ω at ln r = `l` into Ω: 1 inside the fitted range,
+    /// r_last / r beyond the outermost bin centre (a flat rotation curve: a constant Ω there
+    /// would spin a disc's edge ever faster), and √(r₀² + c²) / √(r² + c²) inside the innermost
+    /// r₀ (flat down to the core c, module doc; 1 for models without a core).
     fn omega_taper(&self, l: f64) -> f64 {
-        (self.ln_r[self.ln_r.len() - 1] - l).min(0.0).exp()
+        let outer = (self.ln_r[self.ln_r.len() - 1] - l).min(0.0).exp();
+        let inner = match self.inner_core {
+            Some(core) if l < self.ln_r[0] => {
+                let (r, r0) = (l.exp(), self.ln_r[0].exp());
+                let c2 = (core * r0).powi(2);
+                ((r0 * r0 + c2) / (r * r + c2)).sqrt()
+            }
+            _ => 1.0,
+        };
+        outer * inner
     }
 
     /// Ω at radius `r` (kpc), km/s/kpc: smoothed, tapered by [`omega_taper`](Self::omega_taper).
@@ -366,6 +394,52 @@ mod tests {
             let vc = d.at(r).omega * r;
             assert!((vc / 200.0 - 1.0).abs() < 0.03, "r {r}: Ω r {vc}");
         }
+    }
+
+    /// A disc whose rotation is flat down to 0.05 kpc (200 km/s, σ = 10 km/s): inside the
+    /// innermost bin centre r₀ the mean rotation stays near its value at r₀ down to r₀/2
+    /// (solid-body rotation would halve it) and goes to zero, smoothly, on the axis. (The
+    /// value at r₀ is ~20% low: the least-squares Ω of a bin that spans a flat curve from the
+    /// axis out is that of a solid body.)
+    #[test]
+    fn a_flat_rotation_curve_is_kept_inside_the_innermost_bin() {
+        let mut rng = StdRng::seed_from_u64(11);
+        let (mut x, mut v) = (Vec::new(), Vec::new());
+        while x.len() < 20_000 {
+            let u: f64 = (1.0 - rng.random::<f64>()) * (1.0 - rng.random::<f64>());
+            let big_r = -3.0 * u.ln();
+            if !(0.05..18.0).contains(&big_r) {
+                continue;
+            }
+            let phi = std::f64::consts::TAU * rng.random::<f64>();
+            let g: [f64; 4] = std::array::from_fn(|_| StandardNormal.sample(&mut rng));
+            let (sn, cs) = phi.sin_cos();
+            let vphi = 200.0 + 10.0 * g[1];
+            x.push([big_r * cs, big_r * sn, 0.05 * g[0]]);
+            v.push([
+                10.0 * g[2] * cs - vphi * sn,
+                10.0 * g[2] * sn + vphi * cs,
+                10.0 * g[3],
+            ]);
+        }
+        let d = LocalDispersion::fit(&x, &v, None, 16).unwrap();
+        let r0 = d.ln_r[0].exp();
+        assert!(r0 > 0.3, "innermost bin centre {r0} kpc");
+        let vc = |d: &LocalDispersion, r: f64| d.omega_at(r) * r;
+        assert!(vc(&d, r0) / 200.0 > 0.75, "Ω r at r₀: {}", vc(&d, r0));
+        let ratio = vc(&d, 0.5 * r0) / vc(&d, r0);
+        assert!(ratio > 0.9, "Ω r at r₀/2 is {ratio} of its value at r₀");
+        // Finite Ω on the axis, continuous across r₀.
+        assert!(d.omega_at(1e-9).is_finite());
+        let (below, above) = (d.omega_at(r0 * (1.0 - 1e-9)), d.omega_at(r0 * (1.0 + 1e-9)));
+        assert!((below / above - 1.0).abs() < 1e-6);
+        // A model saved without the core keeps its solid-body rotation inside r₀.
+        let old = LocalDispersion {
+            inner_core: None,
+            ..d.clone()
+        };
+        let ratio = vc(&old, 0.5 * r0) / vc(&old, r0);
+        assert!((ratio - 0.5).abs() < 1e-9, "solid body: {ratio}");
     }
 
     #[test]
