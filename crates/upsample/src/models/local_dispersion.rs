@@ -352,32 +352,39 @@ mod tests {
         }
     }
 
-    /// A cold exponential disc on a flat rotation curve (v_c = 200 km/s, σ = 10 km/s in every
-    /// direction): the dispersions come out at 10 km/s out to the disc's edge (about one Ω per
-    /// bin they were 15–25 km/s in its outer bins), and beyond the fitted range the mean
-    /// rotation stays at 200 km/s.
-    #[test]
-    fn a_cold_disc_on_a_flat_rotation_curve_keeps_its_dispersion_to_the_edge() {
-        let mut rng = StdRng::seed_from_u64(9);
+    /// 20 000 particles of a cold exponential disc on a flat rotation curve: R ~ Gamma(2, 3 kpc)
+    /// from `r_min` to 18 kpc, z Gaussian of `z_scale` kpc, v_φ = 200 km/s and σ = 10 km/s in
+    /// every direction.
+    fn flat_disc(seed: u64, r_min: f64, z_scale: f64) -> (Vec<[f64; 3]>, Vec<[f64; 3]>) {
+        let mut rng = StdRng::seed_from_u64(seed);
         let (mut x, mut v) = (Vec::new(), Vec::new());
         while x.len() < 20_000 {
-            // R ~ Gamma(2, 3 kpc) cut at 18 kpc, |z| ~ 0.3 kpc.
             let u: f64 = (1.0 - rng.random::<f64>()) * (1.0 - rng.random::<f64>());
             let big_r = -3.0 * u.ln();
-            if !(0.5..18.0).contains(&big_r) {
+            if !(r_min..18.0).contains(&big_r) {
                 continue;
             }
             let phi = std::f64::consts::TAU * rng.random::<f64>();
             let g: [f64; 4] = std::array::from_fn(|_| StandardNormal.sample(&mut rng));
             let (sn, cs) = phi.sin_cos();
             let vphi = 200.0 + 10.0 * g[1];
-            x.push([big_r * cs, big_r * sn, 0.3 * g[0]]);
+            x.push([big_r * cs, big_r * sn, z_scale * g[0]]);
             v.push([
                 10.0 * g[2] * cs - vphi * sn,
                 10.0 * g[2] * sn + vphi * cs,
                 10.0 * g[3],
             ]);
         }
+        (x, v)
+    }
+
+    /// A cold exponential disc on a flat rotation curve (v_c = 200 km/s, σ = 10 km/s in every
+    /// direction): the dispersions come out at 10 km/s out to the disc's edge (about one Ω per
+    /// bin they were 15–25 km/s in its outer bins), and beyond the fitted range the mean
+    /// rotation stays at 200 km/s.
+    #[test]
+    fn a_cold_disc_on_a_flat_rotation_curve_keeps_its_dispersion_to_the_edge() {
+        let (x, v) = flat_disc(9, 0.5, 0.3);
         let d = LocalDispersion::fit(&x, &v, None, 16).unwrap();
         for r in [2.0, 5.0, 9.0, 13.0, 16.0] {
             let p = d.at(r);
@@ -403,25 +410,7 @@ mod tests {
     /// axis out is that of a solid body.)
     #[test]
     fn a_flat_rotation_curve_is_kept_inside_the_innermost_bin() {
-        let mut rng = StdRng::seed_from_u64(11);
-        let (mut x, mut v) = (Vec::new(), Vec::new());
-        while x.len() < 20_000 {
-            let u: f64 = (1.0 - rng.random::<f64>()) * (1.0 - rng.random::<f64>());
-            let big_r = -3.0 * u.ln();
-            if !(0.05..18.0).contains(&big_r) {
-                continue;
-            }
-            let phi = std::f64::consts::TAU * rng.random::<f64>();
-            let g: [f64; 4] = std::array::from_fn(|_| StandardNormal.sample(&mut rng));
-            let (sn, cs) = phi.sin_cos();
-            let vphi = 200.0 + 10.0 * g[1];
-            x.push([big_r * cs, big_r * sn, 0.05 * g[0]]);
-            v.push([
-                10.0 * g[2] * cs - vphi * sn,
-                10.0 * g[2] * sn + vphi * cs,
-                10.0 * g[3],
-            ]);
-        }
+        let (x, v) = flat_disc(11, 0.05, 0.05);
         let d = LocalDispersion::fit(&x, &v, None, 16).unwrap();
         let r0 = d.ln_r[0].exp();
         assert!(r0 > 0.3, "innermost bin centre {r0} kpc");
