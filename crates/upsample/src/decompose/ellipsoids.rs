@@ -64,11 +64,6 @@ fn components(x: [f64; 3], v: [f64; 3]) -> ([f64; 3], [f64; 3]) {
     ([v_big_r, sph[2], v[2]], sph)
 }
 
-/// ln of a zero-mean Gaussian's density at `u` with standard deviation `s`, up to a constant.
-fn log_gauss(u: f64, s: f64) -> f64 {
-    -0.5 * (u / s).powi(2) - s.ln()
-}
-
 impl ShellMixture {
     /// Fits the mixture to the particles `rows` of a shell at `positions` (kpc) with
     /// `velocities` (km/s) and `weights` (None: one each), starting from the disc probabilities
@@ -119,8 +114,9 @@ impl ShellMixture {
             let done = fit
                 .as_ref()
                 .is_some_and(|f: &ShellMixture| (f.disc_share - next.disc_share).abs() < TOLERANCE);
+            let odds = next.log_odds_at_rest();
             for (qk, c) in q.iter_mut().zip(&comps) {
-                *qk = next.posterior(c.0, c.1);
+                *qk = next.posterior(odds, c.0, c.1);
             }
             fit = Some(next);
             if done {
@@ -165,21 +161,24 @@ impl ShellMixture {
         })
     }
 
-    /// Posterior disc probability of cylindrical velocity `cyl` and spherical `sph` (km/s).
-    fn posterior(&self, cyl: [f64; 3], sph: [f64; 3]) -> f64 {
+    /// ln of the disc's over the spheroid's density at v = 0 with V = 0: ln f − ln(1 − f) minus
+    /// the disc's Σ ln σ plus the spheroid's.
+    fn log_odds_at_rest(&self) -> f64 {
         let f = self.disc_share;
+        let sum_ln = |s: &[f64; 3]| s.iter().map(|x| x.ln()).sum::<f64>();
+        f.ln() - (1.0 - f).ln() - sum_ln(&self.disc_sigma) + sum_ln(&self.spheroid_sigma)
+    }
+
+    /// Posterior disc probability of cylindrical velocity `cyl` and spherical `sph` (km/s),
+    /// given `odds` = [`log_odds_at_rest`](Self::log_odds_at_rest).
+    fn posterior(&self, odds: f64, cyl: [f64; 3], sph: [f64; 3]) -> f64 {
         let d = &self.disc_sigma;
         let s = &self.spheroid_sigma;
-        let log_disc = f.ln()
-            + log_gauss(cyl[0], d[0])
-            + log_gauss(cyl[1] - self.rotation, d[1])
-            + log_gauss(cyl[2], d[2]);
-        let log_sph = (1.0 - f).ln()
-            + log_gauss(sph[0], s[0])
-            + log_gauss(sph[1], s[1])
-            + log_gauss(sph[2], s[2]);
+        let chi2 =
+            |u: [f64; 3], sig: &[f64; 3]| (0..3).map(|k| (u[k] / sig[k]).powi(2)).sum::<f64>();
+        let dev = [cyl[0], cyl[1] - self.rotation, cyl[2]];
         // Logistic of the log ratio, written to overflow neither way.
-        let t = log_disc - log_sph;
+        let t = odds - 0.5 * (chi2(dev, d) - chi2(sph, s));
         if t >= 0.0 {
             1.0 / (1.0 + (-t).exp())
         } else {
@@ -191,7 +190,7 @@ impl ShellMixture {
     /// Disc probability of a particle at `x` (kpc) with velocity `v` (km/s), in [0, 1].
     pub(crate) fn disc_probability(&self, x: [f64; 3], v: [f64; 3]) -> f64 {
         let (cyl, sph) = components(x, v);
-        self.posterior(cyl, sph)
+        self.posterior(self.log_odds_at_rest(), cyl, sph)
     }
 }
 

@@ -887,6 +887,25 @@ fn timing_phase_groups_one_million() {
     );
 }
 
+/// Timing of the disc/spheroid split (velocity ellipsoids) on 10⁶ particles (run with
+/// `--ignored --nocapture`).
+#[test]
+#[ignore]
+fn timing_disc_spheroid_split_one_million() {
+    let (pos, vel, _) = disc_and_spheroid(750_000, 250_000, 15.0, (100.0, 70.0), 25);
+    let uids: Vec<u64> = (0..pos.len() as u64).collect();
+    let t = std::time::Instant::now();
+    let split = split_disc_spheroid(&pos, &vel, None, &uids).expect("split");
+    eprintln!(
+        "split_disc_spheroid: {} particles in {:.1} s: disc share {:.3}, ellipsoids in {} of {} shells",
+        pos.len(),
+        t.elapsed().as_secs_f64(),
+        split.disc_share,
+        split.ellipsoid_shells.0,
+        split.ellipsoid_shells.1
+    );
+}
+
 #[test]
 fn elongation_is_the_principal_spread_ratio() {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(41);
