@@ -409,6 +409,11 @@ pub struct ClusterConfig {
     /// cells: split the smooth particles into a rotating disc and a non-rotating spheroid
     /// (mirror of the retrograde circularities), each cut into cells of its own.
     pub components: bool,
+    /// components: where a radial shell rotates, take the disc probability from a fitted pair of
+    /// velocity ellipsoids (rotating disc, non-rotating spheroid) instead of the mirror alone.
+    /// Off by default: it keeps a hot disc whole (galaxy (b)) but moved the quick preset's
+    /// radial KS on the rotating Plummer sample past its bar (docs/ACCURACY.md, 2026-12-03).
+    pub component_ellipsoids: bool,
 }
 
 /// Network and ODE-solver knobs of every flow (position and velocity).
@@ -542,6 +547,7 @@ impl Default for ClusterConfig {
             substructure_min: 100,
             substructure_contrast: 30.0,
             components: true,
+            component_ellipsoids: false,
         }
     }
 }

@@ -20,9 +20,9 @@
 //! mirror's own Poisson noise (so a non-rotating galaxy gets p ≈ 0, and where nothing
 //! counter-rotates p = 1). The mirror calls disc only the prograde *excess*, so a hot disc's
 //! counter-rotating tail (and as many of its slow prograde particles) goes to the spheroid;
-//! where a shell rotates significantly, p is instead the posterior of a fitted pair of velocity
-//! ellipsoids, a rotating disc and a non-rotating spheroid, started from the mirror's p
-//! (`ellipsoids.rs`). p is interpolated bilinearly between bin centres and linearly in ln r
+//! optionally (`[clusters] component_ellipsoids`), where a shell rotates significantly, p is
+//! instead the posterior of a fitted pair of velocity ellipsoids, a rotating disc and a
+//! non-rotating spheroid, started from the mirror's p (`ellipsoids.rs`). p is interpolated bilinearly between bin centres and linearly in ln r
 //! between shells, so it is continuous in phase space. Each particle goes to the disc with
 //! probability p, by a hash of its identity: the two components' densities are p f and
 //! (1 − p) f, both smooth, and their sum is f whatever p is. A wrong p makes the components
@@ -122,8 +122,14 @@ pub struct DiscProbability {
 
 impl DiscProbability {
     /// Fits p on particles at `positions` (kpc) with `velocities` (km/s), counted with `weights`
-    /// (their likelihood weights, e.g. initial masses; None: one each). No particles: p = 0.
-    pub fn fit(positions: &[[f64; 3]], velocities: &[[f64; 3]], weights: Option<&[f64]>) -> Self {
+    /// (their likelihood weights, e.g. initial masses; None: one each); with `ellipsoids`, the
+    /// velocity ellipsoids' p where a shell rotates, else the mirror's. No particles: p = 0.
+    pub fn fit(
+        positions: &[[f64; 3]],
+        velocities: &[[f64; 3]],
+        weights: Option<&[f64]>,
+        ellipsoids: bool,
+    ) -> Self {
         let n = positions.len();
         if n == 0 {
             return DiscProbability {
@@ -154,6 +160,7 @@ impl DiscProbability {
         let mut shells = Vec::with_capacity(bounds.len());
         for pair in bounds.windows(2) {
             let rows = &order[pair[0]..pair[1]];
+            ln_r.push(r[rows[rows.len() / 2]].ln());
             // Prograde and retrograde weights per |ε| bin.
             let (mut pro, mut retro) = ([0.0; EPS_BINS], [0.0; EPS_BINS]);
             let mut w_sum = 0.0;
@@ -185,6 +192,10 @@ impl DiscProbability {
                 };
             }
             let mirror = ShellModel::Mirror(row);
+            if !ellipsoids {
+                shells.push(mirror);
+                continue;
+            }
             let start: Vec<f64> = rows
                 .iter()
                 .map(|&i| {
@@ -198,8 +209,6 @@ impl DiscProbability {
                     None => mirror,
                 },
             );
-            let mid = rows[rows.len() / 2];
-            ln_r.push(r[mid].ln());
         }
         DiscProbability { ln_r, shells }
     }
@@ -250,18 +259,20 @@ fn bracket(grid: &[f64], x: f64) -> (usize, usize, f64) {
 /// `weights` into a rotating disc and a non-rotating spheroid (module doc). None when either
 /// would hold less than [`MIN_COMPONENT_SHARE`] of the particles: a spheroid without a disc,
 /// a disc without a spheroid. Each particle's draw is a hash of its unique identity in `uids`,
-/// so the split depends on neither file order nor threads.
+/// so the split depends on neither file order nor threads. `ellipsoids`: see
+/// [`DiscProbability::fit`].
 pub fn split_disc_spheroid(
     positions: &[[f64; 3]],
     velocities: &[[f64; 3]],
     weights: Option<&[f64]>,
     uids: &[u64],
+    ellipsoids: bool,
 ) -> Option<Components> {
     let n = positions.len();
     if n == 0 {
         return None;
     }
-    let prob = DiscProbability::fit(positions, velocities, weights);
+    let prob = DiscProbability::fit(positions, velocities, weights, ellipsoids);
     let p: Vec<f64> = (0..n)
         .map(|i| prob.at(positions[i], velocities[i]))
         .collect();

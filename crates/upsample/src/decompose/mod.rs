@@ -216,6 +216,8 @@ pub(crate) struct SmoothSplit<'a> {
     pub weights: Option<&'a [f64]>,
     /// Unique identity of every particle: the seed of its component draw.
     pub uids: &'a [u64],
+    /// Disc probability from velocity ellipsoids where a shell rotates (`ellipsoids.rs`).
+    pub ellipsoids: bool,
 }
 
 /// Cells of the particles `subset` (ascending indices into `positions`, kpc), their ghosts
@@ -255,7 +257,7 @@ pub(crate) fn decompose_smooth(
             let vel: Vec<[f64; 3]> = rest.iter().map(|&i| velocities[i]).collect();
             let w: Option<Vec<f64>> = s.weights.map(|w| rest.iter().map(|&i| w[i]).collect());
             let uids: Vec<u64> = rest.iter().map(|&i| s.uids[i]).collect();
-            split_disc_spheroid(&pos, &vel, w.as_deref(), &uids)
+            split_disc_spheroid(&pos, &vel, w.as_deref(), &uids, s.ellipsoids)
         }
         _ => None,
     };

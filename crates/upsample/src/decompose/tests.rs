@@ -895,7 +895,7 @@ fn timing_disc_spheroid_split_one_million() {
     let (pos, vel, _) = disc_and_spheroid(750_000, 250_000, 15.0, (100.0, 70.0), 25);
     let uids: Vec<u64> = (0..pos.len() as u64).collect();
     let t = std::time::Instant::now();
-    let split = split_disc_spheroid(&pos, &vel, None, &uids).expect("split");
+    let split = split_disc_spheroid(&pos, &vel, None, &uids, true).expect("split");
     eprintln!(
         "split_disc_spheroid: {} particles in {:.1} s: disc share {:.3}, ellipsoids in {} of {} shells",
         pos.len(),
@@ -1000,14 +1000,17 @@ fn a_non_rotating_spheroid_is_not_split() {
     for (t_over_r, seed) in [(1.0, 3), (0.6, 4)] {
         let (pos, vel) = hernquist_sphere(40_000, t_over_r, seed);
         let uids: Vec<u64> = (0..pos.len() as u64).collect();
-        let prob = DiscProbability::fit(&pos, &vel, None);
-        let share = (0..pos.len()).map(|i| prob.at(pos[i], vel[i])).sum::<f64>() / 4e4;
-        assert!(share < 0.01, "σ_t/σ_r {t_over_r}: disc share {share}");
-        assert!(split_disc_spheroid(&pos, &vel, None, &uids).is_none());
+        // The mirror alone, and with the velocity ellipsoids.
+        for ellipsoids in [false, true] {
+            let prob = DiscProbability::fit(&pos, &vel, None, ellipsoids);
+            let share = (0..pos.len()).map(|i| prob.at(pos[i], vel[i])).sum::<f64>() / 4e4;
+            assert!(share < 0.01, "σ_t/σ_r {t_over_r}: disc share {share}");
+            assert!(split_disc_spheroid(&pos, &vel, None, &uids, ellipsoids).is_none());
+        }
     }
     // No particles: nothing to split, p = 0.
-    assert!(split_disc_spheroid(&[], &[], None, &[]).is_none());
-    let empty = DiscProbability::fit(&[], &[], None);
+    assert!(split_disc_spheroid(&[], &[], None, &[], true).is_none());
+    let empty = DiscProbability::fit(&[], &[], None, true);
     assert_eq!(empty.at([3.0, 0.0, 0.0], [0.0, 200.0, 0.0]), 0.0);
 }
 
@@ -1015,7 +1018,7 @@ fn a_non_rotating_spheroid_is_not_split() {
 fn a_disc_and_a_spheroid_are_told_apart_by_their_rotation() {
     let (pos, vel, label) = disc_and_spheroid(30_000, 10_000, 15.0, (200.0, 30.0), 5);
     let uids: Vec<u64> = (0..pos.len() as u64).map(|i| 1000 + 7 * i).collect();
-    let split = split_disc_spheroid(&pos, &vel, None, &uids).expect("a disc galaxy is split");
+    let split = split_disc_spheroid(&pos, &vel, None, &uids, true).expect("a disc galaxy is split");
     let n = pos.len() as f64;
     assert!(
         (split.disc_share - 0.75).abs() < 0.05,
@@ -1049,7 +1052,7 @@ fn a_disc_and_a_spheroid_are_told_apart_by_their_rotation() {
     let rev: Vec<usize> = (0..pos.len()).rev().collect();
     let pick = |v: &[[f64; 3]]| rev.iter().map(|&i| v[i]).collect::<Vec<_>>();
     let uids_rev: Vec<u64> = rev.iter().map(|&i| uids[i]).collect();
-    let again = split_disc_spheroid(&pick(&pos), &pick(&vel), None, &uids_rev).unwrap();
+    let again = split_disc_spheroid(&pick(&pos), &pick(&vel), None, &uids_rev, true).unwrap();
     let mut back: Vec<usize> = again.disc.iter().map(|&j| rev[j]).collect();
     back.sort_unstable();
     assert_eq!(back, split.disc);
@@ -1058,7 +1061,7 @@ fn a_disc_and_a_spheroid_are_told_apart_by_their_rotation() {
 #[test]
 fn the_disc_probability_is_continuous_in_circularity_and_radius() {
     let (pos, vel, _) = disc_and_spheroid(30_000, 10_000, 15.0, (200.0, 30.0), 6);
-    let prob = DiscProbability::fit(&pos, &vel, None);
+    let prob = DiscProbability::fit(&pos, &vel, None, true);
     // Walk ε from −1 to 1 at several radii and r from 0.1 to 30 kpc at several ε: steps of
     // 1/1000 never move p by more than a few hundredths (a binned p would jump by up to 1).
     let at = |r: f64, e: f64| {
@@ -1093,11 +1096,18 @@ fn a_hot_disc_is_kept_whole_and_the_spheroid_left_without_rotation() {
     // the ellipsoids 0.748, 92% and 0.9 km/s (true: 0.75, and −0.1 km/s).
     let (pos, vel, label) = disc_and_spheroid(30_000, 10_000, 15.0, (100.0, 70.0), 9);
     let uids: Vec<u64> = (0..pos.len() as u64).collect();
-    let split = split_disc_spheroid(&pos, &vel, None, &uids).expect("a disc galaxy is split");
+    let split = split_disc_spheroid(&pos, &vel, None, &uids, true).expect("a disc galaxy is split");
     let (fitted, shells) = split.ellipsoid_shells;
     assert!(
         fitted * 2 > shells,
         "ellipsoids in {fitted} of {shells} shells"
+    );
+    let mirror = split_disc_spheroid(&pos, &vel, None, &uids, false).expect("split");
+    assert_eq!(mirror.ellipsoid_shells.0, 0);
+    assert!(
+        mirror.disc_share < 0.65,
+        "mirror's disc share {}",
+        mirror.disc_share
     );
     assert!(
         (split.disc_share - 0.75).abs() < 0.03,
@@ -1132,6 +1142,7 @@ fn smooth_cells_of_a_disc_galaxy_are_the_components_cells() {
     let split = SmoothSplit {
         weights: None,
         uids: &uids,
+        ellipsoids: true,
     };
     let clusters = decompose_smooth(&pos, &vel, &rest, 8, 0.5, Some(&split)).unwrap();
     assert_eq!(clusters.len(), 8);
@@ -1163,6 +1174,7 @@ fn smooth_cells_of_a_disc_galaxy_are_the_components_cells() {
     let split = SmoothSplit {
         weights: None,
         uids: &uids,
+        ellipsoids: true,
     };
     let sphere = decompose_smooth(&sp, &sv, &all, 8, 0.5, Some(&split)).unwrap();
     assert_eq!(sphere, decompose_cells(&sp, 8, 0.5).unwrap());

@@ -59,6 +59,7 @@ pub(crate) fn decompose(p: &Prepared, cfg: &Config, snapshot: &Path) -> Result<V
     let split = c.components.then(|| SmoothSplit {
         weights: particle_weights(&p.stars, cfg.training.weighting),
         uids: &uids,
+        ellipsoids: c.component_ellipsoids,
     });
     let clusters = match &c.method {
         ClusterMethod::Cells if c.substructure => decompose_cells_and_groups(
