@@ -22,8 +22,9 @@
 //! counter-rotating tail (and as many of its slow prograde particles) goes to the spheroid;
 //! optionally (`[clusters] component_ellipsoids`), where a shell rotates significantly, p is
 //! instead the posterior of a fitted pair of velocity ellipsoids, a rotating disc and a
-//! non-rotating spheroid, started from the mirror's p (`ellipsoids.rs`). p is interpolated bilinearly between bin centres and linearly in ln r
-//! between shells, so it is continuous in phase space. Each particle goes to the disc with
+//! non-rotating spheroid, started from the mirror's p (`ellipsoids.rs`). p is interpolated
+//! bilinearly between bin centres and linearly in ln r between shells, so it is continuous in
+//! phase space. Each particle goes to the disc with
 //! probability p, by a hash of its identity: the two components' densities are p f and
 //! (1 − p) f, both smooth, and their sum is f whatever p is. A wrong p makes the components
 //! less clean, never the catalogue wrong.
@@ -164,8 +165,11 @@ impl DiscProbability {
             // Prograde and retrograde weights per |ε| bin.
             let (mut pro, mut retro) = ([0.0; EPS_BINS], [0.0; EPS_BINS]);
             let mut w_sum = 0.0;
-            for &i in rows {
-                let e = circularity(positions[i], velocities[i]);
+            let eps: Vec<f64> = rows
+                .iter()
+                .map(|&i| circularity(positions[i], velocities[i]))
+                .collect();
+            for (&i, &e) in rows.iter().zip(&eps) {
                 let w = weights.map_or(1.0, |w| w[i]);
                 let b = ((e.abs() * EPS_BINS as f64) as usize).min(EPS_BINS - 1);
                 if e > 0.0 {
@@ -198,10 +202,8 @@ impl DiscProbability {
             }
             let start: Vec<f64> = rows
                 .iter()
-                .map(|&i| {
-                    let e = circularity(positions[i], velocities[i]);
-                    mirror.at(e, positions[i], velocities[i])
-                })
+                .zip(&eps)
+                .map(|(&i, &e)| mirror.at(e, positions[i], velocities[i]))
                 .collect();
             shells.push(
                 match ShellMixture::fit(rows, positions, velocities, weights, &start) {

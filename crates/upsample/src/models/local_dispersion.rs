@@ -26,6 +26,7 @@
 //! A disc's rotation near a cusp is flat nearly to the centre: solid-body rotation inside r₀
 //! (half a kiloparsec in galaxy (b)'s central disc cells) left the flow to add up to half of
 //! v̄_φ there, and it added a third of it (docs/ACCURACY.md, 2026-12-03).
+//!
 //! Ω is fitted first; the dispersions are those about the smoothed rotation at each particle's
 //! own radius, so a cold disc's edge is not heated by the rotation's change across a bin.
 //! Units: x in kpc, v in km/s, Ω in km/s/kpc, σ in km/s; ṽ dimensionless.
