@@ -411,8 +411,8 @@ pub struct ClusterConfig {
     pub components: bool,
     /// components: where a radial shell rotates, take the disc probability from a fitted pair of
     /// velocity ellipsoids (rotating disc, non-rotating spheroid) instead of the mirror alone.
-    /// Off by default: it keeps a hot disc whole (galaxy (b)) but moved the quick preset's
-    /// radial KS on the rotating Plummer sample past its bar (docs/ACCURACY.md, 2026-12-03).
+    /// It keeps a hot disc whole (galaxy (b)); a slowly rotating spheroid keeps the mirror's p
+    /// (docs/ACCURACY.md, 2026-12-03).
     pub component_ellipsoids: bool,
 }
 
@@ -547,7 +547,7 @@ impl Default for ClusterConfig {
             substructure_min: 100,
             substructure_contrast: 30.0,
             components: true,
-            component_ellipsoids: false,
+            component_ellipsoids: true,
         }
     }
 }

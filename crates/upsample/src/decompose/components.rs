@@ -20,9 +20,10 @@
 //! mirror's own Poisson noise (so a non-rotating galaxy gets p ≈ 0, and where nothing
 //! counter-rotates p = 1). The mirror calls disc only the prograde *excess*, so a hot disc's
 //! counter-rotating tail (and as many of its slow prograde particles) goes to the spheroid;
-//! optionally (`[clusters] component_ellipsoids`), where a shell rotates significantly, p is
-//! instead the posterior of a fitted pair of velocity ellipsoids, a rotating disc and a
-//! non-rotating spheroid, started from the mirror's p (`ellipsoids.rs`). p is interpolated
+//! so where a shell rotates significantly (`[clusters] component_ellipsoids`, on by default),
+//! p is instead the posterior of a fitted pair of velocity ellipsoids, a rotating disc and a
+//! non-rotating spheroid, started from the mirror's p and kept only if the disc is
+//! rotation-supported (`ellipsoids.rs`). p is interpolated
 //! bilinearly between bin centres and linearly in ln r between shells, so it is continuous in
 //! phase space. Each particle goes to the disc with
 //! probability p, by a hash of its identity: the two components' densities are p f and

@@ -17,9 +17,12 @@
 //! The spheroid's v_φ is symmetric about 0 (a non-rotating population, as in the mirror), the
 //! disc's is centred on its rotation V. EM starts from the mirror's probabilities, so it refines
 //! a split rather than inventing one, and the fit is kept only where the shell's mean v_φ is
-//! significantly positive and the disc it finds is rotation-dominated (V ≥ σ_φ) and holds
-//! particles enough to be a population: a non-rotating galaxy, however anisotropic, keeps the
-//! mirror's p ≈ 0. Any p keeps the catalogue's total density f (`components.rs`); a better p
+//! significantly positive and the disc it finds is rotation-supported (V ≥ each of σ_R, σ_φ,
+//! σ_z) and holds particles enough to be a population: a non-rotating galaxy, however
+//! anisotropic, keeps the mirror's p ≈ 0. So does a slowly rotating spheroid: there EM carves a
+//! "disc" out of the prograde tail, with σ_φ small but σ_R ≈ σ_z ≈ the spheroid's and V below
+//! them (the rotating Plummer sample: V ≈ 8 km/s, σ_R ≈ σ_z ≈ 11 km/s; galaxy (b)'s disc:
+//! V/σ_R = 1.1–8, σ_z/σ_R ≈ 0.6). Any p keeps the catalogue's total density f (`components.rs`); a better p
 //! gives each component's flows a population they can represent.
 
 use crate::fidelity::spherical_velocity;
@@ -124,7 +127,8 @@ impl ShellMixture {
             }
         }
         let fit = fit?;
-        if fit.rotation < fit.disc_sigma[1] || fit.disc_share * n_eff < MIN_DISC {
+        let hottest = fit.disc_sigma.iter().fold(0.0_f64, |a, &b| a.max(b));
+        if fit.rotation < hottest || fit.disc_share * n_eff < MIN_DISC {
             return None;
         }
         Some(fit)

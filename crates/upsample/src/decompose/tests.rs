@@ -1015,6 +1015,30 @@ fn a_non_rotating_spheroid_is_not_split() {
 }
 
 #[test]
+fn a_rotating_spheroid_gets_no_ellipsoid_disc() {
+    // Lynden-Bell's trick, as in the shipped sample: 80% of the orbits turned prograde
+    // (f(E, L_z) ∝ 1 + 0.6 sign L_z). The shells rotate significantly, and EM carves a "disc"
+    // from the prograde tail (σ_φ small, σ_R ≈ σ_z ≈ the sphere's, V below them); that fit is
+    // refused, so p is the mirror's.
+    let (pos, mut vel) = hernquist_sphere(40_000, 1.0, 11);
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(12);
+    for (x, v) in pos.iter().zip(vel.iter_mut()) {
+        let big_r = x[0].hypot(x[1]);
+        let e_phi = [-x[1] / big_r, x[0] / big_r];
+        let v_phi = v[0] * e_phi[0] + v[1] * e_phi[1];
+        if v_phi < 0.0 && rng.random_range(0.0..1.0) < 0.6 {
+            v[0] -= 2.0 * v_phi * e_phi[0];
+            v[1] -= 2.0 * v_phi * e_phi[1];
+        }
+    }
+    let uids: Vec<u64> = (0..pos.len() as u64).collect();
+    let mirror = split_disc_spheroid(&pos, &vel, None, &uids, false).expect("it rotates");
+    let split = split_disc_spheroid(&pos, &vel, None, &uids, true).expect("it rotates");
+    assert_eq!(split.ellipsoid_shells.0, 0, "{:?}", split.ellipsoid_shells);
+    assert_eq!(split.disc, mirror.disc);
+}
+
+#[test]
 fn a_disc_and_a_spheroid_are_told_apart_by_their_rotation() {
     let (pos, vel, label) = disc_and_spheroid(30_000, 10_000, 15.0, (200.0, 30.0), 5);
     let uids: Vec<u64> = (0..pos.len() as u64).map(|i| 1000 + 7 * i).collect();
