@@ -270,6 +270,8 @@ mod tests {
             ln_sigma_t: vec![0.9f64.ln(), 0.7f64.ln(), 0.6f64.ln()],
             width: 0.7,
             inner_core: Some(0.25),
+            outer_edge: Some(5.0f64.ln()),
+            smooth_circular_speed: true,
         };
         // Positions as they are, and Gaussianised by a cuspy radial profile.
         let radial = crate::models::RadialProfile {

@@ -15,9 +15,12 @@
 //! The profiles are fitted on the training particles in bins of equal count in ln r, then
 //! smoothed by a local-linear fit in ln r with Gaussian weights as wide as the bins' spacing:
 //! smooth (the acceleration solver differentiates them), unbiased at the ends of the fitted
-//! range, and constant beyond the outermost bin centres, except Ω: beyond the outermost a flat
-//! rotation curve (Ω ∝ 1/r), inside the innermost (r₀) one flat down to a core of
-//! [`INNER_CORE`] r₀ and solid-body within it,
+//! range. Inside the innermost bin centre the dispersions are constant; beyond the outermost
+//! (r₁) they follow the local-linear fit's slope in ln r out to the outermost particle r_max,
+//! constant beyond it: a disc's σ falls by half from its last bin centre to its edge, and held
+//! constant it left galaxy (b)'s disc 10–50% hot beyond 14 kpc (docs/ACCURACY.md,
+//! 2026-12-03). Ω: beyond r₁ a flat rotation curve (Ω ∝ 1/r), inside the innermost (r₀) one
+//! flat down to a core of [`INNER_CORE`] r₀ and solid-body within it,
 //!
 //! ```text
 //! Ω(r) = Ω(r₀) √(r₀² + c²) / √(r² + c²),   c = INNER_CORE r₀,   r < r₀.
@@ -55,6 +58,14 @@ pub struct LocalDispersion {
     /// None (models saved before it existed): solid-body rotation there, Ω = Ω(r₀).
     #[serde(default)]
     pub inner_core: Option<f64>,
+    /// ln(r_max / kpc) of the outermost particle fitted: the dispersions follow their slope
+    /// out to it. None (models saved before it existed): constant beyond the outermost bin.
+    #[serde(default)]
+    pub outer_edge: Option<f64>,
+    /// Whether Ω r rather than Ω is smoothed in ln r (false for models saved before it
+    /// existed).
+    #[serde(default)]
+    pub smooth_circular_speed: bool,
 }
 
 /// The profiles at one radius.
@@ -93,25 +104,39 @@ impl LocalDispersion {
             ln_sigma_t: Vec::with_capacity(bins),
             width: 0.0,
             inner_core: Some(INNER_CORE),
+            outer_edge: Some(norm(x[order[n - 1]]).max(1e-12).ln()),
+            smooth_circular_speed: true,
         };
-        // Pass 1: Ω in each bin, by weighted least squares of v_φ = Ω R.
+        // Pass 1: Ω in each bin from its circular speed Ω r at the bin centre r_c (ln-mean r),
+        // by weighted least squares of v_φ = (Ω r) (R / r): exact for any flat rotation curve,
+        // where v_φ = Ω R at one Ω per bin is not (in a bin from the axis out to r₁, as the
+        // innermost is, that Ω comes out ~20% low at r_c, and still ~1.5% low in a disc's
+        // outermost bin, a bias that heats a cold disc's σ_φ); a solid body's Ω comes out a few
+        // per cent high in the innermost bin, exact in narrow ones.
         let bin = |b: usize| &order[b * n / bins..(b + 1) * n / bins];
         for b in 0..bins {
-            let (mut s_vr, mut s_rr, mut s_w, mut s_lnr) = (0.0, 0.0, 0.0, 0.0);
+            let (mut s_vu, mut s_uu, mut s_w, mut s_lnr) = (0.0, 0.0, 0.0, 0.0);
             for &i in bin(b) {
                 let p = x[i];
-                let big_r2 = p[0] * p[0] + p[1] * p[1];
-                // v_φ R = (ẑ × x)·v = x v_y − y v_x.
-                s_vr += w(i) * (p[0] * v[i][1] - p[1] * v[i][0]);
-                s_rr += w(i) * big_r2;
+                let r = norm(p);
+                if r > 0.0 {
+                    // v_φ R / r = (ẑ × x)·v / r = (x v_y − y v_x) / r.
+                    s_vu += w(i) * (p[0] * v[i][1] - p[1] * v[i][0]) / r;
+                    s_uu += w(i) * (p[0] * p[0] + p[1] * p[1]) / (r * r);
+                }
                 s_w += w(i);
-                s_lnr += w(i) * norm(p).max(1e-12).ln();
+                s_lnr += w(i) * r.max(1e-12).ln();
             }
             if s_w.is_nan() || s_w <= 0.0 {
                 bail!("local dispersion: a radial bin has no weight");
             }
-            fit.ln_r.push(s_lnr / s_w);
-            fit.omega.push(if s_rr > 0.0 { s_vr / s_rr } else { 0.0 });
+            let ln_rc = s_lnr / s_w;
+            fit.ln_r.push(ln_rc);
+            fit.omega.push(if s_uu > 0.0 {
+                s_vu / s_uu / ln_rc.exp()
+            } else {
+                0.0
+            });
         }
         let span = fit.ln_r.last().copied().unwrap_or(0.0) - fit.ln_r[0];
         fit.width = (span / bins.max(2) as f64).max(0.05);
@@ -154,6 +179,12 @@ impl LocalDispersion {
     /// ln r over the bins with Gaussian weights (no edge bias inside the fitted range), `l`
     /// clamped to the outermost bin centres. The weights are computed once for all profiles.
     fn smooth<const N: usize>(&self, l: f64, ys: [&[f64]; N]) -> [f64; N] {
+        self.smooth_with_slope(l, ys).map(|(y, _)| y)
+    }
+
+    /// As [`smooth`](Self::smooth), with each fit's slope d y / d ln r (0 where the line is
+    /// undetermined).
+    fn smooth_with_slope<const N: usize>(&self, l: f64, ys: [&[f64]; N]) -> [(f64, f64); N] {
         let (lo, hi) = (self.ln_r[0], self.ln_r[self.ln_r.len() - 1]);
         let l = l.clamp(lo, hi);
         let (mut s0, mut s1, mut s2) = (0.0, 0.0, 0.0);
@@ -170,13 +201,16 @@ impl LocalDispersion {
             }
         }
         let det = s0 * s2 - s1 * s1;
-        // Intercept of the weighted line through (ln r_k − l, y_k); the plain weighted mean
-        // when the line is undetermined (one bin).
+        // Intercept and slope of the weighted line through (ln r_k − l, y_k); the plain
+        // weighted mean when the line is undetermined (one bin).
         std::array::from_fn(|j| {
             if det > 1e-12 * s0 * s0 {
-                (s2 * t0[j] - s1 * t1[j]) / det
+                (
+                    (s2 * t0[j] - s1 * t1[j]) / det,
+                    (s0 * t1[j] - s1 * t0[j]) / det,
+                )
             } else {
-                t0[j] / s0
+                (t0[j] / s0, 0.0)
             }
         })
     }
@@ -201,19 +235,45 @@ impl LocalDispersion {
     /// Ω at radius `r` (kpc), km/s/kpc: smoothed, tapered by [`omega_taper`](Self::omega_taper).
     fn omega_at(&self, r: f64) -> f64 {
         let l = r.max(1e-12).ln();
-        self.smooth(l, [&self.omega])[0] * self.omega_taper(l)
+        self.omega_smoothed(l) * self.omega_taper(l)
     }
 
-    /// The profiles at radius `r` (kpc): dispersions smoothed and constant beyond the outermost
-    /// bin centres, Ω as [`omega_at`](Self::omega_at) gives it.
+    /// Ω (km/s/kpc) smoothed at ln r = `l`, clamped to the bin centres: the circular speed
+    /// Ω r smoothed and divided by r (a flat rotation curve is then kept exactly; Ω ∝ 1/r,
+    /// smoothed itself, comes out ½ w² high, 2–3% in a disc), or, for models saved before,
+    /// Ω itself.
+    fn omega_smoothed(&self, l: f64) -> f64 {
+        if self.smooth_circular_speed {
+            let speed: Vec<f64> = self
+                .omega
+                .iter()
+                .zip(&self.ln_r)
+                .map(|(o, c)| o * c.exp())
+                .collect();
+            let lc = l.clamp(self.ln_r[0], self.ln_r[self.ln_r.len() - 1]);
+            self.smooth(l, [&speed])[0] / lc.exp()
+        } else {
+            self.smooth(l, [&self.omega])[0]
+        }
+    }
+
+    /// The profiles at radius `r` (kpc): dispersions smoothed, constant inside the innermost
+    /// bin centre, extended along their slope from the outermost to the outer edge and constant
+    /// beyond it (module doc); Ω as [`omega_at`](Self::omega_at) gives it.
     fn at(&self, r: f64) -> Local {
         let l = r.max(1e-12).ln();
-        let [omega, ln_sr, ln_st] =
-            self.smooth(l, [&self.omega, &self.ln_sigma_r, &self.ln_sigma_t]);
+        let [(ln_sr, slope_r), (ln_st, slope_t)] =
+            self.smooth_with_slope(l, [&self.ln_sigma_r, &self.ln_sigma_t]);
+        let last = self.ln_r[self.ln_r.len() - 1];
+        let beyond = match self.outer_edge {
+            Some(edge) if l > last => l.min(edge) - last,
+            _ => 0.0,
+        }
+        .max(0.0);
         Local {
-            omega: omega * self.omega_taper(l),
-            sigma_r: ln_sr.exp(),
-            sigma_t: ln_st.exp(),
+            omega: self.omega_at(r),
+            sigma_r: (ln_sr + slope_r * beyond).exp(),
+            sigma_t: (ln_st + slope_t * beyond).exp(),
         }
     }
 
@@ -406,9 +466,9 @@ mod tests {
 
     /// A disc whose rotation is flat down to 0.05 kpc (200 km/s, σ = 10 km/s): inside the
     /// innermost bin centre r₀ the mean rotation stays near its value at r₀ down to r₀/2
-    /// (solid-body rotation would halve it) and goes to zero, smoothly, on the axis. (The
-    /// value at r₀ is ~20% low: the least-squares Ω of a bin that spans a flat curve from the
-    /// axis out is that of a solid body.)
+    /// (solid-body rotation would halve it) and goes to zero, smoothly, on the axis; at r₀ it
+    /// is the disc's within 3% (at one Ω per bin, v_φ = Ω R, it was 20% low: that fit of a bin
+    /// spanning a flat curve from the axis out is a solid body's).
     #[test]
     fn a_flat_rotation_curve_is_kept_inside_the_innermost_bin() {
         let (x, v) = flat_disc(11, 0.05, 0.05);
@@ -416,7 +476,11 @@ mod tests {
         let r0 = d.ln_r[0].exp();
         assert!(r0 > 0.3, "innermost bin centre {r0} kpc");
         let vc = |d: &LocalDispersion, r: f64| d.omega_at(r) * r;
-        assert!(vc(&d, r0) / 200.0 > 0.75, "Ω r at r₀: {}", vc(&d, r0));
+        assert!(
+            (vc(&d, r0) / 200.0 - 1.0).abs() < 0.03,
+            "Ω r at r₀: {}",
+            vc(&d, r0)
+        );
         let ratio = vc(&d, 0.5 * r0) / vc(&d, r0);
         assert!(ratio > 0.9, "Ω r at r₀/2 is {ratio} of its value at r₀");
         // Finite Ω on the axis, continuous across r₀.
@@ -430,6 +494,64 @@ mod tests {
         };
         let ratio = vc(&old, 0.5 * r0) / vc(&old, r0);
         assert!((ratio - 0.5).abs() < 1e-9, "solid body: {ratio}");
+    }
+
+    /// A disc whose dispersion falls as in galaxy (b)'s, σ = 40 exp(−R / 6 kpc) km/s in every
+    /// direction (R ~ Gamma(2, 3 kpc) to 18 kpc, v_φ = 200 km/s): beyond the outermost bin
+    /// centre (~14 kpc) the fitted σ keeps falling with the disc, within 20% out to 17 kpc (a
+    /// bin's mean σ² sits above σ² at its centre where σ falls this fast), and stays constant
+    /// beyond the outermost particle; held constant from the last centre it is 54% hot at 17.
+    #[test]
+    fn a_declining_dispersion_is_followed_to_the_disc_edge() {
+        let mut rng = StdRng::seed_from_u64(21);
+        let sigma = |big_r: f64| 40.0 * (-big_r / 6.0).exp();
+        let (mut x, mut v) = (Vec::new(), Vec::new());
+        while x.len() < 20_000 {
+            let u: f64 = (1.0 - rng.random::<f64>()) * (1.0 - rng.random::<f64>());
+            let big_r = -3.0 * u.ln();
+            if !(0.5..18.0).contains(&big_r) {
+                continue;
+            }
+            let phi = std::f64::consts::TAU * rng.random::<f64>();
+            let g: [f64; 4] = std::array::from_fn(|_| StandardNormal.sample(&mut rng));
+            let (sn, cs) = phi.sin_cos();
+            let s = sigma(big_r);
+            let vphi = 200.0 + s * g[1];
+            x.push([big_r * cs, big_r * sn, 0.1 * g[0]]);
+            v.push([
+                s * g[2] * cs - vphi * sn,
+                s * g[2] * sn + vphi * cs,
+                s * g[3],
+            ]);
+        }
+        let d = LocalDispersion::fit(&x, &v, None, 16).unwrap();
+        let last = d.ln_r[d.ln_r.len() - 1].exp();
+        assert!(
+            (12.0..16.0).contains(&last),
+            "outermost bin centre {last} kpc"
+        );
+        let old = LocalDispersion {
+            outer_edge: None,
+            ..d.clone()
+        };
+        for r in [15.0, 16.0, 17.0] {
+            let truth = sigma(r);
+            let (p, q) = (d.at(r), old.at(r));
+            for (what, s) in [("σ_r", p.sigma_r), ("σ_t", p.sigma_t)] {
+                assert!(
+                    (s / truth - 1.0).abs() < 0.2,
+                    "r {r}: {what} {s} vs {truth}"
+                );
+            }
+            assert!(q.sigma_r > p.sigma_r, "r {r}: constant σ_r {}", q.sigma_r);
+            if r >= 17.0 {
+                assert!(q.sigma_r / truth > 1.4, "r {r}: constant σ_r {}", q.sigma_r);
+            }
+        }
+        // Constant beyond the outermost particle; continuous at the outermost bin centre.
+        let far = |r: f64| d.at(r).sigma_r;
+        assert!((far(25.0) / far(40.0) - 1.0).abs() < 1e-12);
+        assert!((far(last * (1.0 - 1e-9)) / far(last * (1.0 + 1e-9)) - 1.0).abs() < 1e-6);
     }
 
     #[test]
