@@ -268,6 +268,7 @@ mod tests {
             omega: vec![2.0, 1.0, 0.3],
             ln_sigma_r: vec![1.2f64.ln(), 0.8f64.ln(), 0.5f64.ln()],
             ln_sigma_t: vec![0.9f64.ln(), 0.7f64.ln(), 0.6f64.ln()],
+            ln_sigma_phi: Some(vec![1.1f64.ln(), 0.8f64.ln(), 0.5f64.ln()]),
             width: 0.7,
             inner_core: Some(0.25),
             outer_edge: Some(5.0f64.ln()),

@@ -1,16 +1,22 @@
 //! Velocities standardised by the local dispersion (issue 12): before the velocity flow sees
-//! them, velocities are taken out of the galaxy's mean rotation and divided, along r̂ and
-//! across it, by the radial and tangential dispersions at their radius,
+//! them, velocities are taken out of the galaxy's mean rotation and divided, along r̂, θ̂ and
+//! φ̂, by the radial, polar and azimuthal dispersions at their radius,
 //!
 //! ```text
-//! ṽ = A(x) (v − Ω(r) ẑ × x),   A = r̂ r̂ᵀ / σ_r(r) + (I − r̂ r̂ᵀ) / σ_t(r),
-//! log p(v | x) = log q(ṽ | x) − ln σ_r(r) − 2 ln σ_t(r),
+//! ṽ = A(x) (v − Ω(r) ẑ × x),
+//! A = r̂ r̂ᵀ / σ_r(r) + (I − r̂ r̂ᵀ) / σ_t(r) + (1/σ_φ(r) − 1/σ_t(r)) e eᵀ,   e = ẑ × x / r,
+//! log p(v | x) = log q(ṽ | x) − ln σ_r − ln σ_t + ln(1/σ_t + (1/σ_φ − 1/σ_t) sin²θ),
 //! ```
 //!
-//! so the flow q learns a nearly unit, isotropic distribution everywhere: a cusp's rising
-//! dispersion and a spheroid's radial anisotropy are in the profiles, not in what the network
-//! must bend space into. Ω(r) ẑ × x is smooth through the axis and the centre (unlike a
-//! spherical basis); A is symmetric, so ∂ṽ/∂v = A.
+//! (σ_t here is σ_θ; |e| = sin θ), so the flow q learns a nearly unit, isotropic distribution
+//! everywhere: a cusp's rising dispersion, a spheroid's radial anisotropy and a disc's
+//! σ_R > σ_φ > σ_z are in the profiles, not in what the network must bend space into. With one
+//! σ_t for both tangential axes a disc's standardised velocities were 1.00 : 1.13 : 0.87 along
+//! r̂, φ̂, θ̂, and its flows drew them 1.04 : 1.09 : 0.87, half-way to the cell's average,
+//! which is galaxy (b)'s β 0.07 too high at 2–5 kpc (docs/ACCURACY.md, 2026-12-03). The
+//! azimuthal scale blends to σ_t towards the axis (by sin²θ), so Ω(r) ẑ × x and A are smooth
+//! through the axis and the centre (unlike a plain spherical basis); A is symmetric, so
+//! ∂ṽ/∂v = A, with eigenvalues 1/σ_r, 1/σ_t and 1/σ_t + (1/σ_φ − 1/σ_t) sin²θ.
 //!
 //! The profiles are fitted on the training particles in bins of equal count in ln r, then
 //! smoothed by a local-linear fit in ln r with Gaussian weights as wide as the bins' spacing:
@@ -50,8 +56,12 @@ pub struct LocalDispersion {
     pub omega: Vec<f64>,
     /// ln σ_r in each bin (σ_r in km/s).
     pub ln_sigma_r: Vec<f64>,
-    /// ln σ_t in each bin (σ_t per tangential component, km/s).
+    /// ln σ_t in each bin, km/s: per tangential component, or σ_θ where `ln_sigma_phi` is set.
     pub ln_sigma_t: Vec<f64>,
+    /// ln σ_φ in each bin (km/s), the azimuthal dispersion (module doc). None (models saved
+    /// before it existed): one σ_t for both tangential components.
+    #[serde(default)]
+    pub ln_sigma_phi: Option<Vec<f64>>,
     /// Width of the smoothing kernel in ln r.
     pub width: f64,
     /// Core of Ω inside the innermost bin centre, as a share of its radius ([`INNER_CORE`]);
@@ -73,6 +83,8 @@ pub struct LocalDispersion {
 struct Local {
     omega: f64,
     sigma_r: f64,
+    /// σ_φ (km/s); σ_t where the model has no σ_φ.
+    sigma_phi: f64,
     sigma_t: f64,
 }
 
@@ -102,6 +114,7 @@ impl LocalDispersion {
             omega: Vec::with_capacity(bins),
             ln_sigma_r: Vec::with_capacity(bins),
             ln_sigma_t: Vec::with_capacity(bins),
+            ln_sigma_phi: Some(Vec::with_capacity(bins)),
             width: 0.0,
             inner_core: Some(INNER_CORE),
             outer_edge: Some(norm(x[order[n - 1]]).max(1e-12).ln()),
@@ -144,30 +157,52 @@ impl LocalDispersion {
         // About one Ω per bin they would also hold the rotation's change across the bin: in a
         // cold disc with a flat rotation curve, a bin from 11 to 18 kpc has v̄_φ = Ω R off by
         // ±40 km/s at its ends, twice the disc's own σ_φ.
+        // σ_θ from every particle; σ_φ weighted by sin²θ = (R / r)², the weight its axis
+        // gets in A (module doc), so it is the equator's.
+        let mut ln_sigma_phi = Vec::with_capacity(bins);
         for b in 0..bins {
-            let (mut s_r2, mut s_t2, mut s_w) = (0.0, 0.0, 0.0);
+            let (mut s_r2, mut s_th2, mut s_w) = (0.0, 0.0, 0.0);
+            let (mut s_ph2, mut s_s2) = (0.0, 0.0);
             for &i in bin(b) {
                 let p = x[i];
                 let r = norm(p).max(1e-12);
                 let u = residual(p, v[i], fit.omega_at(r));
                 let vr = (u[0] * p[0] + u[1] * p[1] + u[2] * p[2]) / r;
                 let u2 = u[0] * u[0] + u[1] * u[1] + u[2] * u[2];
+                let (e, s2) = azimuthal(p);
+                // u·e = u_φ sin θ.
+                let ue = u[0] * e[0] + u[1] * e[1];
+                let u_theta2 = if s2 > 0.0 {
+                    (u2 - vr * vr - ue * ue / s2).max(0.0)
+                } else {
+                    (u2 - vr * vr) / 2.0
+                };
                 s_r2 += w(i) * vr * vr;
-                s_t2 += w(i) * (u2 - vr * vr) / 2.0;
+                s_th2 += w(i) * u_theta2;
+                s_ph2 += w(i) * ue * ue;
+                s_s2 += w(i) * s2;
                 s_w += w(i);
             }
-            if !(s_r2 > 0.0 && s_t2 > 0.0) {
+            if !(s_r2 > 0.0 && s_th2 > 0.0) {
                 bail!("local dispersion: a radial bin has no velocity spread");
             }
             fit.ln_sigma_r.push(0.5 * (s_r2 / s_w).ln());
-            fit.ln_sigma_t.push(0.5 * (s_t2 / s_w).ln());
+            fit.ln_sigma_t.push(0.5 * (s_th2 / s_w).ln());
+            // A bin on the axis (no weight off it) keeps σ_φ = σ_θ.
+            ln_sigma_phi.push(if s_ph2 > 0.0 && s_s2 > 0.0 {
+                0.5 * (s_ph2 / s_s2).ln()
+            } else {
+                0.5 * (s_th2 / s_w).ln()
+            });
         }
+        fit.ln_sigma_phi = Some(ln_sigma_phi);
         if fit
             .ln_r
             .iter()
             .chain(&fit.omega)
             .chain(&fit.ln_sigma_r)
             .chain(&fit.ln_sigma_t)
+            .chain(fit.ln_sigma_phi.iter().flatten())
             .any(|a| !a.is_finite())
         {
             bail!("local dispersion: non-finite profile (non-finite positions or velocities?)");
@@ -262,8 +297,9 @@ impl LocalDispersion {
     /// beyond it (module doc); Ω as [`omega_at`](Self::omega_at) gives it.
     fn at(&self, r: f64) -> Local {
         let l = r.max(1e-12).ln();
-        let [(ln_sr, slope_r), (ln_st, slope_t)] =
-            self.smooth_with_slope(l, [&self.ln_sigma_r, &self.ln_sigma_t]);
+        let phi = self.ln_sigma_phi.as_deref().unwrap_or(&self.ln_sigma_t);
+        let [(ln_sr, slope_r), (ln_st, slope_t), (ln_sp, slope_p)] =
+            self.smooth_with_slope(l, [&self.ln_sigma_r, &self.ln_sigma_t, phi]);
         let last = self.ln_r[self.ln_r.len() - 1];
         let beyond = match self.outer_edge {
             Some(edge) if l > last => l.min(edge) - last,
@@ -273,18 +309,22 @@ impl LocalDispersion {
         Local {
             omega: self.omega_at(r),
             sigma_r: (ln_sr + slope_r * beyond).exp(),
+            sigma_phi: (ln_sp + slope_p * beyond).exp(),
             sigma_t: (ln_st + slope_t * beyond).exp(),
         }
     }
 
-    /// ṽ for a particle at `x` (kpc) moving with `v` (km/s), and ln |det ∂ṽ/∂v| = −ln σ_r − 2 ln σ_t.
+    /// ṽ for a particle at `x` (kpc) moving with `v` (km/s), and ln |det ∂ṽ/∂v| = −ln σ_r −
+    /// ln σ_t − ln σ_φ,eff (module doc).
     pub fn standardise(&self, x: [f64; 3], v: [f64; 3]) -> ([f64; 3], f64) {
         let p = self.at(norm(x));
         let u = residual(x, v, p.omega);
-        let (rhat, ur) = radial(x, u);
-        let out =
-            std::array::from_fn(|k| ur * rhat[k] / p.sigma_r + (u[k] - ur * rhat[k]) / p.sigma_t);
-        (out, -(p.sigma_r.ln() + 2.0 * p.sigma_t.ln()))
+        let (_, s2) = azimuthal(x);
+        let inv_phi = 1.0 / p.sigma_t + (1.0 / p.sigma_phi - 1.0 / p.sigma_t) * s2;
+        (
+            apply_scaling(x, u, &p),
+            -(p.sigma_r.ln() + p.sigma_t.ln()) + inv_phi.ln(),
+        )
     }
 
     /// The velocity (km/s) at `x` (kpc) whose standardised value is `s`: the inverse of
@@ -292,9 +332,15 @@ impl LocalDispersion {
     pub fn restore(&self, x: [f64; 3], s: [f64; 3]) -> [f64; 3] {
         let p = self.at(norm(x));
         let (rhat, sr) = radial(x, s);
+        let (e, s2) = azimuthal(x);
+        // A⁻¹'s azimuthal term: (σ_φ,eff − σ_t) φ̂ φ̂ᵀ = −k σ_t σ_φ,eff e eᵀ, k = 1/σ_φ − 1/σ_t
+        // (no division by sin θ: smooth through the axis).
+        let dk = 1.0 / p.sigma_phi - 1.0 / p.sigma_t;
+        let sigma_phi_eff = 1.0 / (1.0 / p.sigma_t + dk * s2);
+        let c = -dk * p.sigma_t * sigma_phi_eff * (s[0] * e[0] + s[1] * e[1]);
         let rot = rotation(x, p.omega);
         std::array::from_fn(|k| {
-            sr * rhat[k] * p.sigma_r + (s[k] - sr * rhat[k]) * p.sigma_t + rot[k]
+            sr * rhat[k] * p.sigma_r + (s[k] - sr * rhat[k]) * p.sigma_t + c * e[k] + rot[k]
         })
     }
 
@@ -310,10 +356,8 @@ impl LocalDispersion {
         g_c: [f64; 3],
     ) -> ([f64; 3], [f64; 3]) {
         let p = self.at(norm(x));
-        let (rhat, gr) = radial(x, g_s);
         // A g_s (A is symmetric).
-        let d_dv =
-            std::array::from_fn(|k| gr * rhat[k] / p.sigma_r + (g_s[k] - gr * rhat[k]) / p.sigma_t);
+        let d_dv = apply_scaling(x, g_s, &p);
         let h = 1e-5 * norm(x).max(1e-3);
         let mut d_dx = g_c;
         for (a, out) in d_dx.iter_mut().enumerate() {
@@ -337,6 +381,26 @@ fn rotation(x: [f64; 3], omega: f64) -> [f64; 3] {
 fn residual(x: [f64; 3], v: [f64; 3], omega: f64) -> [f64; 3] {
     let rot = rotation(x, omega);
     std::array::from_fn(|k| v[k] - rot[k])
+}
+
+/// A u at `x` (kpc) for the profiles `p`: u along r̂ over σ_r, across it over σ_t, and the
+/// azimuthal part's scale moved towards 1/σ_φ by sin²θ (module doc).
+fn apply_scaling(x: [f64; 3], u: [f64; 3], p: &Local) -> [f64; 3] {
+    let (rhat, ur) = radial(x, u);
+    let (e, _) = azimuthal(x);
+    let c = (1.0 / p.sigma_phi - 1.0 / p.sigma_t) * (u[0] * e[0] + u[1] * e[1]);
+    std::array::from_fn(|k| ur * rhat[k] / p.sigma_r + (u[k] - ur * rhat[k]) / p.sigma_t + c * e[k])
+}
+
+/// e = ẑ × x / r at `x` (φ̂ sin θ; 0 at the centre) and |e|² = sin²θ = (R / r)².
+fn azimuthal(x: [f64; 3]) -> ([f64; 3], f64) {
+    let r = norm(x);
+    if r > 0.0 {
+        let e = [-x[1] / r, x[0] / r, 0.0];
+        (e, e[0] * e[0] + e[1] * e[1])
+    } else {
+        ([0.0; 3], 0.0)
+    }
 }
 
 /// r̂ at `x` (x̂ at the centre) and the component of `u` along it.
@@ -554,11 +618,71 @@ mod tests {
         assert!((far(last * (1.0 - 1e-9)) / far(last * (1.0 + 1e-9)) - 1.0).abs() < 1e-6);
     }
 
+    /// A disc with σ_R : σ_φ : σ_z = 30 : 20 : 12 km/s on a flat 200 km/s curve: the fit finds
+    /// the three dispersions, and the standardised velocities have unit variance along r̂, φ̂
+    /// and θ̂ (one σ_t for φ̂ and θ̂ would give them 1.47 and 0.53).
+    #[test]
+    fn a_disc_velocity_ellipsoid_is_standardised_on_all_three_axes() {
+        let mut rng = StdRng::seed_from_u64(31);
+        let (mut x, mut v) = (Vec::new(), Vec::new());
+        while x.len() < 20_000 {
+            let u: f64 = (1.0 - rng.random::<f64>()) * (1.0 - rng.random::<f64>());
+            let big_r = -3.0 * u.ln();
+            if !(0.5..18.0).contains(&big_r) {
+                continue;
+            }
+            let phi = std::f64::consts::TAU * rng.random::<f64>();
+            let g: [f64; 4] = std::array::from_fn(|_| StandardNormal.sample(&mut rng));
+            let (sn, cs) = phi.sin_cos();
+            let vphi = 200.0 + 20.0 * g[1];
+            x.push([big_r * cs, big_r * sn, 0.2 * g[0]]);
+            v.push([
+                30.0 * g[2] * cs - vphi * sn,
+                30.0 * g[2] * sn + vphi * cs,
+                12.0 * g[3],
+            ]);
+        }
+        let d = LocalDispersion::fit(&x, &v, None, 16).unwrap();
+        for r in [2.0, 5.0, 9.0] {
+            let p = d.at(r);
+            for (what, got, want) in [
+                ("σ_r", p.sigma_r, 30.0),
+                ("σ_φ", p.sigma_phi, 20.0),
+                ("σ_θ", p.sigma_t, 12.0),
+            ] {
+                assert!((got / want - 1.0).abs() < 0.08, "r {r}: {what} {got}");
+            }
+        }
+        // Variances of ṽ along r̂, φ̂, θ̂ (the disc is thin: r̂ ≈ R̂, θ̂ ≈ −ẑ).
+        let mut m = [0.0; 3];
+        for (a, b) in x.iter().zip(&v) {
+            let (s, _) = d.standardise(*a, *b);
+            let big_r = a[0].hypot(a[1]);
+            let (cs, sn) = (a[0] / big_r, a[1] / big_r);
+            let comp = [s[0] * cs + s[1] * sn, -s[0] * sn + s[1] * cs, s[2]];
+            for k in 0..3 {
+                m[k] += comp[k] * comp[k] / x.len() as f64;
+            }
+        }
+        for (k, var) in m.iter().enumerate() {
+            assert!((var - 1.0).abs() < 0.08, "axis {k}: variance {var}");
+        }
+    }
+
     #[test]
     fn restore_inverts_standardise_and_the_jacobian_is_its_log_determinant() {
         let (x, v) = particles(2000);
-        let d = LocalDispersion::fit(&x, &v, None, 10).unwrap();
-        for i in 0..50 {
+        let fitted = LocalDispersion::fit(&x, &v, None, 10).unwrap();
+        // The fit's σ_φ is close to its σ_t here: also one with σ_φ = 1.6 σ_t.
+        let phi: Vec<f64> = fitted.ln_sigma_t.iter().map(|s| s + 1.6f64.ln()).collect();
+        let aniso = LocalDispersion {
+            ln_sigma_phi: Some(phi),
+            ..fitted.clone()
+        };
+        for (d, i) in [&fitted, &aniso]
+            .into_iter()
+            .flat_map(|d| (0..50).map(move |i| (d, i)))
+        {
             let (s, logdet) = d.standardise(x[i], v[i]);
             let back = d.restore(x[i], s);
             for k in 0..3 {
@@ -591,7 +715,12 @@ mod tests {
     fn chain_rule_matches_finite_differences_of_a_composed_density() {
         // log p(v|x) = log q(ṽ|x) + ln|det|, with q a fixed smooth function of (ṽ, x).
         let (x, v) = particles(3000);
-        let d = LocalDispersion::fit(&x, &v, None, 12).unwrap();
+        let fitted = LocalDispersion::fit(&x, &v, None, 12).unwrap();
+        let phi: Vec<f64> = fitted.ln_sigma_t.iter().map(|s| s - 0.5).collect();
+        let d = LocalDispersion {
+            ln_sigma_phi: Some(phi),
+            ..fitted
+        };
         let q = |s: [f64; 3], c: [f64; 3]| -> f64 {
             -0.5 * (s[0] * s[0] + 1.3 * s[1] * s[1] + 0.7 * s[2] * s[2]) + 0.1 * s[0] * c[2]
                 - 0.02 * (c[0] * c[0] + c[1] * c[1])
