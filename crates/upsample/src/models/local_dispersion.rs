@@ -12,8 +12,9 @@
 //! everywhere: a cusp's rising dispersion, a spheroid's radial anisotropy and a disc's
 //! σ_R > σ_φ > σ_z are in the profiles, not in what the network must bend space into. With one
 //! σ_t for both tangential axes a disc's standardised velocities were 1.00 : 1.13 : 0.87 along
-//! r̂, φ̂, θ̂, and its flows drew them 1.04 : 1.09 : 0.87, half-way to the cell's average,
-//! which is galaxy (b)'s β 0.07 too high at 2–5 kpc (docs/ACCURACY.md, 2026-12-03). The
+//! r̂, φ̂, θ̂, and its flows drew them 1.04 : 1.09 : 0.86, half-way to the cell's average:
+//! galaxy (b)'s σ_r 1–3% hot and β 0.05–0.07 high at 2–5 kpc, now +0.02 to +0.07 over two
+//! seeds (docs/ACCURACY.md, 2026-12-03). The
 //! azimuthal scale blends to σ_t towards the axis (by sin²θ), so Ω(r) ẑ × x and A are smooth
 //! through the axis and the centre (unlike a plain spherical basis); A is symmetric, so
 //! ∂ṽ/∂v = A, with eigenvalues 1/σ_r, 1/σ_t and 1/σ_t + (1/σ_φ − 1/σ_t) sin²θ.
