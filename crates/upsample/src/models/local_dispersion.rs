@@ -478,10 +478,15 @@ mod tests {
         }
     }
 
-    /// 20 000 particles of a cold exponential disc on a flat rotation curve: R ~ Gamma(2, 3 kpc)
-    /// from `r_min` to 18 kpc, z Gaussian of `z_scale` kpc, v_φ = 200 km/s and σ = 10 km/s in
-    /// every direction.
-    fn flat_disc(seed: u64, r_min: f64, z_scale: f64) -> (Vec<[f64; 3]>, Vec<[f64; 3]>) {
+    /// 20 000 particles of an exponential disc on a flat rotation curve: R ~ Gamma(2, 3 kpc)
+    /// from `r_min` to 18 kpc, z Gaussian of `z_scale` kpc, mean v_φ = 200 km/s, and dispersions
+    /// `sigma(R)` = (σ_R, σ_φ, σ_z) in km/s.
+    fn disc(
+        seed: u64,
+        r_min: f64,
+        z_scale: f64,
+        sigma: impl Fn(f64) -> [f64; 3],
+    ) -> (Vec<[f64; 3]>, Vec<[f64; 3]>) {
         let mut rng = StdRng::seed_from_u64(seed);
         let (mut x, mut v) = (Vec::new(), Vec::new());
         while x.len() < 20_000 {
@@ -493,15 +498,21 @@ mod tests {
             let phi = std::f64::consts::TAU * rng.random::<f64>();
             let g: [f64; 4] = std::array::from_fn(|_| StandardNormal.sample(&mut rng));
             let (sn, cs) = phi.sin_cos();
-            let vphi = 200.0 + 10.0 * g[1];
+            let [s_r, s_phi, s_z] = sigma(big_r);
+            let vphi = 200.0 + s_phi * g[1];
             x.push([big_r * cs, big_r * sn, z_scale * g[0]]);
             v.push([
-                10.0 * g[2] * cs - vphi * sn,
-                10.0 * g[2] * sn + vphi * cs,
-                10.0 * g[3],
+                s_r * g[2] * cs - vphi * sn,
+                s_r * g[2] * sn + vphi * cs,
+                s_z * g[3],
             ]);
         }
         (x, v)
+    }
+
+    /// A cold disc: σ = 10 km/s in every direction.
+    fn flat_disc(seed: u64, r_min: f64, z_scale: f64) -> (Vec<[f64; 3]>, Vec<[f64; 3]>) {
+        disc(seed, r_min, z_scale, |_| [10.0; 3])
     }
 
     /// A cold exponential disc on a flat rotation curve (v_c = 200 km/s, σ = 10 km/s in every
@@ -568,27 +579,8 @@ mod tests {
     /// beyond the outermost particle; held constant from the last centre it is 54% hot at 17.
     #[test]
     fn a_declining_dispersion_is_followed_to_the_disc_edge() {
-        let mut rng = StdRng::seed_from_u64(21);
         let sigma = |big_r: f64| 40.0 * (-big_r / 6.0).exp();
-        let (mut x, mut v) = (Vec::new(), Vec::new());
-        while x.len() < 20_000 {
-            let u: f64 = (1.0 - rng.random::<f64>()) * (1.0 - rng.random::<f64>());
-            let big_r = -3.0 * u.ln();
-            if !(0.5..18.0).contains(&big_r) {
-                continue;
-            }
-            let phi = std::f64::consts::TAU * rng.random::<f64>();
-            let g: [f64; 4] = std::array::from_fn(|_| StandardNormal.sample(&mut rng));
-            let (sn, cs) = phi.sin_cos();
-            let s = sigma(big_r);
-            let vphi = 200.0 + s * g[1];
-            x.push([big_r * cs, big_r * sn, 0.1 * g[0]]);
-            v.push([
-                s * g[2] * cs - vphi * sn,
-                s * g[2] * sn + vphi * cs,
-                s * g[3],
-            ]);
-        }
+        let (x, v) = disc(21, 0.5, 0.1, |big_r| [sigma(big_r); 3]);
         let d = LocalDispersion::fit(&x, &v, None, 16).unwrap();
         let last = d.ln_r[d.ln_r.len() - 1].exp();
         assert!(
@@ -624,25 +616,7 @@ mod tests {
     /// and θ̂ (one σ_t for φ̂ and θ̂ would give them 1.47 and 0.53).
     #[test]
     fn a_disc_velocity_ellipsoid_is_standardised_on_all_three_axes() {
-        let mut rng = StdRng::seed_from_u64(31);
-        let (mut x, mut v) = (Vec::new(), Vec::new());
-        while x.len() < 20_000 {
-            let u: f64 = (1.0 - rng.random::<f64>()) * (1.0 - rng.random::<f64>());
-            let big_r = -3.0 * u.ln();
-            if !(0.5..18.0).contains(&big_r) {
-                continue;
-            }
-            let phi = std::f64::consts::TAU * rng.random::<f64>();
-            let g: [f64; 4] = std::array::from_fn(|_| StandardNormal.sample(&mut rng));
-            let (sn, cs) = phi.sin_cos();
-            let vphi = 200.0 + 20.0 * g[1];
-            x.push([big_r * cs, big_r * sn, 0.2 * g[0]]);
-            v.push([
-                30.0 * g[2] * cs - vphi * sn,
-                30.0 * g[2] * sn + vphi * cs,
-                12.0 * g[3],
-            ]);
-        }
+        let (x, v) = disc(31, 0.5, 0.2, |_| [30.0, 20.0, 12.0]);
         let d = LocalDispersion::fit(&x, &v, None, 16).unwrap();
         for r in [2.0, 5.0, 9.0] {
             let p = d.at(r);
