@@ -23,12 +23,11 @@
 //! so where a shell rotates significantly (`[clusters] component_ellipsoids`, on by default),
 //! p is instead the posterior of a fitted pair of velocity ellipsoids, a rotating disc and a
 //! non-rotating spheroid, started from the mirror's p and kept only if the disc is
-//! rotation-supported (`ellipsoids.rs`). p is interpolated
-//! bilinearly between bin centres and linearly in ln r between shells, so it is continuous in
-//! phase space. Each particle goes to the disc with
-//! probability p, by a hash of its identity: the two components' densities are p f and
-//! (1 − p) f, both smooth, and their sum is f whatever p is. A wrong p makes the components
-//! less clean, never the catalogue wrong.
+//! rotation-supported (`ellipsoids.rs`). p is interpolated bilinearly between bin centres and
+//! linearly in ln r between shells, so it is continuous in phase space. Each particle goes to
+//! the disc with probability p, by a hash of its identity: the two components' densities are
+//! p f and (1 − p) f, both smooth, and their sum is f whatever p is. A wrong p makes the
+//! components less clean, never the catalogue wrong.
 //!
 //! Units: positions kpc, velocities km/s (galaxy frame: centre at the origin, z along the
 //! angular momentum).

@@ -22,8 +22,8 @@
 //! anisotropic, keeps the mirror's p ≈ 0. So does a slowly rotating spheroid: there EM carves a
 //! "disc" out of the prograde tail, with σ_φ small but σ_R ≈ σ_z ≈ the spheroid's and V below
 //! them (the rotating Plummer sample: V ≈ 8 km/s, σ_R ≈ σ_z ≈ 11 km/s; galaxy (b)'s disc:
-//! V/σ_R = 1.1–8, σ_z/σ_R ≈ 0.6). Any p keeps the catalogue's total density f (`components.rs`); a better p
-//! gives each component's flows a population they can represent.
+//! V/σ_R = 1.1–8, σ_z/σ_R ≈ 0.6). Any p keeps the catalogue's total density f
+//! (`components.rs`); a better p gives each component's flows a population they can represent.
 
 use crate::fidelity::spherical_velocity;
 
