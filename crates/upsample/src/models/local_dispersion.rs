@@ -644,6 +644,39 @@ mod tests {
         }
     }
 
+    /// A `local_dispersion.json` written before σ_φ, the outer slope and the circular-speed
+    /// smoothing existed still loads, and standardises as it did: one σ_t across r̂, constant
+    /// beyond the outermost bin, ln |det| = −ln σ_r − 2 ln σ_t.
+    #[test]
+    fn a_model_saved_before_the_new_fields_keeps_its_standardisation() {
+        let json = r#"{"ln_r": [0.0, 1.0, 2.0], "omega": [10.0, 5.0, 2.0],
+            "ln_sigma_r": [4.0, 3.5, 3.0], "ln_sigma_t": [3.8, 3.3, 2.5], "width": 0.5}"#;
+        let d: LocalDispersion = serde_json::from_str(json).unwrap();
+        assert_eq!(d.ln_sigma_phi, None);
+        assert_eq!(d.outer_edge, None);
+        assert!(!d.smooth_circular_speed);
+        for x in [[0.5, 1.0, 0.3], [3.0, -2.0, 1.0], [20.0, 5.0, -4.0]] {
+            let r = norm(x);
+            let l = r.ln().clamp(0.0, 2.0);
+            let [omega, ln_sr, ln_st] = d.smooth(l, [&d.omega, &d.ln_sigma_r, &d.ln_sigma_t]);
+            let omega = omega * d.omega_taper(r.ln());
+            let v = [30.0, -40.0, 25.0];
+            let u = residual(x, v, omega);
+            let (rhat, ur) = radial(x, u);
+            let want: [f64; 3] = std::array::from_fn(|k| {
+                ur * rhat[k] / ln_sr.exp() + (u[k] - ur * rhat[k]) / ln_st.exp()
+            });
+            let (got, logdet) = d.standardise(x, v);
+            for k in 0..3 {
+                assert!(
+                    (got[k] - want[k]).abs() < 1e-12,
+                    "{x:?}: {got:?} vs {want:?}"
+                );
+            }
+            assert!((logdet + ln_sr + 2.0 * ln_st).abs() < 1e-12);
+        }
+    }
+
     #[test]
     fn restore_inverts_standardise_and_the_jacobian_is_its_log_determinant() {
         let (x, v) = particles(2000);
