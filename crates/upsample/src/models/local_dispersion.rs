@@ -211,16 +211,20 @@ impl LocalDispersion {
         Ok(fit)
     }
 
-    /// Profiles `ys` (one value per bin each) smoothed at ln r = `l`: a local-linear fit in
+    /// Profiles `ys` (each the value in bin k) smoothed at ln r = `l`: a local-linear fit in
     /// ln r over the bins with Gaussian weights (no edge bias inside the fitted range), `l`
     /// clamped to the outermost bin centres. The weights are computed once for all profiles.
-    fn smooth<const N: usize>(&self, l: f64, ys: [&[f64]; N]) -> [f64; N] {
+    fn smooth<const N: usize>(&self, l: f64, ys: [&dyn Fn(usize) -> f64; N]) -> [f64; N] {
         self.smooth_with_slope(l, ys).map(|(y, _)| y)
     }
 
     /// As [`smooth`](Self::smooth), with each fit's slope d y / d ln r (0 where the line is
     /// undetermined).
-    fn smooth_with_slope<const N: usize>(&self, l: f64, ys: [&[f64]; N]) -> [(f64, f64); N] {
+    fn smooth_with_slope<const N: usize>(
+        &self,
+        l: f64,
+        ys: [&dyn Fn(usize) -> f64; N],
+    ) -> [(f64, f64); N] {
         let (lo, hi) = (self.ln_r[0], self.ln_r[self.ln_r.len() - 1]);
         let l = l.clamp(lo, hi);
         let (mut s0, mut s1, mut s2) = (0.0, 0.0, 0.0);
@@ -232,8 +236,9 @@ impl LocalDispersion {
             s1 += wk * d;
             s2 += wk * d * d;
             for (j, y) in ys.iter().enumerate() {
-                t0[j] += wk * y[k];
-                t1[j] += wk * d * y[k];
+                let yk = y(k);
+                t0[j] += wk * yk;
+                t1[j] += wk * d * yk;
             }
         }
         let det = s0 * s2 - s1 * s1;
@@ -271,26 +276,31 @@ impl LocalDispersion {
     /// Ω at radius `r` (kpc), km/s/kpc: smoothed, tapered by [`omega_taper`](Self::omega_taper).
     fn omega_at(&self, r: f64) -> f64 {
         let l = r.max(1e-12).ln();
-        self.omega_smoothed(l) * self.omega_taper(l)
+        let [rotation] = self.smooth(l, [&|k| self.rotation_in_bin(k)]);
+        self.omega_from_smoothed(rotation, l)
     }
 
-    /// Ω (km/s/kpc) smoothed at ln r = `l`, clamped to the bin centres: the circular speed
-    /// Ω r smoothed and divided by r (a flat rotation curve is then kept exactly; Ω ∝ 1/r,
-    /// smoothed itself, comes out ½ w² high, 2–3% in a disc), or, for models saved before,
-    /// Ω itself.
-    fn omega_smoothed(&self, l: f64) -> f64 {
+    /// What is smoothed of the rotation in bin `k`: the circular speed Ω r, km/s (a flat
+    /// rotation curve is then kept exactly; Ω ∝ 1/r, smoothed itself, comes out ½ w² high,
+    /// 2–3% in a disc), or, for models saved before, Ω itself.
+    fn rotation_in_bin(&self, k: usize) -> f64 {
         if self.smooth_circular_speed {
-            let speed: Vec<f64> = self
-                .omega
-                .iter()
-                .zip(&self.ln_r)
-                .map(|(o, c)| o * c.exp())
-                .collect();
-            let lc = l.clamp(self.ln_r[0], self.ln_r[self.ln_r.len() - 1]);
-            self.smooth(l, [&speed])[0] / lc.exp()
+            self.omega[k] * self.ln_r[k].exp()
         } else {
-            self.smooth(l, [&self.omega])[0]
+            self.omega[k]
         }
+    }
+
+    /// Ω (km/s/kpc) at ln r = `l` from the rotation smoothed there
+    /// ([`rotation_in_bin`](Self::rotation_in_bin)), tapered by
+    /// [`omega_taper`](Self::omega_taper).
+    fn omega_from_smoothed(&self, rotation: f64, l: f64) -> f64 {
+        let omega = if self.smooth_circular_speed {
+            rotation / l.clamp(self.ln_r[0], self.ln_r[self.ln_r.len() - 1]).exp()
+        } else {
+            rotation
+        };
+        omega * self.omega_taper(l)
     }
 
     /// The profiles at radius `r` (kpc): dispersions smoothed, constant inside the innermost
@@ -299,8 +309,17 @@ impl LocalDispersion {
     fn at(&self, r: f64) -> Local {
         let l = r.max(1e-12).ln();
         let phi = self.ln_sigma_phi.as_deref().unwrap_or(&self.ln_sigma_t);
-        let [(ln_sr, slope_r), (ln_st, slope_t), (ln_sp, slope_p)] =
-            self.smooth_with_slope(l, [&self.ln_sigma_r, &self.ln_sigma_t, phi]);
+        // One pass over the bins for all four profiles.
+        let [(rotation, _), (ln_sr, slope_r), (ln_st, slope_t), (ln_sp, slope_p)] = self
+            .smooth_with_slope(
+                l,
+                [
+                    &|k| self.rotation_in_bin(k),
+                    &|k| self.ln_sigma_r[k],
+                    &|k| self.ln_sigma_t[k],
+                    &|k| phi[k],
+                ],
+            );
         let last = self.ln_r[self.ln_r.len() - 1];
         let beyond = match self.outer_edge {
             Some(edge) if l > last => l.min(edge) - last,
@@ -308,7 +327,7 @@ impl LocalDispersion {
         }
         .max(0.0);
         Local {
-            omega: self.omega_at(r),
+            omega: self.omega_from_smoothed(rotation, l),
             sigma_r: (ln_sr + slope_r * beyond).exp(),
             sigma_phi: (ln_sp + slope_p * beyond).exp(),
             sigma_t: (ln_st + slope_t * beyond).exp(),
@@ -658,7 +677,10 @@ mod tests {
         for x in [[0.5, 1.0, 0.3], [3.0, -2.0, 1.0], [20.0, 5.0, -4.0]] {
             let r = norm(x);
             let l = r.ln().clamp(0.0, 2.0);
-            let [omega, ln_sr, ln_st] = d.smooth(l, [&d.omega, &d.ln_sigma_r, &d.ln_sigma_t]);
+            let [omega, ln_sr, ln_st] = d.smooth(
+                l,
+                [&|k| d.omega[k], &|k| d.ln_sigma_r[k], &|k| d.ln_sigma_t[k]],
+            );
             let omega = omega * d.omega_taper(r.ln());
             let v = [30.0, -40.0, 25.0];
             let u = residual(x, v, omega);
