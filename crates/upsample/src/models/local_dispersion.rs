@@ -191,8 +191,8 @@ impl LocalDispersion {
         // The smoothing width is the equal-count bins' mean spacing: the narrower bins cut
         // from wide ones resolve the profile where it is sparse, they do not narrow the kernel.
         let centre = |r: std::ops::Range<usize>| {
-            let (s_w, s_l) = order[r].iter().fold((0.0, 0.0), |(a, b), &i| {
-                (a + w(i), b + w(i) * norm(x[i]).max(1e-12).ln())
+            let (s_w, s_l) = r.fold((0.0, 0.0), |(a, b), j| {
+                (a + w(order[j]), b + w(order[j]) * ln_radii[j])
             });
             s_l / s_w
         };
