@@ -14,10 +14,10 @@
 //! σ_t for both tangential axes a disc's standardised velocities were 1.00 : 1.13 : 0.87 along
 //! r̂, φ̂, θ̂, and its flows drew them 1.04 : 1.09 : 0.86, half-way to the cell's average:
 //! galaxy (b)'s σ_r 1–3% hot and β 0.05–0.07 high at 2–5 kpc, now +0.02 to +0.07 over two
-//! seeds (docs/ACCURACY.md, 2026-12-03). The
-//! azimuthal scale blends to σ_t towards the axis (by sin²θ), so Ω(r) ẑ × x and A are smooth
-//! through the axis and the centre (unlike a plain spherical basis); A is symmetric, so
-//! ∂ṽ/∂v = A, with eigenvalues 1/σ_r, 1/σ_t and 1/σ_t + (1/σ_φ − 1/σ_t) sin²θ.
+//! seeds (docs/ACCURACY.md, 2026-12-03). The azimuthal scale blends to σ_t towards the axis
+//! (by sin²θ), so Ω(r) ẑ × x and A are smooth through the axis and the centre (unlike a plain
+//! spherical basis); A is symmetric, so ∂ṽ/∂v = A, with eigenvalues 1/σ_r, 1/σ_t and
+//! 1/σ_t + (1/σ_φ − 1/σ_t) sin²θ.
 //!
 //! The profiles are fitted on the training particles in bins of equal count in ln r, each
 //! wider than [`MAX_BIN_SPAN`] cut into narrower ones of equal count (≥ [`MIN_BIN_COUNT`]
@@ -42,8 +42,8 @@
 //!
 //! A disc's rotation near a cusp is flat nearly to the centre: solid-body rotation inside r₀
 //! (half a kiloparsec in galaxy (b)'s central disc cells before wide bins were cut; 0.2 kpc
-//! now) left the flow to add up to half of
-//! v̄_φ there, and it added a third of it (docs/ACCURACY.md, 2026-12-03).
+//! now) left the flow to add up to half of v̄_φ there, and it added a third of it
+//! (docs/ACCURACY.md, 2026-12-03).
 //!
 //! Ω is fitted first; the dispersions are those about the smoothed rotation at each particle's
 //! own radius, so a cold disc's edge is not heated by the rotation's change across a bin.
