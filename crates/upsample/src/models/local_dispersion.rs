@@ -164,9 +164,16 @@ impl LocalDispersion {
         let ln_radii: Vec<f64> = order.iter().map(|&i| norm(x[i]).max(1e-12).ln()).collect();
         let ranges = radial_bins(&ln_radii, bins);
         let bin = |b: usize| &order[ranges[b].clone()];
-        for b in 0..ranges.len() {
-            let (mut s_vu, mut s_uu, mut s_w, mut s_lnr) = (0.0, 0.0, 0.0, 0.0);
-            for &i in bin(b) {
+        // The weighted ln-mean radius of the sorted particles `r` (a bin's centre; kpc in ln).
+        let centre = |r: std::ops::Range<usize>| {
+            let (s_w, s_l) = r.fold((0.0, 0.0), |(a, b), j| {
+                (a + w(order[j]), b + w(order[j]) * ln_radii[j])
+            });
+            s_l / s_w
+        };
+        for range in &ranges {
+            let (mut s_vu, mut s_uu, mut s_w) = (0.0, 0.0, 0.0);
+            for &i in &order[range.clone()] {
                 let p = x[i];
                 let r = norm(p);
                 if r > 0.0 {
@@ -175,12 +182,11 @@ impl LocalDispersion {
                     s_uu += w(i) * (p[0] * p[0] + p[1] * p[1]) / (r * r);
                 }
                 s_w += w(i);
-                s_lnr += w(i) * r.max(1e-12).ln();
             }
             if s_w.is_nan() || s_w <= 0.0 {
                 bail!("local dispersion: a radial bin has no weight");
             }
-            let ln_rc = s_lnr / s_w;
+            let ln_rc = centre(range.clone());
             fit.ln_r.push(ln_rc);
             fit.omega.push(if s_uu > 0.0 {
                 s_vu / s_uu / ln_rc.exp()
@@ -190,12 +196,6 @@ impl LocalDispersion {
         }
         // The smoothing width is the equal-count bins' mean spacing: the narrower bins cut
         // from wide ones resolve the profile where it is sparse, they do not narrow the kernel.
-        let centre = |r: std::ops::Range<usize>| {
-            let (s_w, s_l) = r.fold((0.0, 0.0), |(a, b), j| {
-                (a + w(order[j]), b + w(order[j]) * ln_radii[j])
-            });
-            s_l / s_w
-        };
         let span = centre((bins - 1) * n / bins..n) - centre(0..n / bins);
         fit.width = (span / bins.max(2) as f64).max(0.05);
         // Pass 2: the dispersions about the *smoothed* rotation at each particle's own radius.
