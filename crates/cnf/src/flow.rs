@@ -53,6 +53,16 @@ pub struct FlowConfig {
     /// Radially compress the context before standardising it.
     #[serde(default)]
     pub compress_context: bool,
+    /// Fit the data's affine whitening (mean and covariance) in training; `false` keeps it the
+    /// identity, for data already standardised so that N(0, I) is the right starting model
+    /// (the context is standardised either way).
+    #[serde(default = "default_true")]
+    pub whiten_data: bool,
+}
+
+/// Serde default of flags that were always on before they were configurable.
+fn default_true() -> bool {
+    true
 }
 
 impl Default for FlowConfig {
@@ -72,6 +82,7 @@ impl Default for FlowConfig {
             eval_batch: 8192,
             compress_data: false,
             compress_context: false,
+            whiten_data: true,
         }
     }
 }

@@ -118,6 +118,13 @@ pub struct TrainConfig {
     /// the machine's cores on flex); only the speed depends on it.
     #[serde(default)]
     pub threads: usize,
+    /// New weights replace the starting ones only when their held-out NLL beats the start's
+    /// by at least this many standard errors of the paired per-row difference (0: any
+    /// improvement counts). For a flow whose start is already a fitted model (data standardised
+    /// by one, so that the near-identity flow is it): a gain within the held-out noise is the
+    /// optimiser's noise, not structure, and keeping it would draw that noise.
+    #[serde(default)]
+    pub min_gain_z: f64,
 }
 
 impl Default for TrainConfig {
@@ -138,6 +145,7 @@ impl Default for TrainConfig {
             jacobian_reg: 0.0,
             batch_parts: 1,
             threads: 0,
+            min_gain_z: 0.0,
         }
     }
 }
@@ -170,8 +178,16 @@ pub struct EpochReport {
 pub struct TrainReport {
     /// Epochs run.
     pub epochs_run: usize,
-    /// Epoch whose weights were kept.
+    /// Epoch whose weights were kept (0 also when the starting weights were: see `kept_start`).
     pub best_epoch: usize,
+    /// Whether the starting weights were kept: no epoch beat them (by `min_gain_z` standard
+    /// errors, when set).
+    #[serde(default)]
+    pub kept_start: bool,
+    /// The kept weights' held-out gain over the starting weights in standard errors of the
+    /// paired per-row NLL difference (None: `min_gain_z` off, or the start kept).
+    #[serde(default)]
+    pub gain_z: Option<f64>,
     /// Validation NLL of the kept weights (nats), with the fixed-step training solver.
     pub best_val_nll: f64,
     /// Validation NLL of the kept weights (nats) with the adaptive solver: the faithful value.
@@ -206,6 +222,9 @@ fn validate(train: &TrainConfig) -> Result<(), CnfError> {
     if !(train.val_fraction > 0.0 && train.val_fraction < 1.0) {
         return bad("val_fraction must be in (0, 1)");
     }
+    if !(train.min_gain_z >= 0.0 && train.min_gain_z.is_finite()) {
+        return bad("min_gain_z must be finite and >= 0");
+    }
     Ok(())
 }
 
@@ -236,27 +255,82 @@ fn mean_nll(
     device: &Device,
     solver: Solver,
 ) -> Result<f64, CnfError> {
-    let mut total = 0.0;
-    let mut total_weight = 0.0;
+    let Some(w) = weights else {
+        let mut total = 0.0;
+        for chunk in idx.chunks(cfg.eval_batch) {
+            let x = gather(xw, cfg.dim, chunk, device);
+            let c = cw.map(|c| gather(c, cfg.context_dim, chunk, device));
+            let lp = log_prob_whitened(field, cfg, x, c.as_ref(), solver)?;
+            total -= download(lp.sum())?.first().copied().unwrap_or(f64::NAN);
+        }
+        return Ok(total / idx.len() as f64);
+    };
+    let rows = row_nll(field, cfg, xw, cw, idx, device, solver)?;
+    Ok(weighted_mean(&rows, Some(&gather_weights(w, idx))))
+}
+
+/// NLL (whitened space, nats) of each of the rows `idx` with `solver`, without autodiff.
+fn row_nll(
+    field: &VectorField,
+    cfg: &FlowConfig,
+    xw: &[f32],
+    cw: Option<&[f32]>,
+    idx: &[usize],
+    device: &Device,
+    solver: Solver,
+) -> Result<Vec<f64>, CnfError> {
+    let mut out = Vec::with_capacity(idx.len());
     for chunk in idx.chunks(cfg.eval_batch) {
         let x = gather(xw, cfg.dim, chunk, device);
         let c = cw.map(|c| gather(c, cfg.context_dim, chunk, device));
         let lp = log_prob_whitened(field, cfg, x, c.as_ref(), solver)?;
-        match weights {
-            None => total -= download(lp.sum())?.first().copied().unwrap_or(f64::NAN),
-            Some(w) => {
-                let lp = download(lp)?;
-                for (&i, v) in chunk.iter().zip(&lp) {
-                    total -= w[i] * v;
-                    total_weight += w[i];
-                }
-            }
+        out.extend(download(lp)?.into_iter().map(|v| -v));
+    }
+    Ok(out)
+}
+
+/// The weights of the rows `idx`.
+fn gather_weights(w: &[f64], idx: &[usize]) -> Vec<f64> {
+    idx.iter().map(|&i| w[i]).collect()
+}
+
+/// `Σ w v / Σ w` (the plain mean without weights).
+fn weighted_mean(v: &[f64], w: Option<&[f64]>) -> f64 {
+    match w {
+        None => v.iter().sum::<f64>() / v.len() as f64,
+        Some(w) => {
+            let (s, t) = v
+                .iter()
+                .zip(w)
+                .fold((0.0, 0.0), |(s, t), (x, wi)| (s + wi * x, t + wi));
+            s / t
         }
     }
-    Ok(match weights {
-        None => total / idx.len() as f64,
-        Some(_) => total / total_weight,
-    })
+}
+
+/// The held-out gain of `now` over `start` (per-row NLLs of the same rows, with their weights)
+/// in standard errors: the (weighted) mean of the paired differences `start − now` over its
+/// standard error `√(Σ w² (d − d̄)²) / Σ w`. Pairing cancels what both score alike (the rows'
+/// own spread), so gains far below the NLL's own noise are resolved. +∞ for a gain with no
+/// spread, 0 for none.
+pub fn paired_gain_z(start: &[f64], now: &[f64], w: Option<&[f64]>) -> f64 {
+    let d: Vec<f64> = start.iter().zip(now).map(|(a, b)| a - b).collect();
+    let mean = weighted_mean(&d, w);
+    let weight = |i: usize| w.map_or(1.0, |w| w[i]);
+    let total: f64 = (0..d.len()).map(weight).sum();
+    let var: f64 = d
+        .iter()
+        .enumerate()
+        .map(|(i, x)| (weight(i) * (x - mean)).powi(2))
+        .sum();
+    let se = var.sqrt() / total;
+    if mean <= 0.0 {
+        0.0
+    } else if se > 0.0 {
+        mean / se
+    } else {
+        f64::INFINITY
+    }
 }
 
 /// Kish's effective sample size `(Σ w)² / Σ w²` of weights (n for equal weights; 0 when they
@@ -471,13 +545,27 @@ fn fit_inner(
         batch_size: train.batch_size.min(split.train.len()),
     };
     let rk4 = Solver::Rk4(cfg.rk4_steps);
-    let mut best = BestState::new(field.clone(), trainer.held_out_nll(&field.valid(), rk4)?);
+    let gated = train.min_gain_z > 0.0;
+    // With a gain threshold, the held-out rows are scored one by one (the same numbers the mean
+    // is made of) so that each epoch's gain over the start can be paired row by row.
+    let start_rows = if gated {
+        Some(trainer.held_out_rows(&field.valid(), rk4)?)
+    } else {
+        None
+    };
+    let start_val = match &start_rows {
+        Some(rows) => trainer.mean_of_rows(rows),
+        None => trainer.held_out_nll(&field.valid(), rk4)?,
+    };
+    let mut best = BestState::new(field.clone(), start_val);
     let mut recoveries = 0;
     let mut lr_scale = 1.0;
     let mut history = Vec::new();
     let mut stopped_early = false;
     let mut epoch = 0;
     let mut global_step = 0usize;
+    // The last epoch's gain over the start, in standard errors (None: not gated).
+    let mut gain_z: Option<f64> = None;
     while epoch < train.epochs {
         let t0 = Instant::now();
         let lr = train.learning_rate * train.schedule.factor(epoch, train.epochs) * lr_scale;
@@ -491,12 +579,19 @@ fn fit_inner(
                 sum_loss,
                 n_seen,
                 weight_seen,
-            } => (
-                sum_loss,
-                n_seen,
-                weight_seen,
-                trainer.held_out_nll(&field.valid(), rk4)?,
-            ),
+            } => {
+                let (val, gain) = match &start_rows {
+                    Some(start) => {
+                        let rows = trainer.held_out_rows(&field.valid(), rk4)?;
+                        let w = trainer.val_weights();
+                        let gain = paired_gain_z(start, &rows, w.as_deref());
+                        (trainer.mean_of_rows(&rows), Some(gain))
+                    }
+                    None => (trainer.held_out_nll(&field.valid(), rk4)?, None),
+                };
+                gain_z = gain;
+                (sum_loss, n_seen, weight_seen, val)
+            }
         };
         if !val.is_finite() {
             recoveries += 1;
@@ -516,7 +611,7 @@ fn fit_inner(
             continue; // retry the epoch
         }
         let secs = t0.elapsed().as_secs_f64();
-        best.update(val, &field, epoch);
+        best.update(val, &field, epoch, gain_z, train.min_gain_z);
         let report = EpochReport {
             epoch,
             epochs: train.epochs,
@@ -564,6 +659,8 @@ fn fit_inner(
     let report = TrainReport {
         epochs_run: epoch,
         best_epoch: best.epoch,
+        kept_start: best.kept_start,
+        gain_z: best.gain_z,
         best_val_nll: best.val,
         best_val_nll_adaptive: best_val_adaptive,
         stopped_early,
@@ -706,6 +803,11 @@ fn whiten_training_data(
     let tr_flat = rows_of(&flat, 3, train_idx);
     let tr_ctx: Option<Vec<f64>> = context.map(|c| rows_of(c, k, train_idx));
     let mut whitening = Whitening::fit_weighted(&tr_flat, 3, tr_ctx.as_deref(), k, tr_w)?;
+    if !cfg.whiten_data {
+        let identity = Whitening::identity(3, k);
+        whitening.mean = identity.mean;
+        whitening.chol = identity.chol;
+    }
     whitening.compress = compress;
     whitening.context_compress = context_compress;
     let mean_logdet = |idx: &[usize]| match weights.as_deref() {
@@ -842,6 +944,34 @@ impl Trainer<'_> {
         ))
     }
 
+    /// NLL of each held-out row (whitened space, nats) of a (non-autodiff) field with
+    /// `solver`: paired between fields, the log-det of whitening cancels.
+    fn held_out_rows(&self, field: &VectorField, solver: Solver) -> Result<Vec<f64>, CnfError> {
+        let d = self.data;
+        row_nll(
+            field,
+            self.cfg,
+            &d.xw,
+            d.cw.as_deref(),
+            self.val_idx,
+            self.plain,
+            solver,
+        )
+    }
+
+    /// The held-out rows' weights (None: unweighted).
+    fn val_weights(&self) -> Option<Vec<f64>> {
+        self.data
+            .weights
+            .as_deref()
+            .map(|w| gather_weights(w, self.val_idx))
+    }
+
+    /// The held-out NLL in data space (nats) from [`Self::held_out_rows`]'s numbers.
+    fn mean_of_rows(&self, rows: &[f64]) -> f64 {
+        weighted_mean(rows, self.val_weights().as_deref()) - self.data.val_log_det
+    }
+
     /// Held-out NLL in data space (nats, weighted mean when weighted) of a (non-autodiff)
     /// field with `solver`.
     fn held_out_nll(&self, field: &VectorField, solver: Solver) -> Result<f64, CnfError> {
@@ -866,6 +996,10 @@ struct BestState {
     val: f64,
     epoch: usize,
     since: usize,
+    /// Whether `field` is still the starting weights.
+    kept_start: bool,
+    /// `field`'s gain over the start in standard errors (None: not gated, or the start).
+    gain_z: Option<f64>,
 }
 
 impl BestState {
@@ -876,16 +1010,29 @@ impl BestState {
             val,
             epoch: 0,
             since: 0,
+            kept_start: true,
+            gain_z: None,
         }
     }
 
-    /// Keeps `field` when `val` beats the best, else counts an epoch without improvement.
-    fn update(&mut self, val: f64, field: &VectorField, epoch: usize) {
-        if val < self.val {
+    /// Keeps `field` when `val` beats the best and, where its gain over the start is measured
+    /// (`gain_z`), that gain is at least `min_gain_z` standard errors; else counts an epoch
+    /// without improvement.
+    fn update(
+        &mut self,
+        val: f64,
+        field: &VectorField,
+        epoch: usize,
+        gain_z: Option<f64>,
+        min_gain_z: f64,
+    ) {
+        if val < self.val && gain_z.is_none_or(|z| z >= min_gain_z) {
             self.val = val;
             self.field = field.clone();
             self.epoch = epoch;
             self.since = 0;
+            self.kept_start = false;
+            self.gain_z = gain_z;
         } else {
             self.since += 1;
         }

@@ -310,3 +310,153 @@ fn patience_waits_for_min_epochs() {
     assert_eq!((waited.epochs_run, waited.stopped_early), (3, true));
     assert!(!run(6).stopped_early, "ran the whole schedule");
 }
+
+/// `whiten_data = false` keeps the data's affine map the identity (the context is still
+/// standardised): an untrained flow then is N(0, I) itself, not a Gaussian with the data's mean
+/// and covariance, whatever the data's moments.
+#[test]
+fn unwhitened_flow_starts_from_the_standard_normal() {
+    let mut rng = common::rng(11);
+    let (mean, sd) = ([0.3, -0.2, 0.1], [1.3, 0.8, 1.0]);
+    let x: Vec<[f64; 3]> = (0..800)
+        .map(|_| {
+            let z = common::normal3(&mut rng);
+            std::array::from_fn(|k| mean[k] + sd[k] * z[k])
+        })
+        .collect();
+    let c: Vec<f64> = (0..800)
+        .map(|_| common::uniform(&mut rng, 0.0, 10.0))
+        .collect();
+    let frozen = TrainConfig {
+        epochs: 1,
+        batch_size: 800,
+        learning_rate: 1e-12,
+        ..TrainConfig::default()
+    };
+    let probe = &x[..50];
+    let ctx = &c[..50];
+    let fit = |whiten_data: bool| {
+        let cfg = FlowConfig {
+            context_dim: 1,
+            final_init_scale: 0.0,
+            whiten_data,
+            ..common::tiny_flow(8)
+        };
+        let (flow, _) =
+            cnf::train::fit(&x, Some(&c), &cfg, &frozen, &common::device(), |_| {}).unwrap();
+        (
+            flow.log_prob(probe, Some(ctx)).unwrap(),
+            flow.whitening.clone(),
+        )
+    };
+    let (lp, w) = fit(false);
+    assert_eq!(w.mean, vec![0.0; 3]);
+    assert_eq!(w.chol, vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]);
+    assert!(
+        (w.context_std[0] - 10.0 / 12f64.sqrt()).abs() < 0.3,
+        "{w:?}"
+    );
+    let worst = |lp: &[f64], m: [f64; 3], s: [f64; 3]| {
+        probe
+            .iter()
+            .zip(lp)
+            .map(|(p, l)| (l - log_gauss_diag(p, &m, &s)).abs())
+            .fold(0.0, f64::max)
+    };
+    assert!(
+        worst(&lp, [0.0; 3], [1.0; 3]) < 1e-4,
+        "{}",
+        worst(&lp, [0.0; 3], [1.0; 3])
+    );
+    // Whitened, the same untrained flow is the training rows' own Gaussian: far from N(0, I).
+    let (lp_w, w) = fit(true);
+    assert!(worst(&lp_w, [0.0; 3], [1.0; 3]) > 0.1);
+    let l = &w.chol;
+    let own = probe.iter().zip(&lp_w).map(|(p, lp)| {
+        // u = L⁻¹ (x − μ) by forward substitution.
+        let mut u = [0.0; 3];
+        for i in 0..3 {
+            let dot: f64 = (0..i).map(|j| l[i * 3 + j] * u[j]).sum();
+            u[i] = (p[i] - w.mean[i] - dot) / l[i * 3 + i];
+        }
+        let norm: f64 = (0..3).map(|i| 0.5 * u[i] * u[i] + l[i * 3 + i].ln()).sum();
+        (lp + norm + 1.5 * (2.0 * PI).ln()).abs()
+    });
+    let own = own.fold(0.0, f64::max);
+    assert!(own < 1e-4, "{own}");
+}
+
+/// The paired gain statistic: zero without a gain, the mean over its standard error with one,
+/// rows of zero weight ignored.
+#[test]
+fn paired_gain_z_is_the_mean_difference_over_its_standard_error() {
+    use cnf::train::paired_gain_z;
+    let start = [1.0, 2.0, 3.0, 4.0];
+    assert_eq!(paired_gain_z(&start, &start, None), 0.0);
+    // Differences 0.1, 0.3 (mean 0.2, spread ±0.1): SE = √(2 · 0.01) / 2.
+    let now = [0.9, 1.7, 2.9, 3.7];
+    let z = paired_gain_z(&start, &now, None);
+    let expected = 0.2 / ((4.0 * 0.01f64).sqrt() / 4.0);
+    assert!((z - expected).abs() < 1e-9, "{z} vs {expected}");
+    // A loss is no gain.
+    assert_eq!(paired_gain_z(&now, &start, None), 0.0);
+    // Zero weights drop rows: only the 0.1-gain rows are left, with no spread but rounding's.
+    let w = [1.0, 0.0, 1.0, 0.0];
+    assert!(paired_gain_z(&start, &now, Some(&w)) > 1e12);
+}
+
+/// Data drawn from the start itself (standardised: N(0, I), the unwhitened near-identity flow):
+/// every held-out gain training finds is noise, and a 2-standard-error threshold keeps the
+/// start where no threshold keeps whatever the noise favoured. Data far from the start pass
+/// the threshold at once.
+#[test]
+fn gain_threshold_keeps_the_start_unless_the_data_beat_it() {
+    let cfg = FlowConfig {
+        whiten_data: false,
+        final_init_scale: 0.0,
+        ..common::tiny_flow(16)
+    };
+    let train = |min_gain_z: f64| TrainConfig {
+        epochs: 12,
+        batch_size: 256,
+        learning_rate: 1e-2,
+        seed: 3,
+        min_gain_z,
+        ..TrainConfig::default()
+    };
+    let unit = common::normal_sample(21, 4000);
+    let run = |x: &[[f64; 3]], z: f64| {
+        cnf::train::fit(x, None, &cfg, &train(z), &common::device(), |_| {}).unwrap()
+    };
+    let (free, free_report) = run(&unit, 0.0);
+    assert!(!free_report.kept_start, "noise beat the start somewhere");
+    assert_eq!(free_report.gain_z, None);
+    let (gated, gated_report) = run(&unit, 2.0);
+    assert!(gated_report.kept_start, "{gated_report:?}");
+    assert_eq!(gated_report.gain_z, None);
+    // The kept start is the identity flow (zero initial output layer): N(0, I) itself.
+    let probe = &unit[..200];
+    let worst = |f: &Flow| {
+        f.log_prob(probe, None)
+            .unwrap()
+            .iter()
+            .zip(probe)
+            .map(|(l, p)| (l - log_gauss_diag(p, &[0.0; 3], &[1.0; 3])).abs())
+            .fold(0.0, f64::max)
+    };
+    assert!(worst(&gated) < 1e-4, "{}", worst(&gated));
+    assert!(
+        worst(&free) > worst(&gated),
+        "{} {}",
+        worst(&free),
+        worst(&gated)
+    );
+    // Anisotropic data: the start is 0.2 nats worse per row, far beyond the noise.
+    let stretched: Vec<[f64; 3]> = unit
+        .iter()
+        .map(|p| [1.5 * p[0], p[1], 0.7 * p[2]])
+        .collect();
+    let (_, report) = run(&stretched, 2.0);
+    assert!(!report.kept_start);
+    assert!(report.gain_z.is_some_and(|z| z > 2.0), "{report:?}");
+}

@@ -487,6 +487,11 @@ pub struct TrainingConfig {
     /// learn the density of initial mass, which is what stars are drawn from) or "count"
     /// (every particle once: the density of particle numbers).
     pub weighting: Weighting,
+    /// A velocity flow of standardised velocities (with at least 200 held-out particles)
+    /// replaces its start, the local dispersion model itself, only when its held-out NLL beats
+    /// the start's by this many standard errors of the paired per-particle difference (0: any
+    /// gain counts).
+    pub min_gain_z: f64,
 }
 
 /// What a particle counts for in the flows' likelihood.
@@ -585,6 +590,7 @@ impl Default for TrainingConfig {
             jacobian_reg: 0.01,
             batch_parts: 1,
             weighting: Weighting::InitialMass,
+            min_gain_z: 3.0,
         }
     }
 }
@@ -669,6 +675,12 @@ impl Config {
         }
         if !(t.kinetic_reg >= 0.0 && t.jacobian_reg >= 0.0) {
             bail!("training.kinetic_reg and training.jacobian_reg must be >= 0");
+        }
+        if !(t.min_gain_z >= 0.0 && t.min_gain_z.is_finite()) {
+            bail!(
+                "training.min_gain_z must be a finite number of standard errors >= 0, got {}",
+                t.min_gain_z
+            );
         }
         if !(0.0..=1.0).contains(&t.early_stop_from) {
             bail!(

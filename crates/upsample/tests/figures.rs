@@ -123,6 +123,8 @@ fn metrics(seed: f64, epochs: usize) -> FlowMetrics {
         held_out_nll_training_solver: 2.01 + seed,
         epochs_run: epochs,
         best_epoch: epochs - 1,
+        kept_start: false,
+        gain_z: Some(3.0),
         stopped_early: false,
         recoveries: 0,
         n_train: 900,

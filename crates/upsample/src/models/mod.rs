@@ -126,8 +126,17 @@ pub struct FlowMetrics {
     pub held_out_nll_training_solver: f64,
     /// Epochs run.
     pub epochs_run: usize,
-    /// Epoch whose weights were kept.
+    /// Epoch whose weights were kept (0 also when the starting weights were).
     pub best_epoch: usize,
+    /// Whether the starting weights (the near-identity flow: for a velocity flow of
+    /// standardised velocities, the local dispersion model alone) were kept because no epoch
+    /// beat them (by `training.min_gain_z` standard errors, where that test applies).
+    #[serde(default)]
+    pub kept_start: bool,
+    /// The kept weights' held-out gain over the start, in standard errors of the paired
+    /// per-particle NLL difference (absent: not measured, or the start kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gain_z: Option<f64>,
     /// Whether early stopping ended training.
     pub stopped_early: bool,
     /// Recoveries from non-finite losses.
@@ -166,6 +175,8 @@ impl From<&TrainReport> for FlowMetrics {
             held_out_nll_training_solver: r.best_val_nll,
             epochs_run: r.epochs_run,
             best_epoch: r.best_epoch,
+            kept_start: r.kept_start,
+            gain_z: r.gain_z,
             stopped_early: r.stopped_early,
             recoveries: r.recoveries,
             n_train: r.n_train,
