@@ -553,8 +553,10 @@ fn fit_inner(
     } else {
         None
     };
+    // The held-out rows' weights, gathered once (None: unweighted).
+    let val_w = trainer.val_weights();
     let start_val = match &start_rows {
-        Some(rows) => trainer.mean_of_rows(rows),
+        Some(rows) => trainer.mean_of_rows(rows, val_w.as_deref()),
         None => trainer.held_out_nll(&field.valid(), rk4)?,
     };
     let mut best = BestState::new(field.clone(), start_val);
@@ -583,9 +585,8 @@ fn fit_inner(
                 let (val, gain) = match &start_rows {
                     Some(start) => {
                         let rows = trainer.held_out_rows(&field.valid(), rk4)?;
-                        let w = trainer.val_weights();
-                        let gain = paired_gain_z(start, &rows, w.as_deref());
-                        (trainer.mean_of_rows(&rows), Some(gain))
+                        let gain = paired_gain_z(start, &rows, val_w.as_deref());
+                        (trainer.mean_of_rows(&rows, val_w.as_deref()), Some(gain))
                     }
                     None => (trainer.held_out_nll(&field.valid(), rk4)?, None),
                 };
@@ -967,9 +968,10 @@ impl Trainer<'_> {
             .map(|w| gather_weights(w, self.val_idx))
     }
 
-    /// The held-out NLL in data space (nats) from [`Self::held_out_rows`]'s numbers.
-    fn mean_of_rows(&self, rows: &[f64]) -> f64 {
-        weighted_mean(rows, self.val_weights().as_deref()) - self.data.val_log_det
+    /// The held-out NLL in data space (nats) from [`Self::held_out_rows`]'s numbers and the
+    /// held-out rows' weights `w` ([`Self::val_weights`]).
+    fn mean_of_rows(&self, rows: &[f64], w: Option<&[f64]>) -> f64 {
+        weighted_mean(rows, w) - self.data.val_log_det
     }
 
     /// Held-out NLL in data space (nats, weighted mean when weighted) of a (non-autodiff)

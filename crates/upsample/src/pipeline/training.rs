@@ -297,18 +297,15 @@ pub(crate) fn train_cluster(
             })?;
             let metrics = FlowMetrics::from(&report);
             if metrics.kept_start {
+                let by = match train_cfg.min_gain_z {
+                    z if z > 0.0 => format!(" by {z} standard errors"),
+                    _ => String::new(),
+                };
                 tracing::info!(
-                    "{} ({}) {name} flow: no epoch beat the start by {} standard errors on the \
-                     held-out particles; kept the start (the {} alone)",
+                    "{} ({}) {name} flow: no epoch beat its start{by} on the held-out \
+                     particles; kept the start",
                     cluster.label,
                     index,
-                    cfg.training.min_gain_z,
-                    match role {
-                        Role::Position if radial.is_some() => "radial Gaussianisation",
-                        Role::Position => "whitening",
-                        Role::Velocity if dispersion.is_some() => "velocity standardisation",
-                        Role::Velocity => "whitening",
-                    }
                 );
             }
             match role {
