@@ -721,9 +721,14 @@ struct HeldOutSplit {
     val: Vec<usize>,
 }
 
-/// A seeded random split of `n` rows: `round(n · val_fraction)` held out, the rest trained on.
+/// How many of `n` rows a fit holds out for validation: `round(n · val_fraction)`.
+pub fn held_out_count(n: usize, val_fraction: f64) -> usize {
+    ((n as f64) * val_fraction).round() as usize
+}
+
+/// A seeded random split of `n` rows: [`held_out_count`] held out, the rest trained on.
 fn split_held_out(n: usize, val_fraction: f64, rng: &mut StdRng) -> Result<HeldOutSplit, CnfError> {
-    let n_val = ((n as f64) * val_fraction).round() as usize;
+    let n_val = held_out_count(n, val_fraction);
     if n_val < 1 || n - n_val < 2 {
         return Err(CnfError::InvalidInput(format!(
             "{n} samples are too few for a validation split of {val_fraction}"

@@ -163,7 +163,7 @@ fn radial_profile(
 /// `training.min_gain_z` standard errors: velocity flows of standardised velocities with at
 /// least [`MIN_GAIN_TEST_ROWS`] held-out particles.
 fn tests_gain(cfg: &Config, role: Role, standardised: bool, rows: usize) -> bool {
-    let held_out = (rows as f64 * cfg.training.val_fraction).round() as usize;
+    let held_out = cnf::train::held_out_count(rows, cfg.training.val_fraction);
     role == Role::Velocity && standardised && held_out >= MIN_GAIN_TEST_ROWS
 }
 
