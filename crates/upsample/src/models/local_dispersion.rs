@@ -518,7 +518,7 @@ mod tests {
     /// at +40 km/s and the rest at −26.7 km/s (σ = 80 km/s), as a spheroid cut from a disc by
     /// circularity alone does in miniature: the model's mean rotation over the particles from 1
     /// to 4 kpc is theirs, about zero (a least-squares fit of v_φ = (Ω r) sin θ weights the
-    /// equator and made it +5 km/s).
+    /// equator and made it +6.5 km/s against their +0.8).
     #[test]
     fn the_mean_rotation_is_the_particles_where_it_varies_with_latitude() {
         let mut rng = StdRng::seed_from_u64(17);
