@@ -438,9 +438,10 @@ pub struct FlowNetConfig {
     /// Standardise velocities by the local mean rotation and radial/tangential dispersions
     /// (profiles in radius fitted per cluster) before the velocity flow sees them.
     pub standardise_velocities: bool,
-    /// Gaussianise positions of the clusters around the galaxy's centre by a fitted radial mass
-    /// profile (inner slope, scale radius, outer slope) before the position flow sees them;
-    /// replaces `compress_positions` for those clusters.
+    /// Gaussianise positions of the clusters around the galaxy's centre, or reaching from near
+    /// it to the outskirts (a disc's outer cells), by a fitted radial mass profile (inner
+    /// slope, scale radius, outer slope; cut at the outermost particle) before the position
+    /// flow sees them; replaces `compress_positions` for those clusters.
     pub gaussianise_radii: bool,
     /// Condition the velocity flows of those clusters on the Gaussianised position instead of
     /// x (compressed about the cell's median), so that the cusp, in a corner of every cell

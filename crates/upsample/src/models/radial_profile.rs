@@ -1,5 +1,6 @@
 //! Positions Gaussianised by a fitted radial mass profile (issue 12): before the position flow
-//! of a cluster around the galaxy's centre sees them, positions are moved along their ray from
+//! of a cluster around the galaxy's centre (or reaching from near it to the outskirts: a
+//! disc's outer cells) sees them, positions are moved along their ray from
 //! the centre so that the fitted enclosed-mass profile becomes that of a 3D standard normal,
 //!
 //! ```text
