@@ -273,6 +273,7 @@ mod tests {
             inner_core: Some(0.25),
             outer_edge: Some(5.0f64.ln()),
             smooth_circular_speed: true,
+            quadratic_dispersions: true,
         };
         // Positions as they are, and Gaussianised by a cuspy radial profile.
         let radial = crate::models::RadialProfile {
