@@ -363,7 +363,7 @@ mod tests {
         assert!(!tests_gain(&cfg, Role::Position, true, 100_000));
     }
 
-    /// Gaussianised about the centre: an octant around it, an outer disc wedge from 2 to 18 kpc
+    /// Gaussianised about the centre: a cell around it, an outer disc wedge from 2 to 18 kpc
     /// (inner/outer 0.11); not a clump 13–14 kpc out (0.93).
     #[test]
     fn cells_reaching_from_the_centre_are_gaussianised_about_it() {
@@ -376,8 +376,8 @@ mod tests {
                 })
                 .collect()
         };
-        let octant: Vec<[f64; 3]> = ring(0.1, 5.0, -0.3, 1.8, 0.5);
-        assert!(gaussianised_about_centre(&octant));
+        let around: Vec<[f64; 3]> = ring(0.1, 5.0, -0.3, 1.8, 0.5);
+        assert!(gaussianised_about_centre(&around));
         let wedge = ring(2.0, 18.0, 0.2, 1.4, 0.3);
         assert!(!wedge.iter().any(|p| p[0] < 0.0 || p[1] < 0.0));
         assert!(gaussianised_about_centre(&wedge));
