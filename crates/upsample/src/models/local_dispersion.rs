@@ -35,7 +35,8 @@
 //! too (docs/ACCURACY.md, fourteenth session).
 //!
 //! Inside the innermost bin centre the dispersions are constant; beyond the outermost (r₁)
-//! they follow the local-linear fit's slope in ln r out to the outermost particle r_max,
+//! they follow the smoothing fit's slope in ln r (the parabola's; the line's in a model saved
+//! before parabolas) out to the outermost particle r_max,
 //! constant beyond it: a disc's σ falls by half from its last bin centre to its edge, and held
 //! constant it left galaxy (b)'s disc 10–50% hot beyond 14 kpc (docs/ACCURACY.md,
 //! 2026-12-03). Ω: beyond r₁ a flat rotation curve (Ω ∝ 1/r), inside the innermost (r₀) one
@@ -141,6 +142,9 @@ struct LocalFit {
     slope: f64,
     /// Intercept of the weighted parabola (the line's where it is undetermined).
     quadratic: f64,
+    /// Slope of the weighted parabola at `l`, per unit ln r (the line's where it is
+    /// undetermined).
+    quadratic_slope: f64,
 }
 
 impl LocalDispersion {
@@ -338,17 +342,24 @@ impl LocalDispersion {
             // The line's intercept when the parabola is undetermined (two bins): det3 / s₀³
             // scales as the cube of the weighted variance of d, v₂ = det2 / s₀².
             let v2 = det2 / (s[0] * s[0]);
-            let quadratic = if v2 > 1e-12 && det3 > 1e-9 * s[0].powi(3) * v2.powi(3) {
-                (t0 * (s[2] * s[4] - s[3] * s[3]) - s[1] * (t1 * s[4] - s[3] * t2)
-                    + s[2] * (t1 * s[3] - s[2] * t2))
-                    / det3
-            } else {
-                linear
-            };
+            let (quadratic, quadratic_slope) =
+                if v2 > 1e-12 && det3 > 1e-9 * s[0].powi(3) * v2.powi(3) {
+                    (
+                        (t0 * (s[2] * s[4] - s[3] * s[3]) - s[1] * (t1 * s[4] - s[3] * t2)
+                            + s[2] * (t1 * s[3] - s[2] * t2))
+                            / det3,
+                        (s[0] * (t1 * s[4] - s[3] * t2) - t0 * (s[1] * s[4] - s[3] * s[2])
+                            + s[2] * (s[1] * t2 - t1 * s[2]))
+                            / det3,
+                    )
+                } else {
+                    (linear, slope)
+                };
             LocalFit {
                 linear,
                 slope,
                 quadratic,
+                quadratic_slope,
             }
         })
     }
@@ -416,18 +427,18 @@ impl LocalDispersion {
                 &|k| phi[k],
             ],
         );
-        // The dispersions' values from the parabola (module doc), their slope beyond the
-        // outermost bin centre from the line.
+        // The dispersions' values, and their slope beyond the outermost bin centre, from the
+        // parabola (module doc): one curve, so ∂ ln σ/∂ ln r does not jump there.
         let value = |f: LocalFit| {
             if self.quadratic_dispersions {
-                f.quadratic
+                (f.quadratic, f.quadratic_slope)
             } else {
-                f.linear
+                (f.linear, f.slope)
             }
         };
-        let (rotation, ln_sr, slope_r) = (rotation.linear, value(r_fit), r_fit.slope);
-        let (ln_st, slope_t, ln_sp, slope_p) =
-            (value(t_fit), t_fit.slope, value(p_fit), p_fit.slope);
+        let rotation = rotation.linear;
+        let ((ln_sr, slope_r), (ln_st, slope_t), (ln_sp, slope_p)) =
+            (value(r_fit), value(t_fit), value(p_fit));
         let last = self.ln_r[self.ln_r.len() - 1];
         let beyond = match self.outer_edge {
             Some(edge) if l > last => l.min(edge) - last,
@@ -826,6 +837,30 @@ mod tests {
             "parabolas: mean ln ratio {parabolas}"
         );
         assert!(lines < -0.01, "lines: mean ln ratio {lines}");
+    }
+
+    /// Beyond the outermost bin centre the dispersions continue along the slope of the curve
+    /// they came from: ∂ ln σ/∂ ln r on either side of that centre agrees within 5% (−2.68 both
+    /// sides here; the parabola's value continued along the line's slope jumped to −2.29).
+    #[test]
+    fn the_dispersion_slope_is_continuous_at_the_outermost_bin_centre() {
+        let sigma = |big_r: f64| 100.0 * (-big_r / 6.0).exp();
+        let (x, v) = disc_of(100_000, 41, 0.5, 0.1, |big_r| [sigma(big_r); 3]);
+        let d = LocalDispersion::fit(&x, &v, None, 16).unwrap();
+        let last = d.ln_r[d.ln_r.len() - 1];
+        let h = 1e-3;
+        let ln_s = |l: f64| {
+            let p = d.at(l.exp());
+            [p.sigma_r.ln(), p.sigma_t.ln(), p.sigma_phi.ln()]
+        };
+        let (a, b, c) = (ln_s(last - h), ln_s(last), ln_s(last + h));
+        for k in 0..3 {
+            let (inside, outside) = ((b[k] - a[k]) / h, (c[k] - b[k]) / h);
+            assert!(
+                (inside - outside).abs() < 0.05 * inside.abs().max(0.5),
+                "axis {k}: slope inside {inside}, outside {outside}"
+            );
+        }
     }
 
     /// Equal-count bins are kept where they are narrow and cut where they are wide, in pieces
