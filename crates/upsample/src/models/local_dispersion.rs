@@ -290,22 +290,12 @@ impl LocalDispersion {
     /// ln r over the bins with Gaussian weights (no edge bias inside the fitted range), `l`
     /// clamped to the outermost bin centres. The weights are computed once for all profiles.
     fn smooth<const N: usize>(&self, l: f64, ys: [&dyn Fn(usize) -> f64; N]) -> [f64; N] {
-        self.smooth_with_slope(l, ys).map(|(y, _)| y)
-    }
-
-    /// As [`smooth`](Self::smooth), with each fit's slope d y / d ln r (0 where the line is
-    /// undetermined).
-    fn smooth_with_slope<const N: usize>(
-        &self,
-        l: f64,
-        ys: [&dyn Fn(usize) -> f64; N],
-    ) -> [(f64, f64); N] {
-        self.local_fits(l, ys).map(|f| (f.linear, f.slope))
+        self.local_fits(l, ys).map(|f| f.linear)
     }
 
     /// Local fits of the profiles `ys` at ln r = `l` (clamped to the outermost bin centres) with
-    /// Gaussian weights of width [`width`](Self::width): the weighted line's intercept and slope,
-    /// and the weighted parabola's intercept.
+    /// Gaussian weights of width [`width`](Self::width): the weighted line's and the weighted
+    /// parabola's intercepts and slopes.
     fn local_fits<const N: usize>(&self, l: f64, ys: [&dyn Fn(usize) -> f64; N]) -> [LocalFit; N] {
         let (lo, hi) = (self.ln_r[0], self.ln_r[self.ln_r.len() - 1]);
         let l = l.clamp(lo, hi);
