@@ -586,3 +586,122 @@ fn dump_acceleration_terms() {
         writeln!(out, "{}", text.join(",")).unwrap();
     }
 }
+
+/// Development aid (docs/ACCURACY.md, eighteenth session): per-point acceleration errors of a
+/// run's flows against the sample's Plummer sphere (`FLOW_ACCEL=models_dir[,r_min/b,r_max/b]`;
+/// by default the acceptance test's 200 points from 0.5 b to 5 b), then, against Plummer's,
+/// the first member's ∂ ln ν/∂ ln r and its velocity model's σ_r, ∂ ln σ_r/∂ ln r and
+/// ∂ ln σ_t/∂ ln r on shells (64 directions; the same base draws at every radius, so the
+/// slopes are smooth).
+#[test]
+#[ignore]
+fn acceleration_errors_by_point() {
+    let spec = std::env::var("FLOW_ACCEL").expect("FLOW_ACCEL=models_dir[,r_min/b,r_max/b]");
+    let parts: Vec<&str> = spec.split(',').collect();
+    let dir = parts[0];
+    let (lo, hi) = if parts.len() == 3 {
+        (parts[1].parse().unwrap(), parts[2].parse().unwrap())
+    } else {
+        (0.5, 5.0)
+    };
+    let dev = cnf::parse_device(&device()).unwrap();
+    let models = ModelSet::load(Path::new(dir), &dev).unwrap();
+    let truth = sample_truth();
+    let b = truth.scale_kpc;
+    let x = upsample::dynamics::truth::shell_points(lo * b, hi * b, 200);
+    let opts = upsample::dynamics::EomOptions {
+        k: 512,
+        ..upsample::dynamics::EomOptions::default()
+    };
+    let acc = upsample::dynamics::accelerations(&models, &x, &opts, &mut |_, _| {}).unwrap();
+    for (i, (p, a)) in x.iter().zip(&acc).enumerate() {
+        let t = truth.acceleration(p);
+        let r = p.iter().map(|c| c * c).sum::<f64>().sqrt();
+        let tn = t.iter().map(|c| c * c).sum::<f64>().sqrt();
+        let d = (0..3).map(|j| (a.a[j] - t[j]).powi(2)).sum::<f64>().sqrt();
+        let ar: f64 = (0..3).map(|j| a.a[j] * p[j] / r).sum();
+        let tr: f64 = (0..3).map(|j| t[j] * p[j] / r).sum();
+        let perp = (0..3)
+            .map(|j| (a.a[j] - ar * p[j] / r).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        println!(
+            "{i} r/b {:.3} z/r {:+.2} err {:.3} ar/tr {:.3} perp {:.3} cond {:.1} res {:.3} n {} {:?}",
+            r / b,
+            p[2] / r,
+            d / tn,
+            ar / tr,
+            perp / tn,
+            a.condition,
+            a.residual,
+            a.samples,
+            a.status
+        );
+    }
+    // The position density's logarithmic slope, averaged over directions, against Plummer's.
+    let m = &models.clusters[0].members[0];
+    let dirs = upsample::dynamics::truth::shell_points(1.0, 1.0, 64);
+    let ln_nu = |r: f64| {
+        let x: Vec<[f64; 3]> = dirs.iter().map(|d| d.map(|c| c * r)).collect();
+        let l = m.position_log_prob(&x).unwrap();
+        l.iter().sum::<f64>() / l.len() as f64
+    };
+    let mut r = 0.2 * b;
+    while r < 2.0 * b {
+        let h = 0.02;
+        let s = (ln_nu(r * (1.0 + h)) - ln_nu(r * (1.0 - h))) / (2.0 * h);
+        println!(
+            "r/b {:.3} dln nu/dln r flows {s:+.3} truth {:+.3}",
+            r / b,
+            -5.0 * r * r / (r * r + b * b)
+        );
+        r *= 1.05;
+    }
+    // The velocity model's σ_r and σ_t on shells (common base draws at every radius).
+    let k = 256;
+    let mut state = 12345u64;
+    let mut uni = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    };
+    let z: Vec<[f64; 3]> = (0..dirs.len() * k)
+        .map(|_| {
+            std::array::from_fn(|_| {
+                let (u1, u2) = (uni(), uni());
+                (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+            })
+        })
+        .collect();
+    let sig = |r: f64| {
+        let x: Vec<[f64; 3]> = dirs.iter().map(|d| d.map(|c| c * r)).collect();
+        let v = m.velocities_from_base(&z, &x, k).unwrap();
+        let (mut s_r, mut s_t) = (0.0, 0.0);
+        for (n, vn) in v.iter().enumerate() {
+            let d = dirs[n / k];
+            let vr: f64 = (0..3).map(|j| vn[j] * d[j]).sum();
+            let v2: f64 = vn.iter().map(|c| c * c).sum();
+            s_r += vr * vr;
+            s_t += v2 - vr * vr;
+        }
+        let n = v.len() as f64;
+        ((s_r / n).sqrt(), (s_t / n / 2.0).sqrt())
+    };
+    let g = 4.30091727e-06 * 1e8;
+    let mut r = 0.3 * b;
+    while r < 2.0 * b {
+        let h = 0.03;
+        let (p, q) = (sig(r * (1.0 + h)), sig(r * (1.0 - h)));
+        let (s0, _) = sig(r);
+        println!(
+            "r/b {:.3} sigma_r {s0:.2} truth {:.2} dln sigma_r/dln r {:+.3} truth {:+.3} dln sigma_t {:+.3}",
+            r / b,
+            (g / 6.0 / (r * r + b * b).sqrt()).sqrt(),
+            (p.0.ln() - q.0.ln()) / (2.0 * h),
+            -0.5 * r * r / (r * r + b * b),
+            (p.1.ln() - q.1.ln()) / (2.0 * h),
+        );
+        r *= 1.05;
+    }
+}

@@ -274,6 +274,7 @@ mod tests {
             outer_edge: Some(5.0f64.ln()),
             smooth_circular_speed: true,
             quadratic_dispersions: true,
+            parabola_width: Some(1.5),
         };
         // Positions as they are, and Gaussianised by a cuspy radial profile.
         let radial = crate::models::RadialProfile {
