@@ -32,8 +32,9 @@
 //! narrow as the lines', a parabola's slope follows the bins' noise, and the acceleration
 //! solver differentiates it (the sample's ∂ ln σ_r/∂ ln r wiggled by ±0.1 about the truth's and
 //! a_r came out 34% strong on a whole shell; docs/ACCURACY.md, eighteenth session); a parabola
-//! 1.5 times wider still misses a disc's curvature by only ~0.1%. Where particles are sparse — a disc's edge, the
-//! far end of a cell that is a strip through the centre — an equal-count bin spanned 9–18 kpc;
+//! 1.5 times wider still misses a disc's curvature by only ~0.1%. Where particles are sparse —
+//! a disc's edge, the far end of a cell that is a strip through the centre — an equal-count
+//! bin spanned 9–18 kpc;
 //! its mean σ² stood for the hotter inner part, and its centre left the rest of the edge to an
 //! extrapolation: galaxy (b)'s central disc cells had σ 40% hot at 13–15 kpc, and their stars
 //! too (docs/ACCURACY.md, fourteenth session).
@@ -921,6 +922,8 @@ mod tests {
         let (wide, narrow) = (worst(&d), worst(&narrow));
         eprintln!("largest slope error: kernel 1.5 w {wide:.3}, w {narrow:.3}");
         assert!(wide < 0.06, "{wide}");
+        // The bar tells the two apart: the narrow kernel misses it.
+        assert!(narrow > 0.06, "{narrow}");
     }
 
     /// Equal-count bins are kept where they are narrow and cut where they are wide, in pieces
