@@ -659,20 +659,11 @@ fn acceleration_errors_by_point() {
     }
     // The velocity model's σ_r and σ_t on shells (common base draws at every radius).
     let k = 256;
-    let mut state = 12345u64;
-    let mut uni = || {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    };
+    use rand::SeedableRng;
+    use rand_distr::{Distribution, StandardNormal};
+    let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(12345);
     let z: Vec<[f64; 3]> = (0..dirs.len() * k)
-        .map(|_| {
-            std::array::from_fn(|_| {
-                let (u1, u2) = (uni(), uni());
-                (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-            })
-        })
+        .map(|_| std::array::from_fn(|_| StandardNormal.sample(&mut rng)))
         .collect();
     let sig = |r: f64| {
         let x: Vec<[f64; 3]> = dirs.iter().map(|d| d.map(|c| c * r)).collect();
