@@ -324,14 +324,15 @@ impl LocalDispersion {
         let mut tq = [[0.0; 3]; N];
         for (k, c) in self.ln_r.iter().enumerate() {
             let d = c - l;
-            let powers = [1.0, d, d * d, d * d * d, d * d * d * d];
+            // Each profile's bin value once, for both kernels.
+            let yk: [f64; N] = std::array::from_fn(|j| ys[j](k));
             for (width, s, t) in [(self.width, &mut s, &mut t), (wide, &mut sq, &mut tq)] {
                 let wk = (-0.5 * (d / width).powi(2)).exp();
-                s.iter_mut().zip(powers).for_each(|(a, p)| *a += wk * p);
-                for (j, y) in ys.iter().enumerate() {
-                    let yk = y(k);
-                    for (q, tjq) in t[j].iter_mut().enumerate() {
-                        *tjq += wk * powers[q] * yk;
+                let pw = [wk, wk * d, wk * d * d, wk * d * d * d, wk * d * d * d * d];
+                s.iter_mut().zip(pw).for_each(|(a, p)| *a += p);
+                for (tj, y) in t.iter_mut().zip(yk) {
+                    for (tjq, p) in tj.iter_mut().zip(pw) {
+                        *tjq += p * y;
                     }
                 }
             }
