@@ -282,6 +282,7 @@ mod tests {
             gamma: 0.7,
             eta: 1.3,
             extent: 40.0,
+            correction: None,
         };
         // The velocity flow conditioned on x, or on the Gaussianised y(x).
         use crate::models::VelocityContext::{Gaussianised, Position};

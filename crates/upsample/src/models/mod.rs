@@ -23,6 +23,7 @@
 //! on-disk form (paths, saving, loading, the layout version). The density the models stand for,
 //! as the acceleration solver sees it, is `crate::dynamics::flow_density`.
 
+mod bernstein;
 mod local_dispersion;
 mod radial_profile;
 mod store;
