@@ -13,6 +13,7 @@
 //! Gaussianisation needs ln F and ln(1 − F) there); b is a polynomial, smooth for the
 //! acceleration solver that differentiates it. Used by [`super::RadialProfile`].
 
+use super::newton::bracketed_newton;
 use serde::{Deserialize, Serialize};
 
 /// Mixture weights of the Beta(k + 1, n − k) densities, k = 0…n−1 (n = their count).
@@ -132,37 +133,30 @@ impl Bernstein {
             (lu, l1)
         };
         let inner = ln_f <= -std::f64::consts::LN_2;
-        let (mut lo, mut hi) = (-745.0, 745.0);
-        // Start from the identity's answer, u = F.
-        let mut s = (ln_f - ln_1mf).clamp(lo, hi);
-        for _ in 0..200 {
+        let (lo, hi) = (-745.0, 745.0);
+        // f(s) increasing, root wanted; df/ds = b u (1 − u) / B (inner) or / (1 − B).
+        let eval = |s: f64| {
             let (lu, l1) = split(s);
             let (lb, la) = self.ln_cdf(lu, l1);
             let lpdf = self.ln_pdf(lu, l1);
-            // f(s) increasing, root wanted; df/ds = b u (1 − u) / B (inner) or / (1 − B).
-            let (f, df) = if inner {
+            if inner {
                 (lb - ln_f, (lpdf + lu + l1 - lb).exp())
             } else {
                 (ln_1mf - la, (lpdf + lu + l1 - la).exp())
-            };
-            if f == 0.0 {
-                break;
             }
-            if f < 0.0 {
-                lo = s;
-            } else {
-                hi = s;
-            }
-            let mut next = s - f / df;
-            if !(next > lo && next < hi && next.is_finite()) {
-                next = 0.5 * (lo + hi);
-            }
-            if (next - s).abs() <= 1e-13 * s.abs().max(1.0) || hi - lo < 1e-13 * s.abs().max(1.0) {
-                s = next;
-                break;
-            }
-            s = next;
-        }
+        };
+        // Start from the identity's answer, u = F.
+        let s = bracketed_newton(
+            eval,
+            lo,
+            hi,
+            (ln_f - ln_1mf).clamp(lo, hi),
+            200,
+            |s, next, lo, hi| {
+                let tol = 1e-13 * s.abs().max(1.0);
+                (next - s).abs() <= tol || hi - lo < tol
+            },
+        );
         split(s)
     }
 

@@ -25,6 +25,7 @@
 
 mod bernstein;
 mod local_dispersion;
+mod newton;
 mod radial_profile;
 mod store;
 

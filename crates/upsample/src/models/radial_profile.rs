@@ -38,6 +38,7 @@
 //! Units: x, r, a in kpc; y dimensionless.
 
 use super::bernstein::Bernstein;
+use super::newton::bracketed_newton;
 use super::norm;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
@@ -111,7 +112,7 @@ fn chi3_quantile(ln_f: f64, ln_1mf: f64) -> f64 {
             (ln_1mf - lq, (dens - lq).exp())
         }
     };
-    let (mut lo, mut hi, mut s) = if inner {
+    let (lo, hi, guess) = if inner {
         // Small F: P ≈ c g³/3.
         let guess = ((ln_f + 3f64.ln() - C.ln()) / 3.0).min(G_MAX.ln());
         (-800.0, G_MAX.ln(), guess)
@@ -120,26 +121,9 @@ fn chi3_quantile(ln_f: f64, ln_1mf: f64) -> f64 {
         let guess = (-2.0 * ln_1mf).max(1.0).sqrt().min(G_MAX);
         (0.0, G_MAX, guess)
     };
-    for _ in 0..100 {
-        let (f, df) = eval(s);
-        if f == 0.0 {
-            break;
-        }
-        if f < 0.0 {
-            lo = s;
-        } else {
-            hi = s;
-        }
-        let mut next = s - f / df;
-        if !(next > lo && next < hi && next.is_finite()) {
-            next = 0.5 * (lo + hi);
-        }
-        if (next - s).abs() <= 1e-14 * s.abs().max(1e-300) {
-            s = next;
-            break;
-        }
-        s = next;
-    }
+    let s = bracketed_newton(eval, lo, hi, guess, 100, |s, next, _, _| {
+        (next - s).abs() <= 1e-14 * s.abs().max(1e-300)
+    });
     if inner {
         s.exp()
     } else {
