@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
 use rand::{RngExt, SeedableRng};
 use upsample::fidelity::{evaluate, FidelityConfig, PhaseSpace, ShellConfig, TwoSampleConfig};
@@ -142,8 +143,21 @@ fn metrics(seed: f64, epochs: usize) -> FlowMetrics {
 
 /// A hand-made flow run with fidelity reports, a catalogue, an accelerations file and a mock
 /// survey: every kind of figure is drawn from the library's own records.
+/// Held for the whole of each test here: a test that opens an HDF5 file in this process (with
+/// its lock) while another spawns `upsample` hands the child its descriptor, lock included, and
+/// its own next open of that file fails with errno 11 for as long as the child runs (5 in 15
+/// runs of `chunked_catalogue_reads_equal_the_whole_file` on a loaded 2-core machine). The
+/// child's `HDF5_USE_FILE_LOCKING=FALSE` ([`upsample`]) covers only the locks it takes itself.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// The guard of [`ONE_AT_A_TIME`] (a test that failed holding it does not block the others).
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn every_figure_and_the_numbers_of_a_hand_made_run() {
+    let _serial = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // Catalogue: 20 000 stars of two clusters.
@@ -403,6 +417,7 @@ fn every_figure_and_the_numbers_of_a_hand_made_run() {
 /// The chunked catalogue reader gives the same rows as reading the file whole.
 #[test]
 fn chunked_catalogue_reads_equal_the_whole_file() {
+    let _serial = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.hdf5");
     let (xs, vs) = gaussian(1000, 5, 1.0, 10.0);
@@ -451,6 +466,7 @@ fn upsample() -> std::process::Command {
 /// particles beside stars; `upsample figures DIR` writes them again; `--no-figures` writes none.
 #[test]
 fn a_run_on_the_sample_produces_the_page() {
+    let _serial = one_at_a_time();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
