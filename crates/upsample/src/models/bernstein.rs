@@ -67,10 +67,11 @@ impl Bernstein {
         self.weights.len()
     }
 
-    /// (ln B(u), ln(1 − B(u))) from (ln u, ln(1 − u)).
+    /// (ln B(u), ln(1 − B(u))) from (ln u, ln(1 − u)). On the stack: the quantile's Newton
+    /// steps call it for every star drawn.
     pub fn ln_cdf(&self, ln_u: f64, ln_1mu: f64) -> (f64, f64) {
         let n = self.n();
-        let mut below = vec![0.0; n + 1];
+        let mut below = [0.0; MAX_DEGREE + 1];
         for j in 1..=n {
             below[j] = below[j - 1] + self.weights[j - 1];
         }
@@ -80,7 +81,7 @@ impl Bernstein {
                 .map(|j| ln_pmf(n, j, ln_u, ln_1mu) + below[j].ln()),
         );
         // 1 − W_j = Σ_{k ≥ j} w_k, summed from the top so that it keeps its precision.
-        let mut above = vec![0.0; n + 1];
+        let mut above = [0.0; MAX_DEGREE + 1];
         for j in (0..n).rev() {
             above[j] = above[j + 1] + self.weights[j];
         }
@@ -160,13 +161,6 @@ impl Bernstein {
         split(s)
     }
 
-    /// Fits degree-`n` weights (n ≤ [`MAX_DEGREE`]) to values `u` in (0, 1), each counting
-    /// `w[i]`, by maximum likelihood: the fit and its log-likelihood gain over the identity,
-    /// Σ w ln b(u). See [`Binned::fit`].
-    pub fn fit(u: &[f64], w: &[f64], n: usize) -> (Bernstein, f64) {
-        Binned::new(u, w).fit(n)
-    }
-
     /// The degree-n fit (n = 2…`max_degree`) with the best Bayesian information criterion,
     /// gain − (n − 1)/2 · ln Σw, or None where the identity (criterion 0) beats every degree:
     /// the weights `w` count particles (mean 1), so a degree is kept only where the data pay
@@ -219,7 +213,8 @@ impl Binned {
         }
     }
 
-    /// Degree-n weights by EM from equal weights (the identity map) and their gain Σ w ln b.
+    /// Degree-n weights (n ≤ [`MAX_DEGREE`]) fitted by maximum likelihood, EM from equal
+    /// weights (the identity map), and their log-likelihood gain over the identity, Σ w ln b.
     /// Basis densities at bin centres (u ≥ 1/(2 [`FIT_BINS`]), n ≤ 16) stay far above
     /// underflow, so EM runs on plain products.
     fn fit(&self, n: usize) -> (Bernstein, f64) {
@@ -329,13 +324,13 @@ mod tests {
         let p: Vec<f64> = (0..m).map(|i| (i as f64 + 0.5) / m as f64).collect();
         let w = vec![1.0; m];
         let sq: Vec<f64> = p.iter().map(|v| v.sqrt()).collect();
-        let (b, gain) = Bernstein::fit(&sq, &w, 12);
+        let (b, gain) = Binned::new(&sq, &w).fit(12);
         for &u in &[0.1f64, 0.3, 0.5, 0.8, 0.95] {
             let f = b.ln_cdf(u.ln(), (-u).ln_1p()).0.exp();
             assert!((f - u * u).abs() < 0.01, "{u}: {f}");
         }
         assert!(gain > 0.1 * m as f64, "{gain}");
-        let (_, gain0) = Bernstein::fit(&p, &w, 12);
+        let (_, gain0) = Binned::new(&p, &w).fit(12);
         assert!(gain0.abs() < 5.0, "{gain0}");
     }
 
