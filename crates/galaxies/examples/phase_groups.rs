@@ -37,7 +37,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let g = generate(m, Options::new(n, seed));
     let p = &g.sample.particles;
     let t = Instant::now();
-    let found = find_phase_groups(&p.position, &p.velocity, &settings)?;
+    let found = find_phase_groups(&p.position, &p.velocity, &settings, None)?;
     let secs = t.elapsed().as_secs_f64();
     println!(
         "{model}, {n} particles, seed {seed}: {:.2} s; scales {:.3} kpc, {:.2} km/s; {} above \

@@ -270,30 +270,18 @@ pub fn split_disc_spheroid(
     uids: &[u64],
     ellipsoids: bool,
 ) -> Option<Components> {
-    let n = positions.len();
-    if n == 0 {
+    if positions.is_empty() {
         return None;
     }
     let prob = DiscProbability::fit(positions, velocities, weights, ellipsoids);
-    let p: Vec<f64> = (0..n)
-        .map(|i| prob.at(positions[i], velocities[i]))
-        .collect();
-    let disc_share = p.iter().sum::<f64>() / n as f64;
-    if !(MIN_COMPONENT_SHARE..=1.0 - MIN_COMPONENT_SHARE).contains(&disc_share) {
-        return None;
-    }
+    let (in_disc, disc_share) = draw_components(&prob, positions, velocities, uids)?;
     let (mut disc, mut spheroid) = (Vec::new(), Vec::new());
-    for (i, &pi) in p.iter().enumerate() {
-        let u = (mix_seed(COMPONENTS, uids[i]) >> 11) as f64 / (1u64 << 53) as f64;
-        if u < pi {
+    for (i, d) in in_disc.into_iter().enumerate() {
+        if d {
             disc.push(i);
         } else {
             spheroid.push(i);
         }
-    }
-    let share = |k: usize| k as f64 / n as f64;
-    if share(disc.len()) < MIN_COMPONENT_SHARE || share(spheroid.len()) < MIN_COMPONENT_SHARE {
-        return None;
     }
     Some(Components {
         disc,
@@ -301,4 +289,58 @@ pub fn split_disc_spheroid(
         disc_share,
         ellipsoid_shells: prob.ellipsoid_shells(),
     })
+}
+
+/// Every particle's draw of [`split_disc_spheroid`] (true: disc) with the disc probability
+/// fitted on the particles `fit_on` only (indices into `positions`, kpc, and `velocities`,
+/// km/s; `weights` and `uids` of all particles). None where the split of `fit_on` alone is
+/// None. The phase-space group finder fits on the particles its first pass left smooth, so
+/// that a cold stream cannot pass for a disc, and draws for all of them.
+pub(crate) fn disc_flags(
+    positions: &[[f64; 3]],
+    velocities: &[[f64; 3]],
+    weights: Option<&[f64]>,
+    uids: &[u64],
+    ellipsoids: bool,
+    fit_on: &[usize],
+) -> Option<Vec<bool>> {
+    let pick = |a: &[[f64; 3]]| fit_on.iter().map(|&i| a[i]).collect::<Vec<_>>();
+    let (pos, vel) = (pick(positions), pick(velocities));
+    if pos.is_empty() {
+        return None;
+    }
+    let w: Option<Vec<f64>> = weights.map(|w| fit_on.iter().map(|&i| w[i]).collect());
+    let ids: Vec<u64> = fit_on.iter().map(|&i| uids[i]).collect();
+    let prob = DiscProbability::fit(&pos, &vel, w.as_deref(), ellipsoids);
+    draw_components(&prob, &pos, &vel, &ids)?;
+    draw_components(&prob, positions, velocities, uids).map(|(d, _)| d)
+}
+
+/// Each particle's component draw under `prob` (true: disc) and the mean disc probability;
+/// None when either component holds less than [`MIN_COMPONENT_SHARE`].
+fn draw_components(
+    prob: &DiscProbability,
+    positions: &[[f64; 3]],
+    velocities: &[[f64; 3]],
+    uids: &[u64],
+) -> Option<(Vec<bool>, f64)> {
+    let n = positions.len();
+    let p: Vec<f64> = (0..n)
+        .map(|i| prob.at(positions[i], velocities[i]))
+        .collect();
+    let disc_share = p.iter().sum::<f64>() / n as f64;
+    if !(MIN_COMPONENT_SHARE..=1.0 - MIN_COMPONENT_SHARE).contains(&disc_share) {
+        return None;
+    }
+    let in_disc: Vec<bool> = p
+        .iter()
+        .zip(uids)
+        .map(|(&pi, &uid)| ((mix_seed(COMPONENTS, uid) >> 11) as f64 / (1u64 << 53) as f64) < pi)
+        .collect();
+    let discs = in_disc.iter().filter(|&&d| d).count();
+    let share = |k: usize| k as f64 / n as f64;
+    if share(discs) < MIN_COMPONENT_SHARE || share(n - discs) < MIN_COMPONENT_SHARE {
+        return None;
+    }
+    Some((in_disc, disc_share))
 }

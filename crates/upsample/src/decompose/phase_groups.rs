@@ -41,12 +41,21 @@
 //! 550 (`cargo run -p galaxies --example phase_groups`; docs/ACCURACY.md). The k-NN noise alone
 //! (f̂ / f = k / Gamma(k, 1)) exceeds ×3 for about 1 particle in 10⁴ at k = 32.
 //!
-//! Limits: the background is spherical, so a thin disc is "cold" against its shells (on the
-//! disc + bulge galaxy (b), 50 000 particles: disc contrast median 3.8, 99.9% 35; 139 particles
-//! above 30 in 30 sets of fewer than 200, so no group). A disc colder or thinner than (b) could
-//! come out as groups: a set holding more than `max_fraction` of the particles is left to the
-//! cells; smaller ones would get flows of their own. An axisymmetric background (shells in R
-//! and z) would remove this; not built.
+//! **A disc galaxy's background** (`decompose_cells_and_groups` with the components split):
+//! spherical shells call a thin cold disc substructure, more so the better it is resolved. On
+//! the disc + bulge galaxy (b): 50 000 particles, disc contrast median 3.8, 99.9% 35, 139
+//! particles above 30 in 30 sets of fewer than 200, so no group; 10⁶ particles of the same
+//! model, 54 244 above 30 and two "groups" of 53 437 disc particles, one cut into 519 stream
+//! pieces that each trained for 600 epochs (seen on an H200, 2026-12-04). So after a first pass
+//! against the shells, the particles it left smooth are split into disc and spheroid as the
+//! cells are (`components.rs`), every particle is drawn into one of the two with that fitted
+//! probability, and a second pass runs against the spheroid's shells plus the disc's
+//! axisymmetric rings ([`DiscRings`]: rings in R, bins in |z|, a Gaussian ellipsoid in
+//! (v_R, v_φ, v_z) per bin). Then (b) has no particle above 30 at either size, and a satellite
+//! beside a thin cold disc is still found whole (`decompose/tests.rs`). Fitted on the first
+//! pass's smooth particles, the disc probability cannot take a cold stream's particles for a
+//! disc of their own; a stream that co-rotates with the disc in its plane would be drawn
+//! partly into the disc's rings and could be missed (not seen; no such test galaxy).
 
 use anyhow::{anyhow, bail, Result};
 use kiddo::{ImmutableKdTree, SquaredEuclidean};
@@ -104,6 +113,9 @@ pub struct PhaseGroups {
     pub position_scale: f64,
     /// Velocity scale l_v of the 6D metric, km/s.
     pub velocity_scale: f64,
+    /// Disc particles whose axisymmetric rings joined the background (0: spherical shells
+    /// of all particles).
+    pub disc_background: usize,
 }
 
 /// 1.4826 × the median absolute deviation about the median, averaged over the three axes.
@@ -128,6 +140,85 @@ fn median(xs: &mut [f64]) -> f64 {
     *mid
 }
 
+/// Most |z| bins of one disc ring of the background.
+const MAX_Z_BINS: usize = 16;
+
+/// Ends (exclusive) of consecutive bins of `order` (indices sorted by `key`, key > 0 apart
+/// from exact zeros): [`FINE_SHELLS`] log-spaced bins between the smallest positive key and the
+/// largest, merged until each holds `min_count`; a short last bin joins the one before.
+fn log_bins(key: &[f64], order: &[usize], min_count: usize) -> Vec<usize> {
+    let n = order.len();
+    let k_min = order
+        .iter()
+        .map(|&i| key[i])
+        .filter(|&r| r > 0.0)
+        .fold(f64::INFINITY, f64::min);
+    let k_max = order.iter().map(|&i| key[i]).fold(0.0, f64::max);
+    let mut fine_ends: Vec<usize> = Vec::with_capacity(FINE_SHELLS);
+    if k_min.is_finite() && k_max > k_min {
+        let step = (k_max / k_min).ln() / FINE_SHELLS as f64;
+        let mut k = 0;
+        for s in 1..FINE_SHELLS {
+            let edge = k_min * (step * s as f64).exp();
+            while k < n && key[order[k]] < edge {
+                k += 1;
+            }
+            fine_ends.push(k);
+        }
+    }
+    fine_ends.push(n);
+    let mut ends: Vec<usize> = Vec::new();
+    let mut start = 0;
+    for &e in &fine_ends {
+        if e - start >= min_count {
+            ends.push(e);
+            start = e;
+        }
+    }
+    match ends.last_mut() {
+        Some(last) if *last != n => *last = n,
+        None => ends.push(n),
+        _ => {}
+    }
+    ends
+}
+
+/// Outer edge of bin `b` of `order` (sorted by `key`) ending at `ends[b]`: halfway between its
+/// last particle and the next bin's first, or its last particle's key for the last bin.
+fn outer_edge(key: &[f64], order: &[usize], ends: &[usize], b: usize) -> f64 {
+    let end = ends[b];
+    if b + 1 == ends.len() {
+        key[order[end - 1]]
+    } else {
+        0.5 * (key[order[end - 1]] + key[order[end]])
+    }
+}
+
+/// Median and ln of the root-mean-square about it (km/s) of each velocity component of `idx`.
+fn velocity_moments(idx: &[usize], vs: &[[f64; 3]]) -> ([f64; 3], [f64; 3]) {
+    let mut mean = [0.0; 3];
+    let mut ln_sigma = [0.0; 3];
+    for k in 0..3 {
+        let mut col: Vec<f64> = idx.iter().map(|&i| vs[i][k]).collect();
+        let med = median(&mut col);
+        let ms = col.iter().map(|x| (x - med).powi(2)).sum::<f64>() / col.len() as f64;
+        mean[k] = med;
+        ln_sigma[k] = ms.sqrt().max(1e-6).ln();
+    }
+    (mean, ln_sigma)
+}
+
+/// ln of the Gaussian velocity ellipsoid N(u; mean, σ) per (km/s)³, axes aligned.
+fn ln_gaussian(u: &[f64; 3], mean: &[f64; 3], ln_sigma: &[f64; 3]) -> f64 {
+    let ln_2pi = (2.0 * std::f64::consts::PI).ln();
+    let mut ln_f = 0.0;
+    for ((ui, mi), ls) in u.iter().zip(mean).zip(ln_sigma) {
+        let z = (ui - mi) / ls.exp();
+        ln_f -= 0.5 * z * z + ls + 0.5 * ln_2pi;
+    }
+    ln_f
+}
+
 /// One background node: ln r, ln n (particles per kpc³), velocity medians and ln σ (km/s).
 #[derive(Debug, Clone, Copy)]
 struct ShellNode {
@@ -137,75 +228,28 @@ struct ShellNode {
     ln_sigma: [f64; 3],
 }
 
-/// The spherical background of the module docs.
-struct Background {
+/// Spherical shells of the module docs (of all particles, or of a disc galaxy's spheroid).
+struct Shells {
     nodes: Vec<ShellNode>,
 }
 
-impl Background {
-    /// Shells of `radii` (kpc) with spherical velocities `vs` (km/s).
-    fn fit(radii: &[f64], vs: &[[f64; 3]]) -> Result<Background> {
-        let n = radii.len();
-        let mut order: Vec<usize> = (0..n).collect();
+impl Shells {
+    /// Shells of the particles `subset` at `radii` (kpc) with spherical velocities `vs` (km/s).
+    fn fit(radii: &[f64], vs: &[[f64; 3]], subset: &[usize]) -> Result<Shells> {
+        let n = subset.len();
+        let mut order = subset.to_vec();
         order.sort_unstable_by(|&a, &b| radii[a].total_cmp(&radii[b]));
-        let min_count = MIN_SHELL_COUNT.min((n / 20).max(1));
-        // Log-spaced fine edges from the smallest positive radius to the largest.
-        let r_pos_min = radii
-            .iter()
-            .copied()
-            .filter(|&r| r > 0.0)
-            .fold(f64::INFINITY, f64::min);
-        let r_max = radii.iter().copied().fold(0.0, f64::max);
-        let mut fine_ends: Vec<usize> = Vec::with_capacity(FINE_SHELLS);
-        if r_pos_min.is_finite() && r_max > r_pos_min {
-            let step = (r_max / r_pos_min).ln() / FINE_SHELLS as f64;
-            let mut k = 0;
-            for s in 1..FINE_SHELLS {
-                let edge = r_pos_min * (step * s as f64).exp();
-                while k < n && radii[order[k]] < edge {
-                    k += 1;
-                }
-                fine_ends.push(k);
-            }
-        }
-        fine_ends.push(n);
-        // Merge fine shells until each holds min_count; a short last one joins the one before.
-        let mut ends: Vec<usize> = Vec::new();
-        let mut start = 0;
-        for &e in &fine_ends {
-            if e - start >= min_count {
-                ends.push(e);
-                start = e;
-            }
-        }
-        match ends.last_mut() {
-            Some(last) if *last != n => *last = n,
-            None => ends.push(n),
-            _ => {}
-        }
+        let ends = log_bins(radii, &order, MIN_SHELL_COUNT.min((n / 20).max(1)));
         let mut nodes = Vec::with_capacity(ends.len());
         let mut start = 0;
         let mut r_lo = 0.0_f64;
         for (s, &end) in ends.iter().enumerate() {
             let idx = &order[start..end];
-            let r_hi = if s + 1 == ends.len() {
-                radii[order[end - 1]]
-            } else {
-                // Halfway between the last particle in and the first one out.
-                0.5 * (radii[order[end - 1]] + radii[order[end]])
-            };
+            let r_hi = outer_edge(radii, &order, &ends, s);
             let volume = 4.0 / 3.0 * std::f64::consts::PI * (r_hi.powi(3) - r_lo.powi(3));
             let mut rs: Vec<f64> = idx.iter().map(|&i| radii[i]).collect();
             let r_node = median(&mut rs).max(1e-300);
-            let mut mean = [0.0; 3];
-            let mut ln_sigma = [0.0; 3];
-            for k in 0..3 {
-                let mut col: Vec<f64> = idx.iter().map(|&i| vs[i][k]).collect();
-                let med = median(&mut col);
-                let ms = col.iter().map(|x| (x - med).powi(2)).sum::<f64>() / col.len() as f64;
-                mean[k] = med;
-                ln_sigma[k] = ms.sqrt().max(1e-6).ln();
-            }
+            let (mean, ln_sigma) = velocity_moments(idx, vs);
             if volume.is_nan() || volume <= 0.0 {
                 bail!(
                     "phase groups: background shell {s} ({} particles at r = {r_lo}..{r_hi} kpc) \
@@ -222,10 +266,10 @@ impl Background {
             start = end;
             r_lo = r_hi;
         }
-        Ok(Background { nodes })
+        Ok(Shells { nodes })
     }
 
-    /// ln f_bg (particles per kpc³ per (km/s)³) at radius `r` with spherical velocity `u`.
+    /// ln f (particles per kpc³ per (km/s)³) at radius `r` with spherical velocity `u`.
     fn ln_density(&self, r: f64, u: &[f64; 3]) -> f64 {
         let ln_r = r.max(1e-300).ln();
         let nodes = &self.nodes;
@@ -248,13 +292,156 @@ impl Background {
                 }
             }
         };
-        let ln_2pi = (2.0 * std::f64::consts::PI).ln();
-        let mut ln_f = node.ln_n;
-        for ((ui, mi), ls) in u.iter().zip(&node.mean).zip(&node.ln_sigma) {
-            let z = (ui - mi) / ls.exp();
-            ln_f -= 0.5 * z * z + ls + 0.5 * ln_2pi;
+        node.ln_n + ln_gaussian(u, &node.mean, &node.ln_sigma)
+    }
+}
+
+/// One |z| bin of a disc ring: its upper |z| edge (kpc), ln n (particles per kpc³) and the
+/// medians and ln σ of (v_R, v_φ, v_z) (km/s).
+#[derive(Debug, Clone, Copy)]
+struct ZBin {
+    z_hi: f64,
+    ln_n: f64,
+    mean: [f64; 3],
+    ln_sigma: [f64; 3],
+}
+
+/// A disc's axisymmetric background: rings in cylindrical R (log-spaced, merged like the
+/// shells), each cut at quantiles of |z| into bins of at least [`MIN_SHELL_COUNT`] particles
+/// (at most [`MAX_Z_BINS`]), with a Gaussian ellipsoid in (v_R, v_φ, v_z) per bin. A thin,
+/// cold, rotating disc, which spherical shells call substructure, is smooth against it.
+struct DiscRings {
+    /// (ln of the ring's median R, its |z| bins from the plane out).
+    rings: Vec<(f64, Vec<ZBin>)>,
+}
+
+/// Cylindrical R (kpc), |z| (kpc) and (v_R, v_φ, v_z) (km/s) of one particle.
+fn cylindrical(x: &[f64; 3], v: &[f64; 3]) -> (f64, f64, [f64; 3]) {
+    let big_r = x[0].hypot(x[1]);
+    if big_r < 1e-300 {
+        return (0.0, x[2].abs(), [v[0], v[1], v[2]]);
+    }
+    let (c, s) = (x[0] / big_r, x[1] / big_r);
+    (
+        big_r,
+        x[2].abs(),
+        [v[0] * c + v[1] * s, v[1] * c - v[0] * s, v[2]],
+    )
+}
+
+impl DiscRings {
+    /// Rings of the particles `subset` at `positions` (kpc) with `velocities` (km/s).
+    fn fit(positions: &[[f64; 3]], velocities: &[[f64; 3]], subset: &[usize]) -> DiscRings {
+        let n = positions.len();
+        let (mut big_r, mut abs_z, mut vc) = (vec![0.0; n], vec![0.0; n], vec![[0.0; 3]; n]);
+        for &i in subset {
+            (big_r[i], abs_z[i], vc[i]) = cylindrical(&positions[i], &velocities[i]);
         }
-        ln_f
+        let mut order = subset.to_vec();
+        order.sort_unstable_by(|&a, &b| big_r[a].total_cmp(&big_r[b]));
+        let ends = log_bins(
+            &big_r,
+            &order,
+            MIN_SHELL_COUNT.min((subset.len() / 20).max(1)),
+        );
+        let mut rings = Vec::with_capacity(ends.len());
+        let (mut start, mut r_lo) = (0, 0.0_f64);
+        for (b, &end) in ends.iter().enumerate() {
+            let r_hi = outer_edge(&big_r, &order, &ends, b);
+            let area = std::f64::consts::PI * (r_hi * r_hi - r_lo * r_lo);
+            let mut ring = order[start..end].to_vec();
+            let mut rs: Vec<f64> = ring.iter().map(|&i| big_r[i]).collect();
+            let ln_r = median(&mut rs).max(1e-300).ln();
+            ring.sort_unstable_by(|&a, &b| abs_z[a].total_cmp(&abs_z[b]));
+            let m = (ring.len() / MIN_SHELL_COUNT).clamp(1, MAX_Z_BINS);
+            let z_ends: Vec<usize> = (1..=m).map(|j| j * ring.len() / m).collect();
+            let mut bins = Vec::with_capacity(m);
+            let (mut z_start, mut z_lo) = (0, 0.0_f64);
+            for (j, &z_end) in z_ends.iter().enumerate() {
+                let z_hi = outer_edge(&abs_z, &ring, &z_ends, j);
+                // Both sides of the plane; a floor so that tied |z| cannot divide by zero.
+                let volume = (area * 2.0 * (z_hi - z_lo)).max(1e-300);
+                let (mean, ln_sigma) = velocity_moments(&ring[z_start..z_end], &vc);
+                bins.push(ZBin {
+                    z_hi,
+                    ln_n: ((z_end - z_start) as f64 / volume).ln(),
+                    mean,
+                    ln_sigma,
+                });
+                (z_start, z_lo) = (z_end, z_hi);
+            }
+            rings.push((ln_r, bins));
+            (start, r_lo) = (end, r_hi);
+        }
+        DiscRings { rings }
+    }
+
+    /// f (particles per kpc³ per (km/s)³) at `x` (kpc) with velocity `v` (km/s): each of the
+    /// two rings around R evaluated in its |z| bin (zero beyond its last), then interpolated
+    /// linearly in ln R (held beyond the first and last ring).
+    fn density(&self, x: &[f64; 3], v: &[f64; 3]) -> f64 {
+        let (big_r, abs_z, u) = cylindrical(x, v);
+        let in_ring = |bins: &[ZBin]| {
+            bins.iter().find(|b| abs_z <= b.z_hi).map_or(0.0, |b| {
+                (b.ln_n + ln_gaussian(&u, &b.mean, &b.ln_sigma)).exp()
+            })
+        };
+        let ln_r = big_r.max(1e-300).ln();
+        let rings = &self.rings;
+        match rings.partition_point(|(lr, _)| *lr <= ln_r) {
+            0 => in_ring(&rings[0].1),
+            k if k == rings.len() => in_ring(&rings[k - 1].1),
+            k => {
+                let ((la, a), (lb, b)) = (&rings[k - 1], &rings[k]);
+                let t = if lb > la {
+                    (ln_r - la) / (lb - la)
+                } else {
+                    0.0
+                };
+                (1.0 - t) * in_ring(a) + t * in_ring(b)
+            }
+        }
+    }
+}
+
+/// The smooth background of the module docs: spherical shells, plus a disc's axisymmetric
+/// rings where the galaxy has a rotating disc (the shells then hold its spheroid only).
+struct Background {
+    shells: Shells,
+    disc: Option<DiscRings>,
+}
+
+impl Background {
+    /// The background of all particles; `disc` marks a disc galaxy's disc particles.
+    fn fit(
+        positions: &[[f64; 3]],
+        velocities: &[[f64; 3]],
+        radii: &[f64],
+        sph: &[[f64; 3]],
+        disc: Option<&[bool]>,
+    ) -> Result<Background> {
+        let n = radii.len();
+        let (in_disc, rest): (Vec<usize>, Vec<usize>) = match disc {
+            Some(d) => (0..n).partition(|&i| d[i]),
+            None => (Vec::new(), (0..n).collect()),
+        };
+        if in_disc.is_empty() || rest.is_empty() {
+            let all: Vec<usize> = (0..n).collect();
+            return Ok(Background {
+                shells: Shells::fit(radii, sph, &all)?,
+                disc: None,
+            });
+        }
+        Ok(Background {
+            shells: Shells::fit(radii, sph, &rest)?,
+            disc: Some(DiscRings::fit(positions, velocities, &in_disc)),
+        })
+    }
+
+    /// f_bg (particles per kpc³ per (km/s)³) of particle at `x` (kpc), velocity `v` (km/s),
+    /// radius `r` (kpc) and spherical velocity `u` (km/s).
+    fn density(&self, x: &[f64; 3], v: &[f64; 3], r: f64, u: &[f64; 3]) -> f64 {
+        self.shells.ln_density(r, u).exp() + self.disc.as_ref().map_or(0.0, |d| d.density(x, v))
     }
 }
 
@@ -274,6 +461,7 @@ pub fn find_phase_groups(
     positions: &[[f64; 3]],
     velocities: &[[f64; 3]],
     settings: &PhaseGroupSettings,
+    disc: Option<&[bool]>,
 ) -> Result<PhaseGroups> {
     let n = positions.len();
     if velocities.len() != n {
@@ -283,6 +471,12 @@ pub fn find_phase_groups(
         );
     }
     super::check_positions(positions, "phase groups")?;
+    if let Some(d) = disc.filter(|d| d.len() != n) {
+        bail!(
+            "phase groups: {n} particles but {} disc flags (one each expected)",
+            d.len()
+        );
+    }
     if let Some((i, v)) = velocities
         .iter()
         .enumerate()
@@ -318,6 +512,7 @@ pub fn find_phase_groups(
         too_large: Vec::new(),
         position_scale: lx,
         velocity_scale: lv,
+        disc_background: 0,
     };
     if n <= k {
         // Too few particles for any density estimate: no structure can be told apart.
@@ -338,7 +533,7 @@ pub fn find_phase_groups(
         .zip(velocities)
         .map(|(x, v)| spherical_velocity(*x, *v))
         .collect();
-    let background = Background::fit(&radii, &sph)?;
+    let background = Background::fit(positions, velocities, &radii, &sph, disc)?;
     let points: Vec<[f64; 6]> = positions
         .par_iter()
         .zip(velocities.par_iter())
@@ -363,7 +558,7 @@ pub fn find_phase_groups(
     // The background at every particle, particles per kpc³ per (km/s)³.
     let f_bg: Vec<f64> = (0..n)
         .into_par_iter()
-        .map(|i| background.ln_density(radii[i], &sph[i]).exp())
+        .map(|i| background.density(&positions[i], &velocities[i], radii[i], &sph[i]))
         .collect();
     // Contrast per particle, and the neighbour list of each outlier.
     let found: Vec<(f64, Option<Vec<u32>>)> = (0..n)
@@ -432,6 +627,10 @@ pub fn find_phase_groups(
         outliers,
         small_groups,
         too_large,
+        disc_background: match (&background.disc, disc) {
+            (Some(_), Some(d)) => d.iter().filter(|&&b| b).count(),
+            _ => 0,
+        },
         ..empty(contrast)
     })
 }
@@ -451,7 +650,33 @@ pub(crate) fn decompose_cells_and_groups(
     settings: &PhaseGroupSettings,
     split: Option<&SmoothSplit>,
 ) -> Result<Vec<Cluster>> {
-    let found = find_phase_groups(positions, velocities, settings)?;
+    let mut found = find_phase_groups(positions, velocities, settings, None)?;
+    // A disc galaxy's disc joins the background as axisymmetric rings (against spherical shells
+    // alone a thin cold disc resolved by ~10^6 particles stands out as "groups"); which
+    // particles are disc is fitted on what this first pass left smooth, as the cells' split
+    // is, so that a cold stream or a satellite cannot pass for a disc, then drawn for all.
+    if let Some(s) = split {
+        let smooth: Vec<usize> = {
+            let mut grouped = vec![false; positions.len()];
+            found
+                .groups
+                .iter()
+                .flatten()
+                .for_each(|&i| grouped[i] = true);
+            (0..positions.len()).filter(|&i| !grouped[i]).collect()
+        };
+        let flags = super::components::disc_flags(
+            positions,
+            velocities,
+            s.weights,
+            s.uids,
+            s.ellipsoids,
+            &smooth,
+        );
+        if let Some(disc) = flags {
+            found = find_phase_groups(positions, velocities, settings, Some(&disc))?;
+        }
+    }
     let mut in_group = vec![false; positions.len()];
     for g in &found.groups {
         for &i in g {
@@ -473,7 +698,8 @@ pub(crate) fn decompose_cells_and_groups(
         super::decompose_smooth(positions, velocities, &rest, n_cells, margin, split)?;
     tracing::info!(
         "substructure: {} phase-space groups ({} particles; {} particles above contrast {}, {} \
-         smaller sets left to the cells{}), metric scales {:.3} kpc and {:.2} km/s",
+         smaller sets left to the cells{}), metric scales {:.3} kpc and {:.2} km/s, \
+         background {}",
         found.groups.len(),
         positions.len() - rest.len(),
         found.outliers,
@@ -488,7 +714,11 @@ pub(crate) fn decompose_cells_and_groups(
             )
         },
         found.position_scale,
-        found.velocity_scale
+        found.velocity_scale,
+        match found.disc_background {
+            0 => String::from("spherical shells"),
+            d => format!("spheroid shells + disc rings ({d} disc particles)"),
+        }
     );
     let n_groups = found.groups.len();
     for (g, members) in found.groups.into_iter().enumerate() {

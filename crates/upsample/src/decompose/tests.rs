@@ -685,7 +685,7 @@ fn best_match(groups: &[Vec<usize>], label: &[u8], l: u8) -> (f64, f64) {
 #[test]
 fn phase_groups_find_a_cold_clump_and_a_thin_tube_in_a_plummer_sphere() {
     let (pos, vel, label) = plummer_with_clump_and_tube(20_000, 300, 500, 21);
-    let found = find_phase_groups(&pos, &vel, &PhaseGroupSettings::default()).unwrap();
+    let found = find_phase_groups(&pos, &vel, &PhaseGroupSettings::default(), None).unwrap();
     assert_eq!(
         found.groups.len(),
         2,
@@ -724,7 +724,8 @@ fn phase_groups_find_a_cold_clump_and_a_thin_tube_in_a_plummer_sphere() {
     );
     // Without the structures: nothing.
     let n = 20_000;
-    let none = find_phase_groups(&pos[..n], &vel[..n], &PhaseGroupSettings::default()).unwrap();
+    let none =
+        find_phase_groups(&pos[..n], &vel[..n], &PhaseGroupSettings::default(), None).unwrap();
     assert!(
         none.groups.is_empty(),
         "{:?}",
@@ -740,7 +741,7 @@ fn phase_groups_leave_a_smooth_cuspy_sphere_alone() {
             min_members: 20,
             ..PhaseGroupSettings::default()
         };
-        let found = find_phase_groups(&pos, &vel, &settings).unwrap();
+        let found = find_phase_groups(&pos, &vel, &settings, None).unwrap();
         let max = found.contrast.iter().copied().fold(0.0, f64::max);
         eprintln!(
             "Hernquist σ_t/σ_r = {t_over_r}: max contrast {max:.2}, {} outliers, {} groups",
@@ -836,13 +837,15 @@ fn substructure_decomposition_owns_every_particle_once() {
 fn phase_groups_refuse_bad_inputs() {
     let (pos, vel, _) = plummer_with_clump_and_tube(500, 0, 0, 23);
     let s = PhaseGroupSettings::default();
-    let e = find_phase_groups(&pos, &vel[..10], &s)
+    let e = find_phase_groups(&pos, &vel[..10], &s, None)
         .unwrap_err()
         .to_string();
     assert!(e.contains("500 positions but 10 velocities"), "{e}");
     let mut v = vel.clone();
     v[7][1] = f64::NAN;
-    let e = find_phase_groups(&pos, &v, &s).unwrap_err().to_string();
+    let e = find_phase_groups(&pos, &v, &s, None)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("particle 7") && e.contains("velocity"), "{e}");
     for bad in [
         PhaseGroupSettings {
@@ -858,10 +861,13 @@ fn phase_groups_refuse_bad_inputs() {
             ..s.clone()
         },
     ] {
-        assert!(find_phase_groups(&pos, &vel, &bad).is_err(), "{bad:?}");
+        assert!(
+            find_phase_groups(&pos, &vel, &bad, None).is_err(),
+            "{bad:?}"
+        );
     }
     // Fewer particles than neighbours: no groups, contrast 1.
-    let few = find_phase_groups(&pos[..10], &vel[..10], &s).unwrap();
+    let few = find_phase_groups(&pos[..10], &vel[..10], &s, None).unwrap();
     assert!(few.groups.is_empty() && few.contrast == vec![1.0; 10]);
     let e = decompose_cells_and_groups(&pos[..3], &vel[..3], 4, 0.5, &s, None)
         .unwrap_err()
@@ -875,7 +881,7 @@ fn phase_groups_refuse_bad_inputs() {
 fn timing_phase_groups_one_million() {
     let (pos, vel, label) = plummer_with_clump_and_tube(1_000_000, 10_000, 20_000, 24);
     let t = std::time::Instant::now();
-    let found = find_phase_groups(&pos, &vel, &PhaseGroupSettings::default()).unwrap();
+    let found = find_phase_groups(&pos, &vel, &PhaseGroupSettings::default(), None).unwrap();
     let (pc, cc) = best_match(&found.groups, &label, 1);
     let (pt, ct) = best_match(&found.groups, &label, 2);
     eprintln!(
@@ -933,7 +939,10 @@ fn elongation_is_the_principal_spread_ratio() {
 fn substructure_without_groups_is_exactly_the_cells() {
     let (pos, vel) = hernquist_sphere(8_000, 0.8, 33);
     let s = PhaseGroupSettings::default();
-    assert!(find_phase_groups(&pos, &vel, &s).unwrap().groups.is_empty());
+    assert!(find_phase_groups(&pos, &vel, &s, None)
+        .unwrap()
+        .groups
+        .is_empty());
     assert_eq!(
         decompose_cells_and_groups(&pos, &vel, 5, 0.5, &s, None).unwrap(),
         decompose_cells(&pos, 5, 0.5).unwrap()
@@ -1202,4 +1211,71 @@ fn smooth_cells_of_a_disc_galaxy_are_the_components_cells() {
     };
     let sphere = decompose_smooth(&sp, &sv, &all, 8, 0.5, Some(&split)).unwrap();
     assert_eq!(sphere, decompose_cells(&sp, 8, 0.5).unwrap());
+}
+
+#[test]
+fn a_cold_thin_disc_is_background_and_a_satellite_beside_it_still_a_group() {
+    // A thin (0.3 kpc), cold (15 km/s) disc, its spheroid, and a compact satellite in the halo:
+    // 500 particles, Gaussian 0.2 kpc and 5 km/s about (15, 0, 10) kpc, (0, −80, 60) km/s.
+    let (mut pos, mut vel, mut label) = disc_and_spheroid(120_000, 40_000, 30.0, (200.0, 15.0), 3);
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(4);
+    for _ in 0..500 {
+        let g = |rng: &mut Xoshiro256PlusPlus, s: f64| -> f64 {
+            let z: f64 = StandardNormal.sample(rng);
+            s * z
+        };
+        pos.push([
+            15.0 + g(&mut rng, 0.2),
+            g(&mut rng, 0.2),
+            10.0 + g(&mut rng, 0.2),
+        ]);
+        vel.push([
+            g(&mut rng, 5.0),
+            -80.0 + g(&mut rng, 5.0),
+            60.0 + g(&mut rng, 5.0),
+        ]);
+        label.push(2);
+    }
+    let s = PhaseGroupSettings::default();
+    // Against spherical shells alone the disc stands out as groups of its own.
+    let spherical = find_phase_groups(&pos, &vel, &s, None).unwrap();
+    let disc_in_groups: usize = spherical
+        .groups
+        .iter()
+        .map(|g| g.iter().filter(|&&i| label[i] == 0).count())
+        .sum();
+    assert!(
+        disc_in_groups > 1_000,
+        "spherical background: {disc_in_groups} disc particles in {} groups",
+        spherical.groups.len()
+    );
+    // With the disc's own rings in the background only the satellite is left.
+    let uids: Vec<u64> = (0..pos.len() as u64).collect();
+    let split = SmoothSplit {
+        weights: None,
+        uids: &uids,
+        ellipsoids: true,
+    };
+    let clusters = decompose_cells_and_groups(&pos, &vel, 8, 0.5, &s, Some(&split)).unwrap();
+    let groups: Vec<Vec<usize>> = clusters
+        .iter()
+        .filter(|c| c.label.starts_with("phase group"))
+        .map(|c| c.members.clone())
+        .collect();
+    assert_eq!(
+        groups.len(),
+        1,
+        "{:?}",
+        clusters.iter().map(|c| &c.label).collect::<Vec<_>>()
+    );
+    let (purity, completeness) = best_match(&groups, &label, 2);
+    eprintln!(
+        "spherical: {disc_in_groups} disc particles in {} groups; with disc rings: satellite \
+         purity {purity:.3}, completeness {completeness:.3}",
+        spherical.groups.len()
+    );
+    assert!(
+        purity > 0.95 && completeness > 0.9,
+        "satellite: purity {purity:.3}, completeness {completeness:.3}"
+    );
 }
