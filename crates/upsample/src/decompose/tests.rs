@@ -1279,3 +1279,69 @@ fn a_cold_thin_disc_is_background_and_a_satellite_beside_it_still_a_group() {
         "satellite: purity {purity:.3}, completeness {completeness:.3}"
     );
 }
+
+#[test]
+fn streams_are_cut_by_their_shape_not_their_particle_count() {
+    // Round groups stay whole; galaxy (c)'s stream (1 507 particles, elongation 65) keeps the
+    // 15 pieces of ≥ 100 particles it always had.
+    assert_eq!(stream_pieces(5_000, ELONGATED, 100), 1);
+    assert_eq!(stream_pieces(5_000, f64::NAN, 100), 1);
+    assert_eq!(stream_pieces(1_507, 65.0, 100), 15);
+    // The same shape with 20x the particles: ⌈65 / 4⌉ = 17 pieces, not 301.
+    assert_eq!(stream_pieces(30_140, 65.0, 100), 17);
+    assert_eq!(
+        stream_pieces(30_140, 65.0 / PIECE_ELONGATION * 4.0, 100),
+        17
+    );
+    // Never a piece below min_members, never zero pieces.
+    assert_eq!(stream_pieces(150, 65.0, 100), 1);
+    assert_eq!(stream_pieces(50, 65.0, 100), 1);
+    assert_eq!(stream_pieces(1_000, f64::INFINITY, 100), 10);
+    // Through the decomposition: a straight tube 20 kpc long and 0.1 kpc wide, 6 000 particles
+    // inside a Plummer sphere, is cut into ⌈elongation / 4⌉ pieces.
+    let (mut pos, mut vel, _) = plummer_with_clump_and_tube(20_000, 0, 0, 5);
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(6);
+    let n0 = pos.len();
+    for _ in 0..6_000 {
+        let t: f64 = rng.random_range(-10.0..10.0);
+        let g = |rng: &mut Xoshiro256PlusPlus, s: f64| -> f64 {
+            let z: f64 = StandardNormal.sample(rng);
+            s * z
+        };
+        pos.push([t, 5.0 + g(&mut rng, 0.1), g(&mut rng, 0.1)]);
+        vel.push([30.0 + g(&mut rng, 2.0), g(&mut rng, 2.0), g(&mut rng, 2.0)]);
+    }
+    let s = PhaseGroupSettings::default();
+    let clusters = decompose_cells_and_groups(&pos, &vel, 4, 0.5, &s, None).unwrap();
+    let pieces: Vec<&Cluster> = clusters
+        .iter()
+        .filter(|c| c.label.contains(" piece "))
+        .collect();
+    let group: Vec<[f64; 3]> = pieces
+        .iter()
+        .flat_map(|c| c.members.iter().map(|&i| pos[i]))
+        .collect();
+    let from_tube = pieces
+        .iter()
+        .flat_map(|c| &c.members)
+        .filter(|&&i| i >= n0)
+        .count();
+    let tube_share = from_tube as f64 / group.len().max(1) as f64;
+    assert!(
+        tube_share > 0.95,
+        "the pieces are the tube: {tube_share:.3}"
+    );
+    let expected = (elongation(&group) / PIECE_ELONGATION).ceil() as usize;
+    assert!(
+        (10..=30).contains(&expected),
+        "tube elongation {}",
+        elongation(&group)
+    );
+    assert_eq!(
+        pieces.len(),
+        expected,
+        "{:?}",
+        clusters.iter().map(|c| &c.label).collect::<Vec<_>>()
+    );
+    assert!(pieces.iter().all(|c| c.members.len() >= s.min_members));
+}
