@@ -194,43 +194,61 @@ fn outer_edge(key: &[f64], order: &[usize], ends: &[usize], b: usize) -> f64 {
     }
 }
 
-/// Median and ln of the root-mean-square about it (km/s) of each velocity component of `idx`.
-fn velocity_moments(idx: &[usize], vs: &[[f64; 3]]) -> ([f64; 3], [f64; 3]) {
-    let mut mean = [0.0; 3];
-    let mut ln_sigma = [0.0; 3];
-    for k in 0..3 {
-        let mut col: Vec<f64> = idx.iter().map(|&i| vs[i][k]).collect();
-        let med = median(&mut col);
-        let ms = col.iter().map(|x| (x - med).powi(2)).sum::<f64>() / col.len() as f64;
-        mean[k] = med;
-        ln_sigma[k] = ms.sqrt().max(1e-6).ln();
-    }
-    (mean, ln_sigma)
-}
-
-/// ln of the Gaussian velocity ellipsoid N(u; mean, σ) per (km/s)³, axes aligned.
-fn ln_gaussian(u: &[f64; 3], mean: &[f64; 3], ln_sigma: &[f64; 3]) -> f64 {
-    let ln_2pi = (2.0 * std::f64::consts::PI).ln();
-    let mut ln_f = 0.0;
-    for ((ui, mi), ls) in u.iter().zip(mean).zip(ln_sigma) {
-        let z = (ui - mi) / ls.exp();
-        ln_f -= 0.5 * z * z + ls + 0.5 * ln_2pi;
-    }
-    ln_f
-}
-
-/// One background node: ln r, ln n (particles per kpc³), velocity medians and ln σ (km/s).
+/// A number density and a Gaussian velocity ellipsoid aligned with the axes of the velocity
+/// components it was fitted on: ln n (particles per kpc³), medians and ln σ (km/s).
 #[derive(Debug, Clone, Copy)]
-struct ShellNode {
-    ln_r: f64,
+struct Ellipsoid {
     ln_n: f64,
     mean: [f64; 3],
     ln_sigma: [f64; 3],
 }
 
-/// Spherical shells of the module docs (of all particles, or of a disc galaxy's spheroid).
+impl Ellipsoid {
+    /// `idx`'s particles in `volume` (kpc³): each velocity component's median and the
+    /// root-mean-square about it (km/s) of `vs`.
+    fn fit(idx: &[usize], vs: &[[f64; 3]], volume: f64) -> Ellipsoid {
+        let mut mean = [0.0; 3];
+        let mut ln_sigma = [0.0; 3];
+        for k in 0..3 {
+            let mut col: Vec<f64> = idx.iter().map(|&i| vs[i][k]).collect();
+            let med = median(&mut col);
+            let ms = col.iter().map(|x| (x - med).powi(2)).sum::<f64>() / col.len() as f64;
+            mean[k] = med;
+            ln_sigma[k] = ms.sqrt().max(1e-6).ln();
+        }
+        Ellipsoid {
+            ln_n: (idx.len() as f64 / volume).ln(),
+            mean,
+            ln_sigma,
+        }
+    }
+
+    /// ln f (particles per kpc³ per (km/s)³) at velocity `u` (km/s).
+    fn ln_density(&self, u: &[f64; 3]) -> f64 {
+        let ln_2pi = (2.0 * std::f64::consts::PI).ln();
+        let mut ln_f = self.ln_n;
+        for ((ui, mi), ls) in u.iter().zip(&self.mean).zip(&self.ln_sigma) {
+            let z = (ui - mi) / ls.exp();
+            ln_f -= 0.5 * z * z + ls + 0.5 * ln_2pi;
+        }
+        ln_f
+    }
+
+    /// The parameters interpolated linearly to `t` ∈ [0, 1] between `self` and `other`.
+    fn lerp(&self, other: &Ellipsoid, t: f64) -> Ellipsoid {
+        let l = |p: f64, q: f64| p + t * (q - p);
+        Ellipsoid {
+            ln_n: l(self.ln_n, other.ln_n),
+            mean: std::array::from_fn(|i| l(self.mean[i], other.mean[i])),
+            ln_sigma: std::array::from_fn(|i| l(self.ln_sigma[i], other.ln_sigma[i])),
+        }
+    }
+}
+
+/// Spherical shells of the module docs (of all particles, or of a disc galaxy's spheroid):
+/// (ln of each shell's median radius, its density and ellipsoid in (v_r, v_θ, v_φ)).
 struct Shells {
-    nodes: Vec<ShellNode>,
+    nodes: Vec<(f64, Ellipsoid)>,
 }
 
 impl Shells {
@@ -249,7 +267,6 @@ impl Shells {
             let volume = 4.0 / 3.0 * std::f64::consts::PI * (r_hi.powi(3) - r_lo.powi(3));
             let mut rs: Vec<f64> = idx.iter().map(|&i| radii[i]).collect();
             let r_node = median(&mut rs).max(1e-300);
-            let (mean, ln_sigma) = velocity_moments(idx, vs);
             if volume.is_nan() || volume <= 0.0 {
                 bail!(
                     "phase groups: background shell {s} ({} particles at r = {r_lo}..{r_hi} kpc) \
@@ -257,12 +274,7 @@ impl Shells {
                     idx.len()
                 );
             }
-            nodes.push(ShellNode {
-                ln_r: r_node.ln(),
-                ln_n: (idx.len() as f64 / volume).ln(),
-                mean,
-                ln_sigma,
-            });
+            nodes.push((r_node.ln(), Ellipsoid::fit(idx, vs, volume)));
             start = end;
             r_lo = r_hi;
         }
@@ -273,37 +285,21 @@ impl Shells {
     fn ln_density(&self, r: f64, u: &[f64; 3]) -> f64 {
         let ln_r = r.max(1e-300).ln();
         let nodes = &self.nodes;
-        let node = match nodes.partition_point(|nd| nd.ln_r <= ln_r) {
-            0 => nodes[0],
-            k if k == nodes.len() => nodes[k - 1],
+        let node = match nodes.partition_point(|(lr, _)| *lr <= ln_r) {
+            0 => nodes[0].1,
+            k if k == nodes.len() => nodes[k - 1].1,
             k => {
-                let (a, b) = (&nodes[k - 1], &nodes[k]);
-                let t = if b.ln_r > a.ln_r {
-                    (ln_r - a.ln_r) / (b.ln_r - a.ln_r)
+                let ((la, a), (lb, b)) = (&nodes[k - 1], &nodes[k]);
+                let t = if lb > la {
+                    (ln_r - la) / (lb - la)
                 } else {
                     0.0
                 };
-                let lerp = |p: f64, q: f64| p + t * (q - p);
-                ShellNode {
-                    ln_r,
-                    ln_n: lerp(a.ln_n, b.ln_n),
-                    mean: std::array::from_fn(|i| lerp(a.mean[i], b.mean[i])),
-                    ln_sigma: std::array::from_fn(|i| lerp(a.ln_sigma[i], b.ln_sigma[i])),
-                }
+                a.lerp(b, t)
             }
         };
-        node.ln_n + ln_gaussian(u, &node.mean, &node.ln_sigma)
+        node.ln_density(u)
     }
-}
-
-/// One |z| bin of a disc ring: its upper |z| edge (kpc), ln n (particles per kpc³) and the
-/// medians and ln σ of (v_R, v_φ, v_z) (km/s).
-#[derive(Debug, Clone, Copy)]
-struct ZBin {
-    z_hi: f64,
-    ln_n: f64,
-    mean: [f64; 3],
-    ln_sigma: [f64; 3],
 }
 
 /// A disc's axisymmetric background: rings in cylindrical R (log-spaced, merged like the
@@ -311,8 +307,9 @@ struct ZBin {
 /// (at most [`MAX_Z_BINS`]), with a Gaussian ellipsoid in (v_R, v_φ, v_z) per bin. A thin,
 /// cold, rotating disc, which spherical shells call substructure, is smooth against it.
 struct DiscRings {
-    /// (ln of the ring's median R, its |z| bins from the plane out).
-    rings: Vec<(f64, Vec<ZBin>)>,
+    /// (ln of the ring's median R, its |z| bins from the plane out: upper |z| edge, kpc, and
+    /// density and ellipsoid in (v_R, v_φ, v_z)).
+    rings: Vec<(f64, Vec<(f64, Ellipsoid)>)>,
 }
 
 /// Cylindrical R (kpc), |z| (kpc) and (v_R, v_φ, v_z) (km/s) of one particle.
@@ -361,13 +358,7 @@ impl DiscRings {
                 let z_hi = outer_edge(&abs_z, &ring, &z_ends, j);
                 // Both sides of the plane; a floor so that tied |z| cannot divide by zero.
                 let volume = (area * 2.0 * (z_hi - z_lo)).max(1e-300);
-                let (mean, ln_sigma) = velocity_moments(&ring[z_start..z_end], &vc);
-                bins.push(ZBin {
-                    z_hi,
-                    ln_n: ((z_end - z_start) as f64 / volume).ln(),
-                    mean,
-                    ln_sigma,
-                });
+                bins.push((z_hi, Ellipsoid::fit(&ring[z_start..z_end], &vc, volume)));
                 (z_start, z_lo) = (z_end, z_hi);
             }
             rings.push((ln_r, bins));
@@ -381,10 +372,10 @@ impl DiscRings {
     /// linearly in ln R (held beyond the first and last ring).
     fn density(&self, x: &[f64; 3], v: &[f64; 3]) -> f64 {
         let (big_r, abs_z, u) = cylindrical(x, v);
-        let in_ring = |bins: &[ZBin]| {
-            bins.iter().find(|b| abs_z <= b.z_hi).map_or(0.0, |b| {
-                (b.ln_n + ln_gaussian(&u, &b.mean, &b.ln_sigma)).exp()
-            })
+        let in_ring = |bins: &[(f64, Ellipsoid)]| {
+            bins.iter()
+                .find(|(z_hi, _)| abs_z <= *z_hi)
+                .map_or(0.0, |(_, e)| e.ln_density(&u).exp())
         };
         let ln_r = big_r.max(1e-300).ln();
         let rings = &self.rings;
