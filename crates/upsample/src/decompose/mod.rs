@@ -39,8 +39,8 @@ pub(crate) use fof::decompose_fof;
 pub(crate) use labels::{decompose_labels, labels_by_id};
 pub(crate) use phase_groups::decompose_cells_and_groups;
 pub use phase_groups::{
-    elongation, find_phase_groups, stream_pieces, PhaseGroupSettings, PhaseGroups, ELONGATED,
-    MIN_SHELL_COUNT, PIECE_ELONGATION,
+    elongation, find_phase_groups, stream_pieces, BackgroundRole, PhaseGroupSettings, PhaseGroups,
+    ELONGATED, MIN_SHELL_COUNT, PIECE_ELONGATION,
 };
 
 use anyhow::{bail, Result};

@@ -46,16 +46,17 @@
 //! the disc + bulge galaxy (b): 50 000 particles, disc contrast median 3.8, 99.9% 35, 139
 //! particles above 30 in 30 sets of fewer than 200, so no group; 10⁶ particles of the same
 //! model, 54 244 above 30 and two "groups" of 53 437 disc particles, one cut into 519 stream
-//! pieces that each trained for 600 epochs (seen on an H200, 2026-12-04). So after a first pass
-//! against the shells, the particles it left smooth are split into disc and spheroid as the
-//! cells are (`components.rs`), every particle is drawn into one of the two with that fitted
+//! pieces (seen on an H200, 2026-12-04). So after a first pass against the shells, the
+//! particles it left smooth are split into disc and spheroid as the cells are
+//! (`components.rs`), every particle is drawn into one of the two with that fitted
 //! probability, and a second pass runs against the spheroid's shells plus the disc's
 //! axisymmetric rings ([`DiscRings`]: rings in R, bins in |z|, a Gaussian ellipsoid in
-//! (v_R, v_φ, v_z) per bin). Then (b) has no particle above 30 at either size, and a satellite
-//! beside a thin cold disc is still found whole (`decompose/tests.rs`). Fitted on the first
-//! pass's smooth particles, the disc probability cannot take a cold stream's particles for a
-//! disc of their own; a stream that co-rotates with the disc in its plane would be drawn
-//! partly into the disc's rings and could be missed (not seen; no such test galaxy).
+//! (v_R, v_φ, v_z) per bin), both fitted without the first pass's groups
+//! ([`BackgroundRole::Skip`]): the background is the smooth galaxy's. Then (b) has no particle
+//! above 30 at either size, and (c)'s stream and satellite put into (b) are found whole at both
+//! sizes (docs/ACCURACY.md); a satellite beside a thin cold disc too (`decompose/tests.rs`). A
+//! stream that co-rotates with the disc inside its plane, and that the first pass misses, would
+//! be drawn partly into the rings (not seen; no such test galaxy).
 
 use anyhow::{anyhow, bail, Result};
 use kiddo::{ImmutableKdTree, SquaredEuclidean};
@@ -395,6 +396,17 @@ impl DiscRings {
     }
 }
 
+/// What a particle's background is fitted with, in a disc galaxy's second pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackgroundRole {
+    /// The spherical shells (a disc galaxy's spheroid).
+    Shells,
+    /// The disc's axisymmetric rings.
+    Rings,
+    /// Neither: substructure the first pass found, left out of the smooth galaxy's model.
+    Skip,
+}
+
 /// The smooth background of the module docs: spherical shells, plus a disc's axisymmetric
 /// rings where the galaxy has a rotating disc (the shells then hold its spheroid only).
 struct Background {
@@ -403,17 +415,20 @@ struct Background {
 }
 
 impl Background {
-    /// The background of all particles; `disc` marks a disc galaxy's disc particles.
+    /// The background of all particles, or with `roles` of a disc galaxy's shells and rings.
     fn fit(
         positions: &[[f64; 3]],
         velocities: &[[f64; 3]],
         radii: &[f64],
         sph: &[[f64; 3]],
-        disc: Option<&[bool]>,
+        roles: Option<&[BackgroundRole]>,
     ) -> Result<Background> {
         let n = radii.len();
-        let (in_disc, rest): (Vec<usize>, Vec<usize>) = match disc {
-            Some(d) => (0..n).partition(|&i| d[i]),
+        let (in_disc, rest): (Vec<usize>, Vec<usize>) = match roles {
+            Some(r) => (
+                (0..n).filter(|&i| r[i] == BackgroundRole::Rings).collect(),
+                (0..n).filter(|&i| r[i] == BackgroundRole::Shells).collect(),
+            ),
             None => (Vec::new(), (0..n).collect()),
         };
         if in_disc.is_empty() || rest.is_empty() {
@@ -452,7 +467,7 @@ pub fn find_phase_groups(
     positions: &[[f64; 3]],
     velocities: &[[f64; 3]],
     settings: &PhaseGroupSettings,
-    disc: Option<&[bool]>,
+    roles: Option<&[BackgroundRole]>,
 ) -> Result<PhaseGroups> {
     let n = positions.len();
     if velocities.len() != n {
@@ -462,9 +477,9 @@ pub fn find_phase_groups(
         );
     }
     super::check_positions(positions, "phase groups")?;
-    if let Some(d) = disc.filter(|d| d.len() != n) {
+    if let Some(d) = roles.filter(|d| d.len() != n) {
         bail!(
-            "phase groups: {n} particles but {} disc flags (one each expected)",
+            "phase groups: {n} particles but {} background roles (one each expected)",
             d.len()
         );
     }
@@ -524,7 +539,7 @@ pub fn find_phase_groups(
         .zip(velocities)
         .map(|(x, v)| spherical_velocity(*x, *v))
         .collect();
-    let background = Background::fit(positions, velocities, &radii, &sph, disc)?;
+    let background = Background::fit(positions, velocities, &radii, &sph, roles)?;
     let points: Vec<[f64; 6]> = positions
         .par_iter()
         .zip(velocities.par_iter())
@@ -618,8 +633,8 @@ pub fn find_phase_groups(
         outliers,
         small_groups,
         too_large,
-        disc_background: match (&background.disc, disc) {
-            (Some(_), Some(d)) => d.iter().filter(|&&b| b).count(),
+        disc_background: match (&background.disc, roles) {
+            (Some(_), Some(r)) => r.iter().filter(|&&b| b == BackgroundRole::Rings).count(),
             _ => 0,
         },
         ..empty(contrast)
@@ -643,19 +658,18 @@ pub(crate) fn decompose_cells_and_groups(
 ) -> Result<Vec<Cluster>> {
     let mut found = find_phase_groups(positions, velocities, settings, None)?;
     // A disc galaxy's disc joins the background as axisymmetric rings (against spherical shells
-    // alone a thin cold disc resolved by ~10^6 particles stands out as "groups"); which
-    // particles are disc is fitted on what this first pass left smooth, as the cells' split
-    // is, so that a cold stream or a satellite cannot pass for a disc, then drawn for all.
+    // alone a thin cold disc resolved by ~10^6 particles stands out as "groups"). The second
+    // pass's background is the smooth galaxy: which particles are disc is fitted on what the
+    // first pass left smooth, as the cells' split is, and its groups are left out of both the
+    // shells and the rings, so that a stream or a satellite cannot pass for background.
     if let Some(s) = split {
-        let smooth: Vec<usize> = {
-            let mut grouped = vec![false; positions.len()];
-            found
-                .groups
-                .iter()
-                .flatten()
-                .for_each(|&i| grouped[i] = true);
-            (0..positions.len()).filter(|&i| !grouped[i]).collect()
-        };
+        let mut grouped = vec![false; positions.len()];
+        found
+            .groups
+            .iter()
+            .flatten()
+            .for_each(|&i| grouped[i] = true);
+        let smooth: Vec<usize> = (0..positions.len()).filter(|&i| !grouped[i]).collect();
         let flags = super::components::disc_flags(
             positions,
             velocities,
@@ -665,7 +679,14 @@ pub(crate) fn decompose_cells_and_groups(
             &smooth,
         );
         if let Some(disc) = flags {
-            found = find_phase_groups(positions, velocities, settings, Some(&disc))?;
+            let roles: Vec<BackgroundRole> = (0..positions.len())
+                .map(|i| match (disc[i], grouped[i]) {
+                    (_, true) => BackgroundRole::Skip,
+                    (true, false) => BackgroundRole::Rings,
+                    (false, false) => BackgroundRole::Shells,
+                })
+                .collect();
+            found = find_phase_groups(positions, velocities, settings, Some(&roles))?;
         }
     }
     let mut in_group = vec![false; positions.len()];
