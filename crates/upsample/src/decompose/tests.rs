@@ -1345,3 +1345,62 @@ fn streams_are_cut_by_their_shape_not_their_particle_count() {
     );
     assert!(pieces.iter().all(|c| c.members.len() >= s.min_members));
 }
+
+#[test]
+fn a_stream_and_a_satellite_put_into_a_disc_galaxy_are_found_whole() {
+    // Test galaxy (b) (50 000 particles) with test galaxy (c)'s stream (1 500 particles,
+    // 0.15 kpc, 3 km/s) and satellite (1 500) put into it. Had the first pass's groups stayed in
+    // the second pass's background, the satellite would keep 1 144 of its particles (it is a
+    // large share of the sparse spheroid's shell) and the stream would fall apart (measured).
+    let disc = galaxies::Model::by_name("disc")
+        .unwrap()
+        .draw(50_000, 1, None);
+    let halo = galaxies::Model::by_name("stream")
+        .unwrap()
+        .draw(50_000, 1, None);
+    let (mut pos, mut vel) = (disc.particles.position, disc.particles.velocity);
+    let mut label = vec![0u8; pos.len()];
+    for (i, &l) in halo.label.iter().enumerate() {
+        if l > 0 {
+            pos.push(halo.particles.position[i]);
+            vel.push(halo.particles.velocity[i]);
+            label.push(l);
+        }
+    }
+    let uids: Vec<u64> = (0..pos.len() as u64).collect();
+    let split = SmoothSplit {
+        weights: None,
+        uids: &uids,
+        ellipsoids: true,
+    };
+    let s = PhaseGroupSettings::default();
+    let clusters = decompose_cells_and_groups(&pos, &vel, 8, 0.5, &s, Some(&split)).unwrap();
+    let grouped: Vec<usize> = clusters
+        .iter()
+        .filter(|c| c.label.starts_with("phase group"))
+        .flat_map(|c| c.members.clone())
+        .collect();
+    let count = |l: u8| grouped.iter().filter(|&&i| label[i] == l).count();
+    let (disc_in, stream_in, satellite_in) = (count(0), count(1), count(2));
+    eprintln!("in groups: {disc_in} disc, {stream_in} stream, {satellite_in} satellite particles");
+    assert!(
+        disc_in <= 15,
+        "{disc_in} disc particles taken for substructure"
+    );
+    assert!(
+        stream_in >= 1_450 && satellite_in >= 1_450,
+        "{stream_in} {satellite_in}"
+    );
+    // Neither falls apart: one group holds each.
+    let whole = |l: u8| {
+        clusters
+            .iter()
+            .filter(|c| c.label.starts_with("phase group"))
+            .map(|c| (c.label.split(" (").next().unwrap_or("").to_string(), c))
+            .filter(|(_, c)| c.members.iter().any(|&i| label[i] == l))
+            .map(|(name, _)| name)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    };
+    assert_eq!((whole(1), whole(2)), (1, 1));
+}
