@@ -25,7 +25,7 @@
 //! V/σ_R = 1.1–8, σ_z/σ_R ≈ 0.6). Any p keeps the catalogue's total density f
 //! (`components.rs`); a better p gives each component's flows a population they can represent.
 
-use crate::fidelity::spherical_velocity;
+use crate::fidelity::{cylindrical_velocity, spherical_velocity};
 
 /// Fewest particles in a shell for a mixture fit (below it the mirror's p stands).
 const MIN_SHELL: usize = 200;
@@ -58,13 +58,7 @@ pub(crate) struct ShellMixture {
 /// km/s.
 fn components(x: [f64; 3], v: [f64; 3]) -> ([f64; 3], [f64; 3]) {
     let sph = spherical_velocity(x, v);
-    let big_r = x[0].hypot(x[1]);
-    let v_big_r = if big_r > 0.0 {
-        (x[0] * v[0] + x[1] * v[1]) / big_r
-    } else {
-        v[0]
-    };
-    ([v_big_r, sph[2], v[2]], sph)
+    ([cylindrical_velocity(x, v)[0], sph[2], v[2]], sph)
 }
 
 impl ShellMixture {

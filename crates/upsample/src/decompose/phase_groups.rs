@@ -64,7 +64,7 @@ use rayon::prelude::*;
 use std::num::NonZeroUsize;
 
 use super::{Cluster, SmoothSplit};
-use crate::fidelity::spherical_velocity;
+use crate::fidelity::{cylindrical_velocity, spherical_velocity};
 
 /// Fewest particles a background shell holds (shells are merged outward until they do).
 pub const MIN_SHELL_COUNT: usize = 200;
@@ -315,16 +315,7 @@ struct DiscRings {
 
 /// Cylindrical R (kpc), |z| (kpc) and (v_R, v_φ, v_z) (km/s) of one particle.
 fn cylindrical(x: &[f64; 3], v: &[f64; 3]) -> (f64, f64, [f64; 3]) {
-    let big_r = x[0].hypot(x[1]);
-    if big_r < 1e-300 {
-        return (0.0, x[2].abs(), [v[0], v[1], v[2]]);
-    }
-    let (c, s) = (x[0] / big_r, x[1] / big_r);
-    (
-        big_r,
-        x[2].abs(),
-        [v[0] * c + v[1] * s, v[1] * c - v[0] * s, v[2]],
-    )
+    (x[0].hypot(x[1]), x[2].abs(), cylindrical_velocity(*x, *v))
 }
 
 impl DiscRings {

@@ -22,8 +22,8 @@ mod standardise;
 mod two_sample;
 
 pub use shells::{
-    compare_profiles, radius, shell_profile, spherical_velocity, Kinematics, Profile, Shell,
-    ShellComparison, ShellConfig,
+    compare_profiles, cylindrical_velocity, radius, shell_profile, spherical_velocity, Kinematics,
+    Profile, Shell, ShellComparison, ShellConfig,
 };
 pub use smoothness::{
     ks_two_sample, nearest_distances, pool_counts, smoothness, NearestDistances, Smoothness,

@@ -209,6 +209,21 @@ pub fn radius(x: [f64; 3]) -> f64 {
     (x[0] * x[0] + x[1] * x[1] + x[2] * x[2]).sqrt()
 }
 
+/// Cylindrical components (v_R, v_φ, v_z) of velocity `v` (any unit, km/s in the pipeline) at
+/// position `x` (kpc), about the z axis; on the axis R̂ = x̂ and φ̂ = ŷ.
+pub fn cylindrical_velocity(x: [f64; 3], v: [f64; 3]) -> [f64; 3] {
+    let big_r = x[0].hypot(x[1]);
+    if big_r > 0.0 {
+        [
+            (x[0] * v[0] + x[1] * v[1]) / big_r,
+            (x[0] * v[1] - x[1] * v[0]) / big_r,
+            v[2],
+        ]
+    } else {
+        v
+    }
+}
+
 /// Spherical components (v_r, v_θ, v_φ) of velocity `v` (any unit, km/s in the pipeline) at
 /// position `x` (kpc); on the z axis φ̂ = ŷ and θ̂ = x̂.
 pub fn spherical_velocity(x: [f64; 3], v: [f64; 3]) -> [f64; 3] {
