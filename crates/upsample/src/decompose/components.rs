@@ -242,8 +242,9 @@ impl DiscProbability {
     }
 }
 
-/// The two grid points around `x` in ascending `grid` and the weight of the second.
-fn bracket(grid: &[f64], x: f64) -> (usize, usize, f64) {
+/// The two grid points around `x` in ascending `grid` and the weight of the second (the end
+/// point twice, weight 0, beyond either end).
+pub(crate) fn bracket(grid: &[f64], x: f64) -> (usize, usize, f64) {
     let last = grid.len() - 1;
     if x <= grid[0] {
         return (0, 0, 0.0);

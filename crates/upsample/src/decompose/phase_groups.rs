@@ -63,6 +63,7 @@ use kiddo::{ImmutableKdTree, SquaredEuclidean};
 use rayon::prelude::*;
 use std::num::NonZeroUsize;
 
+use super::components::bracket;
 use super::{Cluster, SmoothSplit};
 use crate::fidelity::{cylindrical_velocity, spherical_velocity};
 
@@ -249,7 +250,8 @@ impl Ellipsoid {
 /// Spherical shells of the module docs (of all particles, or of a disc galaxy's spheroid):
 /// (ln of each shell's median radius, its density and ellipsoid in (v_r, v_θ, v_φ)).
 struct Shells {
-    nodes: Vec<(f64, Ellipsoid)>,
+    ln_r: Vec<f64>,
+    nodes: Vec<Ellipsoid>,
 }
 
 impl Shells {
@@ -259,7 +261,10 @@ impl Shells {
         let mut order = subset.to_vec();
         order.sort_unstable_by(|&a, &b| radii[a].total_cmp(&radii[b]));
         let ends = log_bins(radii, &order, MIN_SHELL_COUNT.min((n / 20).max(1)));
-        let mut nodes = Vec::with_capacity(ends.len());
+        let (mut ln_rs, mut nodes) = (
+            Vec::with_capacity(ends.len()),
+            Vec::with_capacity(ends.len()),
+        );
         let mut start = 0;
         let mut r_lo = 0.0_f64;
         for (s, &end) in ends.iter().enumerate() {
@@ -275,30 +280,19 @@ impl Shells {
                     idx.len()
                 );
             }
-            nodes.push((r_node.ln(), Ellipsoid::fit(idx, vs, volume)));
+            ln_rs.push(r_node.ln());
+            nodes.push(Ellipsoid::fit(idx, vs, volume));
             start = end;
             r_lo = r_hi;
         }
-        Ok(Shells { nodes })
+        Ok(Shells { ln_r: ln_rs, nodes })
     }
 
     /// ln f (particles per kpc³ per (km/s)³) at radius `r` with spherical velocity `u`.
     fn ln_density(&self, r: f64, u: &[f64; 3]) -> f64 {
         let ln_r = r.max(1e-300).ln();
-        let nodes = &self.nodes;
-        let node = match nodes.partition_point(|(lr, _)| *lr <= ln_r) {
-            0 => nodes[0].1,
-            k if k == nodes.len() => nodes[k - 1].1,
-            k => {
-                let ((la, a), (lb, b)) = (&nodes[k - 1], &nodes[k]);
-                let t = if lb > la {
-                    (ln_r - la) / (lb - la)
-                } else {
-                    0.0
-                };
-                a.lerp(b, t)
-            }
-        };
+        let (i, j, t) = bracket(&self.ln_r, ln_r);
+        let node = self.nodes[i].lerp(&self.nodes[j], t);
         node.ln_density(u)
     }
 }
@@ -308,9 +302,11 @@ impl Shells {
 /// (at most [`MAX_Z_BINS`]), with a Gaussian ellipsoid in (v_R, v_φ, v_z) per bin. A thin,
 /// cold, rotating disc, which spherical shells call substructure, is smooth against it.
 struct DiscRings {
-    /// (ln of the ring's median R, its |z| bins from the plane out: upper |z| edge, kpc, and
-    /// density and ellipsoid in (v_R, v_φ, v_z)).
-    rings: Vec<(f64, Vec<(f64, Ellipsoid)>)>,
+    /// ln of each ring's median R (kpc).
+    ln_r: Vec<f64>,
+    /// Each ring's |z| bins from the plane out: upper |z| edge (kpc), and density and
+    /// ellipsoid in (v_R, v_φ, v_z).
+    rings: Vec<Vec<(f64, Ellipsoid)>>,
 }
 
 /// Cylindrical R (kpc), |z| (kpc) and (v_R, v_φ, v_z) (km/s) of one particle.
@@ -333,7 +329,10 @@ impl DiscRings {
             &order,
             MIN_SHELL_COUNT.min((subset.len() / 20).max(1)),
         );
-        let mut rings = Vec::with_capacity(ends.len());
+        let (mut ln_rs, mut rings) = (
+            Vec::with_capacity(ends.len()),
+            Vec::with_capacity(ends.len()),
+        );
         let (mut start, mut r_lo) = (0, 0.0_f64);
         for (b, &end) in ends.iter().enumerate() {
             let r_hi = outer_edge(&big_r, &order, &ends, b);
@@ -353,10 +352,11 @@ impl DiscRings {
                 bins.push((z_hi, Ellipsoid::fit(&ring[z_start..z_end], &vc, volume)));
                 (z_start, z_lo) = (z_end, z_hi);
             }
-            rings.push((ln_r, bins));
+            ln_rs.push(ln_r);
+            rings.push(bins);
             (start, r_lo) = (end, r_hi);
         }
-        DiscRings { rings }
+        DiscRings { ln_r: ln_rs, rings }
     }
 
     /// f (particles per kpc³ per (km/s)³) at `x` (kpc) with velocity `v` (km/s): each of the
@@ -370,20 +370,8 @@ impl DiscRings {
                 .map_or(0.0, |(_, e)| e.ln_density(&u).exp())
         };
         let ln_r = big_r.max(1e-300).ln();
-        let rings = &self.rings;
-        match rings.partition_point(|(lr, _)| *lr <= ln_r) {
-            0 => in_ring(&rings[0].1),
-            k if k == rings.len() => in_ring(&rings[k - 1].1),
-            k => {
-                let ((la, a), (lb, b)) = (&rings[k - 1], &rings[k]);
-                let t = if lb > la {
-                    (ln_r - la) / (lb - la)
-                } else {
-                    0.0
-                };
-                (1.0 - t) * in_ring(a) + t * in_ring(b)
-            }
-        }
+        let (i, j, t) = bracket(&self.ln_r, ln_r);
+        (1.0 - t) * in_ring(&self.rings[i]) + t * in_ring(&self.rings[j])
     }
 }
 
