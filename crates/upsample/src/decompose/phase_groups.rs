@@ -120,6 +120,15 @@ pub struct PhaseGroups {
     pub disc_background: usize,
 }
 
+impl PhaseGroups {
+    /// Whether each particle is a member of a kept group (indexed like the finder's input).
+    pub fn in_groups(&self) -> Vec<bool> {
+        let mut mask = vec![false; self.contrast.len()];
+        self.groups.iter().flatten().for_each(|&i| mask[i] = true);
+        mask
+    }
+}
+
 /// 1.4826 × the median absolute deviation about the median, averaged over the three axes.
 fn robust_scale(points: &[[f64; 3]]) -> f64 {
     let mut total = 0.0;
@@ -642,12 +651,7 @@ pub(crate) fn decompose_cells_and_groups(
     // first pass left smooth, as the cells' split is, and its groups are left out of both the
     // shells and the rings, so that a stream or a satellite cannot pass for background.
     if let Some(s) = split {
-        let mut grouped = vec![false; positions.len()];
-        found
-            .groups
-            .iter()
-            .flatten()
-            .for_each(|&i| grouped[i] = true);
+        let grouped = found.in_groups();
         let smooth: Vec<usize> = (0..positions.len()).filter(|&i| !grouped[i]).collect();
         let flags = super::components::disc_flags(
             positions,
@@ -668,12 +672,7 @@ pub(crate) fn decompose_cells_and_groups(
             found = find_phase_groups(positions, velocities, settings, Some(&roles))?;
         }
     }
-    let mut in_group = vec![false; positions.len()];
-    for g in &found.groups {
-        for &i in g {
-            in_group[i] = true;
-        }
-    }
+    let in_group = found.in_groups();
     // The smooth rest, as indices into the full arrays.
     let rest: Vec<usize> = (0..positions.len()).filter(|&i| !in_group[i]).collect();
     if rest.len() < n_cells {
