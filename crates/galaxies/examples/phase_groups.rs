@@ -4,7 +4,7 @@
 //! and the time taken.
 //!
 //! `cargo run -p galaxies --release --example phase_groups -- [--model stream|spheroid|disc]
-//! [--n N] [--seed S] [--contrast C] [--min M]`
+//! [--n N] [--seed S] [--contrast C] [--grow G] [--min M]`
 
 use std::time::Instant;
 
@@ -24,6 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--n" => n = value()?.parse()?,
             "--seed" => seed = value()?.parse()?,
             "--contrast" => settings.contrast = value()?.parse()?,
+            "--grow" => settings.grow_contrast = value()?.parse()?,
             "--min" => settings.min_members = value()?.parse()?,
             _ => return Err(format!("unknown argument {a}").into()),
         }
@@ -41,12 +42,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let secs = t.elapsed().as_secs_f64();
     println!(
         "{model}, {n} particles, seed {seed}: {:.2} s; scales {:.3} kpc, {:.2} km/s; {} above \
-         contrast {}; {} groups kept, {} smaller sets, too large {:?}",
+         contrast {}, {} grown through {}; {} groups kept, {} smaller sets, too large {:?}",
         secs,
         found.position_scale,
         found.velocity_scale,
         found.outliers,
         settings.contrast,
+        found.grown,
+        settings.grow_contrast,
         found.groups.len(),
         found.small_groups,
         found.too_large

@@ -403,9 +403,12 @@ pub struct ClusterConfig {
     pub substructure: bool,
     /// substructure: fewest particles of a group that gets its own flows.
     pub substructure_min: usize,
-    /// substructure: least 6D density contrast f/f_background (dimensionless, > 1) of a group
-    /// member.
+    /// substructure: least 6D density contrast f/f_background (dimensionless, > 1) of the
+    /// particles a group grows from.
     pub substructure_contrast: f64,
+    /// substructure: least contrast (dimensionless, > 1) of the particles a group grows
+    /// through from them (hysteresis; above `substructure_contrast` it is that threshold).
+    pub substructure_grow: f64,
     /// cells: split the smooth particles into a rotating disc and a non-rotating spheroid
     /// (mirror of the retrograde circularities), each cut into cells of its own.
     pub components: bool,
@@ -552,6 +555,7 @@ impl Default for ClusterConfig {
             substructure: true,
             substructure_min: 100,
             substructure_contrast: 30.0,
+            substructure_grow: 10.0,
             components: true,
             component_ellipsoids: true,
         }
@@ -658,6 +662,12 @@ impl Config {
                 c.substructure_contrast
             );
         }
+        if !(c.substructure_grow.is_finite() && c.substructure_grow > 1.0) {
+            bail!(
+                "clusters.substructure_grow must be a finite number > 1 (a density ratio), got {}",
+                c.substructure_grow
+            );
+        }
         if c.substructure_min < 2 {
             bail!(
                 "clusters.substructure_min must be at least 2 particles, got {}",
@@ -755,6 +765,10 @@ mod tests {
         for v in ["1.0", "0.5", "nan", "inf", "-3.0"] {
             let e = bad(&format!("[clusters]\nsubstructure_contrast = {v}\n"));
             assert!(e.contains("clusters.substructure_contrast"), "{v}: {e}");
+        }
+        for v in ["1.0", "nan", "0.0"] {
+            let e = bad(&format!("[clusters]\nsubstructure_grow = {v}\n"));
+            assert!(e.contains("clusters.substructure_grow"), "{v}: {e}");
         }
         let e = bad("[clusters]\nsubstructure_min = 1\n");
         assert!(e.contains("clusters.substructure_min"), "{e}");

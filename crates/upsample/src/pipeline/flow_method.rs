@@ -69,6 +69,7 @@ pub(crate) fn decompose(p: &Prepared, cfg: &Config, snapshot: &Path) -> Result<V
             c.margin,
             &PhaseGroupSettings {
                 contrast: c.substructure_contrast,
+                grow_contrast: c.substructure_grow.min(c.substructure_contrast),
                 min_members: c.substructure_min,
                 ..PhaseGroupSettings::default()
             },
