@@ -407,7 +407,8 @@ pub struct ClusterConfig {
     /// particles a group grows from.
     pub substructure_contrast: f64,
     /// substructure: least contrast (dimensionless, > 1) of the particles a group grows
-    /// through from them (hysteresis; above `substructure_contrast` it is that threshold).
+    /// through from them in a disc galaxy's pass against the disc's rings (hysteresis; above
+    /// `substructure_contrast` it is that threshold).
     pub substructure_grow: f64,
     /// cells: split the smooth particles into a rotating disc and a non-rotating spheroid
     /// (mirror of the retrograde circularities), each cut into cells of its own.
