@@ -1515,7 +1515,7 @@ fn a_cold_stream_co_rotating_in_the_disc_plane_is_found_whole() {
 }
 
 #[test]
-#[ignore = "measurement at 10^6 particles, ~5 minutes on 2 cores: cargo test --release -- --ignored in_plane"]
+#[ignore = "measurement at 10^6 particles, ~3.5 minutes on 2 cores: cargo test --release -- --ignored in_plane"]
 fn in_plane_streams_in_a_disc_of_a_million_particles() {
     for n_stream in [1_500, 30_000] {
         let [(disc_in, stream_in, groups), strict] =
