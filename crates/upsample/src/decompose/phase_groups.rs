@@ -482,93 +482,6 @@ pub fn find_phase_groups(
     settings: &PhaseGroupSettings,
     roles: Option<&[BackgroundRole]>,
 ) -> Result<PhaseGroups> {
-    Ok(phase_contrast(positions, velocities, settings, roles)?.groups(settings))
-}
-
-/// Every particle's 6D contrast against the background, with the neighbour lists that link
-/// particles into groups.
-struct Contrast {
-    /// ln(f̂ / f_bg) per particle.
-    ln_c: Vec<f64>,
-    /// The k nearest neighbours of each particle at or above the growth threshold it was
-    /// computed for (`None` below it).
-    links: Vec<Option<Vec<u32>>>,
-    /// Position scale l_x of the 6D metric, kpc.
-    position_scale: f64,
-    /// Velocity scale l_v of the 6D metric, km/s.
-    velocity_scale: f64,
-    /// Disc particles whose rings joined the background (0: shells of all particles).
-    disc_background: usize,
-}
-
-impl Contrast {
-    /// The groups (module docs, step 3) of particles linked above `settings.grow_contrast`
-    /// holding a seed at `settings.contrast`; `settings` no lower than the thresholds the
-    /// links were kept for.
-    fn groups(&self, settings: &PhaseGroupSettings) -> PhaseGroups {
-        let n = self.ln_c.len();
-        let (seed, grow) = (settings.contrast.ln(), settings.grow_contrast.ln());
-        let candidate = |i: usize| self.ln_c[i] >= grow && self.links[i].is_some();
-        let mut parent: Vec<usize> = (0..n).collect();
-        for i in (0..n).filter(|&i| candidate(i)) {
-            for &j in self.links[i].iter().flatten() {
-                let j = j as usize;
-                if candidate(j) {
-                    let (a, b) = (find(&mut parent, i), find(&mut parent, j));
-                    if a != b {
-                        parent[a.max(b)] = a.min(b);
-                    }
-                }
-            }
-        }
-        let mut members_of: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
-        for i in (0..n).filter(|&i| candidate(i)) {
-            let r = find(&mut parent, i);
-            members_of.entry(r).or_default().push(i);
-        }
-        let max_members = (settings.max_fraction * n as f64).floor() as usize;
-        let (mut groups, mut small_groups, mut too_large) = (Vec::new(), 0usize, Vec::new());
-        for (_, m) in members_of {
-            if !m.iter().any(|&i| self.ln_c[i] >= seed) {
-                continue;
-            }
-            if m.len() < settings.min_members.max(1) {
-                small_groups += 1;
-            } else if m.len() > max_members {
-                too_large.push(m.len());
-            } else {
-                groups.push(m);
-            }
-        }
-        // Largest first; ties by smallest member (members are ascending).
-        groups.sort_by(|a, b| b.len().cmp(&a.len()).then(a[0].cmp(&b[0])));
-        let grown = groups
-            .iter()
-            .flatten()
-            .filter(|&&i| self.ln_c[i] < seed)
-            .count();
-        PhaseGroups {
-            groups,
-            contrast: self.ln_c.iter().map(|c| c.exp()).collect(),
-            outliers: self.ln_c.iter().filter(|&&c| c >= seed).count(),
-            grown,
-            small_groups,
-            too_large,
-            position_scale: self.position_scale,
-            velocity_scale: self.velocity_scale,
-            disc_background: self.disc_background,
-        }
-    }
-}
-
-/// The contrast of every particle (module docs, steps 1 and 2) and the neighbour lists of
-/// those at or above `settings.grow_contrast`.
-fn phase_contrast(
-    positions: &[[f64; 3]],
-    velocities: &[[f64; 3]],
-    settings: &PhaseGroupSettings,
-    roles: Option<&[BackgroundRole]>,
-) -> Result<Contrast> {
     let n = positions.len();
     if velocities.len() != n {
         bail!(
@@ -621,15 +534,20 @@ fn phase_contrast(
         bail!("phase groups: {n} particles is more than the k-d tree holds (2^32 - 1)");
     }
     let (lx, lv) = (robust_scale(positions), robust_scale(velocities));
+    let empty = |contrast: Vec<f64>| PhaseGroups {
+        groups: Vec::new(),
+        contrast,
+        outliers: 0,
+        grown: 0,
+        small_groups: 0,
+        too_large: Vec::new(),
+        position_scale: lx,
+        velocity_scale: lv,
+        disc_background: 0,
+    };
     if n <= k {
         // Too few particles for any density estimate: no structure can be told apart.
-        return Ok(Contrast {
-            ln_c: vec![0.0; n],
-            links: vec![None; n],
-            position_scale: lx,
-            velocity_scale: lv,
-            disc_background: 0,
-        });
+        return Ok(empty(vec![1.0; n]));
     }
     if !(lx > 0.0 && lv > 0.0) {
         bail!(
@@ -667,7 +585,7 @@ fn phase_contrast(
     // ln of the unit 6-ball's volume, π³/6, and of the metric's Jacobian l_x³ l_v³.
     let ln_v6 = (std::f64::consts::PI.powi(3) / 6.0).ln();
     let ln_jacobian = 3.0 * (lx.ln() + lv.ln());
-    let threshold = settings.grow_contrast.min(settings.contrast).ln();
+    let threshold = settings.grow_contrast.ln();
     // The background at every particle, particles per kpc³ per (km/s)³.
     let f_bg: Vec<f64> = (0..n)
         .into_par_iter()
@@ -699,16 +617,60 @@ fn phase_contrast(
             (ln_c, (ln_c >= threshold).then_some(others))
         })
         .collect();
-    let (ln_c, links) = found.into_iter().unzip();
-    Ok(Contrast {
-        ln_c,
-        links,
-        position_scale: lx,
-        velocity_scale: lv,
+    // Candidates (those with a neighbour list) linked to each other; a connected set is a
+    // group when it holds a seed.
+    let seed = settings.contrast.ln();
+    let mut parent: Vec<usize> = (0..n).collect();
+    for (i, (_, nb)) in found.iter().enumerate() {
+        let Some(nb) = nb else { continue };
+        for &j in nb {
+            let j = j as usize;
+            if found[j].1.is_some() {
+                let (a, b) = (find(&mut parent, i), find(&mut parent, j));
+                if a != b {
+                    parent[a.max(b)] = a.min(b);
+                }
+            }
+        }
+    }
+    let mut members_of: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+    for (i, (_, nb)) in found.iter().enumerate() {
+        if nb.is_some() {
+            let r = find(&mut parent, i);
+            members_of.entry(r).or_default().push(i);
+        }
+    }
+    let max_members = (settings.max_fraction * n as f64).floor() as usize;
+    let (mut groups, mut small_groups, mut too_large) = (Vec::new(), 0usize, Vec::new());
+    for (_, m) in members_of {
+        if !m.iter().any(|&i| found[i].0 >= seed) {
+            continue;
+        }
+        if m.len() < settings.min_members.max(1) {
+            small_groups += 1;
+        } else if m.len() > max_members {
+            too_large.push(m.len());
+        } else {
+            groups.push(m);
+        }
+    }
+    // Largest first; ties by smallest member (members are ascending).
+    groups.sort_by(|a, b| b.len().cmp(&a.len()).then(a[0].cmp(&b[0])));
+    Ok(PhaseGroups {
+        outliers: found.iter().filter(|(c, _)| *c >= seed).count(),
+        grown: groups
+            .iter()
+            .flatten()
+            .filter(|&&i| found[i].0 < seed)
+            .count(),
+        groups,
+        small_groups,
+        too_large,
         disc_background: match (&background.disc, roles) {
             (Some(_), Some(r)) => r.iter().filter(|&&b| b == BackgroundRole::Rings).count(),
             _ => 0,
         },
+        ..empty(found.iter().map(|(c, _)| c.exp()).collect())
     })
 }
 
