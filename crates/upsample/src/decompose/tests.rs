@@ -669,6 +669,22 @@ fn hernquist_sphere(n: usize, t_over_r: f64, seed: u64) -> (Vec<[f64; 3]>, Vec<[
     (pos, vel)
 }
 
+/// Members of the clusters that are phase-space groups (or pieces of one).
+fn phase_group_members(clusters: &[Cluster]) -> Vec<usize> {
+    clusters
+        .iter()
+        .filter(|c| c.label.starts_with("phase group"))
+        .flat_map(|c| c.members.clone())
+        .collect()
+}
+
+/// "phase group G of N" of a cluster that is a phase-space group or a piece of one.
+fn phase_group_name(c: &Cluster) -> Option<&str> {
+    c.label
+        .starts_with("phase group")
+        .then(|| c.label.split(" (").next().unwrap_or(""))
+}
+
 /// Purity and completeness of the group that holds most of label `l`'s particles.
 fn best_match(groups: &[Vec<usize>], label: &[u8], l: u8) -> (f64, f64) {
     let total = label.iter().filter(|&&x| x == l).count();
@@ -1400,11 +1416,7 @@ fn a_stream_and_a_satellite_put_into_a_disc_galaxy_are_found_whole() {
     };
     let s = PhaseGroupSettings::default();
     let clusters = decompose_cells_and_groups(&pos, &vel, 8, 0.5, &s, Some(&split)).unwrap();
-    let grouped: Vec<usize> = clusters
-        .iter()
-        .filter(|c| c.label.starts_with("phase group"))
-        .flat_map(|c| c.members.clone())
-        .collect();
+    let grouped = phase_group_members(&clusters);
     let count = |l: u8| grouped.iter().filter(|&&i| label[i] == l).count();
     let (disc_in, stream_in, satellite_in) = (count(0), count(1), count(2));
     eprintln!("in groups: {disc_in} disc, {stream_in} stream, {satellite_in} satellite particles");
@@ -1420,10 +1432,8 @@ fn a_stream_and_a_satellite_put_into_a_disc_galaxy_are_found_whole() {
     let whole = |l: u8| {
         clusters
             .iter()
-            .filter(|c| c.label.starts_with("phase group"))
-            .map(|c| (c.label.split(" (").next().unwrap_or("").to_string(), c))
-            .filter(|(_, c)| c.members.iter().any(|&i| label[i] == l))
-            .map(|(name, _)| name)
+            .filter(|c| c.members.iter().any(|&i| label[i] == l))
+            .filter_map(phase_group_name)
             .collect::<std::collections::BTreeSet<_>>()
             .len()
     };
@@ -1474,17 +1484,10 @@ fn in_plane_stream(
     };
     let count = |s: &PhaseGroupSettings| {
         let clusters = decompose_cells_and_groups(&pos, &vel, 8, 0.5, s, Some(&split)).unwrap();
-        let grouped: Vec<usize> = clusters
-            .iter()
-            .filter(|c| c.label.starts_with("phase group"))
-            .flat_map(|c| c.members.clone())
-            .collect();
+        let grouped = phase_group_members(&clusters);
         let stream = grouped.iter().filter(|&&i| i >= n_disc).count();
-        let groups: std::collections::BTreeSet<String> = clusters
-            .iter()
-            .filter(|c| c.label.starts_with("phase group"))
-            .map(|c| c.label.split(" (").next().unwrap_or("").to_string())
-            .collect();
+        let groups: std::collections::BTreeSet<&str> =
+            clusters.iter().filter_map(phase_group_name).collect();
         (grouped.len() - stream, stream, groups.len())
     };
     let strict = PhaseGroupSettings {
