@@ -275,6 +275,7 @@ mod tests {
             smooth_circular_speed: true,
             quadratic_dispersions: true,
             parabola_width: Some(1.5),
+            bin_weights: Some(vec![1.0, 3.0, 2.0]),
         };
         // Positions as they are, and Gaussianised by a cuspy radial profile.
         let radial = crate::models::RadialProfile {
