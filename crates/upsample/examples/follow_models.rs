@@ -6,7 +6,9 @@
 //! `--draws` times at those particles' positions; with `--catalog`, of (3) the catalogue's stars
 //! of that cell and (4) the flow re-drawn at the stars' positions. A variance of 1 is the model
 //! itself; the particles' departure from 1 is the model's error, which a flow that corrects its
-//! model reproduces. Also the rms v_r (km/s) of each sample, pooled over the cells.
+//! model reproduces. Also the rms v_r (km/s) of each sample, pooled over the cells. Where
+//! clusters share space (components), the particle columns count every particle in a core and
+//! mix clusters; the star columns go by the stars' cluster and do not.
 //! docs/ACCURACY.md (twenty-fourth session) has what it found on galaxy (a).
 //!
 //! ```text
@@ -144,6 +146,25 @@ fn main() -> Result<()> {
                 one(x, v, 2)?;
             }
         }
+    }
+    // Components (a disc and a spheroid sharing space) give clusters whose cores overlap: a
+    // particle inside two cores is counted in both, and the particle columns mix clusters.
+    let shared = particles
+        .position
+        .iter()
+        .filter(|p| {
+            set.clusters
+                .iter()
+                .filter(|c| c.core.is_some_and(|k| k.contains(p)))
+                .count()
+                > 1
+        })
+        .count();
+    if shared > 0 {
+        println!(
+            "note: {shared} particles lie in more than one cell's core (components share space): \
+             the particle columns mix clusters; the star columns do not"
+        );
     }
     println!("standardised variance radial / tangential per axis (1: the model), rms v_r km/s");
     for (si, &(lo, hi)) in shells.iter().enumerate() {
