@@ -28,11 +28,16 @@ struct Moments {
     n: f64,
 }
 
+/// |x| (kpc).
+fn radius(p: &[f64; 3]) -> f64 {
+    p.iter().map(|c| c * c).sum::<f64>().sqrt()
+}
+
 /// The moments of velocities `v` (km/s) at positions `x` (kpc) standardised by `d`.
 fn moments(d: &LocalDispersion, x: &[[f64; 3]], v: &[[f64; 3]]) -> Moments {
     let (mut s_r2, mut s_r, mut s_t2, mut s_vr2) = (0.0, 0.0, 0.0, 0.0);
     for (p, vi) in x.iter().zip(v) {
-        let r = p.iter().map(|c| c * c).sum::<f64>().sqrt();
+        let r = radius(p);
         let (t, _) = d.standardise(*p, *vi);
         let tr = (0..3).map(|k| t[k] * p[k]).sum::<f64>() / r;
         let vr = (0..3).map(|k| vi[k] * p[k]).sum::<f64>() / r;
@@ -111,7 +116,6 @@ fn main() -> Result<()> {
         let Some(d) = &member.dispersion else {
             bail!("{run}: cluster {} has no local dispersion model", c.label);
         };
-        let radius = |p: &[f64; 3]| p.iter().map(|c| c * c).sum::<f64>().sqrt();
         for (si, &(lo, hi)) in shells.iter().enumerate() {
             let seed = 1000 + 100 * c.index as u64 + si as u64;
             let mut one = |x: Vec<[f64; 3]>, v: Vec<[f64; 3]>, slot: usize| -> Result<()> {

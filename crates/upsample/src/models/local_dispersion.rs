@@ -32,7 +32,9 @@
 //! a mean of n squares is low by (κ − 1)/2n on average (κ the kurtosis, 3 for a Gaussian), and
 //! the pieces of a cusp's innermost bin held ~50 particles, so their σ came out 1% low; the
 //! smoother's mean σ_r over 16 such cells of galaxy (a) went from 2.5% to 1.5% under the Jeans
-//! value at 0.1 scale radii and from 0.8% under to exact at 0.22 (same session). Ω r is fitted by lines; ln σ by parabolas: a line
+//! value at 0.1 scale radii and from 0.8% under to exact at 0.22 (same session).
+//!
+//! Ω r is fitted by lines; ln σ by parabolas: a line
 //! misses a curved profile by ½ w² d²ln σ/d(ln r)², and a disc's σ ∝ exp(−R / 2R_d) curves
 //! more the farther out, so galaxy (b)'s disc cells came out 1–2% colder than their own
 //! particles from 2 to 13 kpc, every cell alike; with parabolas its stars' σ_r is within 0.7%
@@ -207,7 +209,7 @@ impl LocalDispersion {
             smooth_circular_speed: true,
             quadratic_dispersions: true,
             parabola_width: Some(PARABOLA_WIDTH),
-            bin_weights: Some(Vec::with_capacity(bins)),
+            bin_weights: None,
         };
         // Pass 1: Ω in each bin from its circular speed Ω r at the bin centre r_c (ln-mean r),
         // chosen so that the model's mean rotation over the bin's particles is theirs:
@@ -230,6 +232,7 @@ impl LocalDispersion {
             });
             s_l / s_w
         };
+        let mut bin_weights = Vec::with_capacity(ranges.len());
         for range in &ranges {
             let (mut s_vphi, mut s_sin, mut s_w) = (0.0, 0.0, 0.0);
             for &i in &order[range.clone()] {
@@ -248,9 +251,7 @@ impl LocalDispersion {
             }
             let ln_rc = centre(range.clone());
             fit.ln_r.push(ln_rc);
-            if let Some(bw) = fit.bin_weights.as_mut() {
-                bw.push(s_w);
-            }
+            bin_weights.push(s_w);
             fit.omega.push(if s_sin > 0.0 {
                 s_vphi / s_sin / ln_rc.exp()
             } else {
@@ -261,6 +262,7 @@ impl LocalDispersion {
         // from wide ones resolve the profile where it is sparse, they do not narrow the kernel.
         let span = centre((bins - 1) * n / bins..n) - centre(0..n / bins);
         fit.width = (span / bins.max(2) as f64).max(0.05);
+        fit.bin_weights = Some(bin_weights);
         // Pass 2: the dispersions about the *smoothed* rotation at each particle's own radius.
         // About one Ω per bin they would also hold the rotation's change across the bin: in a
         // cold disc with a flat rotation curve, a bin from 11 to 18 kpc has v̄_φ = Ω R off by
