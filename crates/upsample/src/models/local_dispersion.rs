@@ -594,8 +594,48 @@ fn radial(x: [f64; 3], u: [f64; 3]) -> ([f64; 3], f64) {
     (rhat, u[0] * rhat[0] + u[1] * rhat[1] + u[2] * rhat[2])
 }
 
+/// Spheres of test particles with known dispersions, for this module's tests and the pipeline's.
+#[cfg(test)]
+pub(crate) mod test_spheres {
+    use super::norm;
+    use rand::{rngs::StdRng, RngExt, SeedableRng};
+    use rand_distr::{Distribution, StandardNormal};
+
+    /// `n` particles with isotropic directions, radii `radius(u)` of u uniform in (0, 1) (None:
+    /// drawn again) and Gaussian velocities of dispersion `sigma(r)` (km/s) on each axis, seeded.
+    pub(crate) fn isotropic_sphere(
+        seed: u64,
+        n: usize,
+        radius: impl Fn(f64) -> Option<f64>,
+        sigma: impl Fn(f64) -> f64,
+    ) -> (Vec<[f64; 3]>, Vec<[f64; 3]>) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let (mut x, mut v) = (Vec::new(), Vec::new());
+        while x.len() < n {
+            let Some(r) = radius(rng.random_range(1e-9..1.0)) else {
+                continue;
+            };
+            let dir: [f64; 3] = std::array::from_fn(|_| StandardNormal.sample(&mut rng));
+            let norm_dir = norm(dir);
+            let s = sigma(r);
+            x.push(dir.map(|c| c * r / norm_dir));
+            v.push(std::array::from_fn(|_| {
+                s * <StandardNormal as Distribution<f64>>::sample(&StandardNormal, &mut rng)
+            }));
+        }
+        (x, v)
+    }
+
+    /// A Hernquist radius (scale `a`, kpc) of mass fraction u, M(<r) ∝ r² / (r + a)², inside
+    /// 40 kpc (None beyond).
+    pub(crate) fn hernquist_radius(a: f64, u: f64) -> Option<f64> {
+        Some(a * u.sqrt() / (1.0 - u.sqrt())).filter(|&r| r <= 40.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_spheres::{hernquist_radius, isotropic_sphere};
     use super::*;
     use rand::rngs::StdRng;
     use rand::{RngExt, SeedableRng};
@@ -902,37 +942,6 @@ mod tests {
                 "axis {k}: slope inside {inside}, outside {outside}"
             );
         }
-    }
-
-    /// `n` particles with isotropic directions, radii `radius(u)` of u uniform in (0, 1) (None:
-    /// drawn again) and Gaussian velocities of dispersion `sigma(r)` (km/s) on each axis, seeded.
-    fn isotropic_sphere(
-        seed: u64,
-        n: usize,
-        radius: impl Fn(f64) -> Option<f64>,
-        sigma: impl Fn(f64) -> f64,
-    ) -> (Vec<[f64; 3]>, Vec<[f64; 3]>) {
-        let mut rng = StdRng::seed_from_u64(seed);
-        let (mut x, mut v) = (Vec::new(), Vec::new());
-        while x.len() < n {
-            let Some(r) = radius(rng.random_range(1e-9..1.0)) else {
-                continue;
-            };
-            let dir: [f64; 3] = std::array::from_fn(|_| StandardNormal.sample(&mut rng));
-            let norm_dir = norm(dir);
-            let s = sigma(r);
-            x.push(dir.map(|c| c * r / norm_dir));
-            v.push(std::array::from_fn(|_| {
-                s * <StandardNormal as Distribution<f64>>::sample(&StandardNormal, &mut rng)
-            }));
-        }
-        (x, v)
-    }
-
-    /// A Hernquist radius (scale `a`, kpc) of mass fraction u, M(<r) ∝ r² / (r + a)², inside
-    /// 40 kpc (None beyond).
-    fn hernquist_radius(a: f64, u: f64) -> Option<f64> {
-        Some(a * u.sqrt() / (1.0 - u.sqrt())).filter(|&r| r <= 40.0)
     }
 
     /// A Plummer sphere's isotropic dispersion, σ² = GM / 6 √(r² + b²), 60 000 particles (the

@@ -29,6 +29,8 @@ mod newton;
 mod radial_profile;
 mod store;
 
+#[cfg(test)]
+pub(crate) use local_dispersion::test_spheres;
 pub use local_dispersion::LocalDispersion;
 pub use radial_profile::{RadialProfile, EXTENT_MARGIN};
 pub(crate) use store::{cluster_dir_name, load_cluster};
