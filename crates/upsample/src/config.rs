@@ -440,8 +440,13 @@ pub struct FlowNetConfig {
     /// them: galaxies' power-law outskirts become exponential tails a flow can represent.
     pub compress_positions: bool,
     /// Standardise velocities by the local mean rotation and radial/tangential dispersions
-    /// (profiles in radius fitted per cluster) before the velocity flow sees them.
+    /// (profiles in radius fitted per cluster, or per component: `pooled_dispersion`) before
+    /// the velocity flow sees them.
     pub standardise_velocities: bool,
+    /// Fit that standardisation once per smooth component (disc, spheroid, or all the smooth
+    /// particles) for its cells around the centre, rather than per cell: the cells meet at the
+    /// cusp, and each cell's own fit there rests on its share of the cusp's particles.
+    pub pooled_dispersion: bool,
     /// Gaussianise positions of the clusters around the galaxy's centre, or reaching from near
     /// it to the outskirts (a disc's outer cells), by a fitted radial mass profile (inner
     /// slope, scale radius, outer slope; cut at the outermost particle) before the position
@@ -574,6 +579,7 @@ impl Default for FlowNetConfig {
             atol: 1e-4,
             compress_positions: true,
             standardise_velocities: true,
+            pooled_dispersion: true,
             gaussianise_radii: true,
             gaussianised_context: true,
         }

@@ -298,6 +298,7 @@ pub(crate) fn decompose_cells(
                 members,
                 ghosts: ghosts_of(c, &boxes, &ranges, &pts, margin),
                 core: Some(boxes[c]),
+                component: None,
             }
         })
         .collect();

@@ -157,6 +157,7 @@ pub(crate) fn decompose_fof(
             members: m,
             ghosts: Vec::new(),
             core: None,
+            component: None,
         })
         .collect();
     if !field.is_empty() {
@@ -169,6 +170,7 @@ pub(crate) fn decompose_fof(
             members: field,
             ghosts: Vec::new(),
             core: None,
+            component: None,
         });
     }
     Ok(out)

@@ -25,6 +25,7 @@ pub(crate) fn decompose_labels(labels: &[i64], field_name: &str, min_size: usize
                 members,
                 ghosts: Vec::new(),
                 core: None,
+                component: None,
             });
         } else {
             pooled_labels += 1;
@@ -42,6 +43,7 @@ pub(crate) fn decompose_labels(labels: &[i64], field_name: &str, min_size: usize
             members: pooled,
             ghosts: Vec::new(),
             core: None,
+            component: None,
         });
     }
     out

@@ -170,6 +170,11 @@ pub struct Cluster {
     pub ghosts: Vec<usize>,
     /// Cells: the core cell; stars are kept only inside it. None for fof and field populations.
     pub core: Option<CellBox>,
+    /// Cells of the smooth particles: the component they cut ("disc", "spheroid", or "smooth"
+    /// where the galaxy is not split), whose cells around the centre share one velocity
+    /// standardisation (`[flow] pooled_dispersion`). None for groups, labelled populations and
+    /// the pieces of a stream.
+    pub component: Option<&'static str>,
 }
 
 impl Cluster {
@@ -263,7 +268,11 @@ pub(crate) fn decompose_smooth(
         _ => None,
     };
     let Some(parts) = found else {
-        return cells_of(positions, rest, n_cells, margin);
+        let mut cells = cells_of(positions, rest, n_cells, margin)?;
+        for c in &mut cells {
+            c.component = Some("smooth");
+        }
+        return Ok(cells);
     };
     let n = rest.len() as f64;
     let disc_cells = ((n_cells as f64 * parts.disc.len() as f64 / n).round() as usize)
@@ -287,6 +296,7 @@ pub(crate) fn decompose_smooth(
         let global: Vec<usize> = members.iter().map(|&j| rest[j]).collect();
         for mut c in cells_of(positions, &global, k, margin)? {
             c.label = format!("{name} {}", c.label);
+            c.component = Some(name);
             clusters.push(c);
         }
     }

@@ -779,6 +779,7 @@ pub(crate) fn decompose_cells_and_groups(
                 members,
                 ghosts: Vec::new(),
                 core: None,
+                component: None,
             });
             continue;
         }

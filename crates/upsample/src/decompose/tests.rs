@@ -300,6 +300,7 @@ fn training_rows_are_members_then_ghosts() {
         members: vec![1, 4, 9],
         ghosts: vec![0, 2],
         core: None,
+        component: None,
     };
     assert_eq!(c.training(), vec![1, 4, 9, 0, 2]);
 }

@@ -10,6 +10,7 @@
 
 use anyhow::{bail, Context, Result};
 use snapio::Snapshot;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Instant;
@@ -20,7 +21,7 @@ use super::mock_survey::MockSurvey;
 use super::prepare::Prepared;
 use super::run_dir::{ClusterStars, RunInfo, RunPaths};
 use super::shard::Shard;
-use super::training::{particle_weights, train_cluster, training_rows};
+use super::training::{particle_weights, pooled_dispersions, train_cluster, training_rows};
 use crate::config::Config;
 use crate::decompose::{
     decompose_cells_and_groups, decompose_fof, decompose_labels, decompose_smooth, labels_by_id,
@@ -28,7 +29,8 @@ use crate::decompose::{
 };
 use crate::fsio::{write_json, write_or_check};
 use crate::models::{
-    load_cluster, save_cluster, ClusterRecord, Member, ModelsManifest, MODELS_FORMAT,
+    load_cluster, save_cluster, ClusterRecord, LocalDispersion, Member, ModelsManifest,
+    MODELS_FORMAT,
 };
 use crate::observe::Progress;
 use crate::stars::{
@@ -173,6 +175,9 @@ struct ClusterJob<'a> {
     meta: snapio::CatalogMeta,
     per_cluster: usize,
     holdout: Holdout,
+    /// The velocity standardisation of each smooth component, shared by its cells around the
+    /// centre (`[flow] pooled_dispersion`).
+    pooled: BTreeMap<&'static str, LocalDispersion>,
 }
 
 impl ClusterJob<'_> {
@@ -202,6 +207,7 @@ impl ClusterJob<'_> {
                     cluster,
                     c,
                     &rows,
+                    cluster.component.and_then(|k| self.pooled.get(k)),
                     self.cfg,
                     &self.device,
                     self.per_cluster,
@@ -289,6 +295,12 @@ pub(super) fn run_clusters(
     let isochrones = survey.map(MockSurvey::lifetime);
     let (at_once, per_cluster) = concurrency(cfg, pending.len());
     set_backend_threads(cfg, per_cluster);
+    let holdout = Holdout::new(&p.stars, cfg);
+    let pooled = if pending.is_empty() {
+        BTreeMap::new()
+    } else {
+        pooled_dispersions(&p.stars, &clusters, cfg, &holdout)?
+    };
     let job = ClusterJob {
         p,
         cfg,
@@ -308,7 +320,8 @@ pub(super) fn run_clusters(
         },
         meta: catalog_meta(&info.snapshot, cfg, &info.frame()),
         per_cluster,
-        holdout: Holdout::new(&p.stars, cfg),
+        holdout,
+        pooled,
     };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(at_once.max(per_cluster))

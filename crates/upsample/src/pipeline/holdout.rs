@@ -427,6 +427,7 @@ mod tests {
             members: (0..p.len()).collect(),
             ghosts: Vec::new(),
             core: None,
+            component: None,
         };
         let holdout = Holdout::new(p, &cfg);
         // What `training::training_rows` gives without a subset: the members not held out.
