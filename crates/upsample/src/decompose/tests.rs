@@ -970,8 +970,17 @@ fn substructure_without_groups_is_exactly_the_cells() {
         .is_empty());
     assert_eq!(
         decompose_cells_and_groups(&pos, &vel, 5, 0.5, &s, None).unwrap(),
-        decompose_cells(&pos, 5, 0.5).unwrap()
+        smooth_cells(&pos, 5, 0.5)
     );
+}
+
+/// [`decompose_cells`] as cells of the galaxy's unsplit smooth part (component "smooth").
+fn smooth_cells(pos: &[[f64; 3]], n: usize, margin: f64) -> Vec<Cluster> {
+    let mut cells = decompose_cells(pos, n, margin).unwrap();
+    for c in &mut cells {
+        c.component = Some("smooth");
+    }
+    cells
 }
 
 /// A rotating exponential disc (R_d = 3 kpc, z_d = 0.3 kpc, mean v_φ `rotation` km/s,
@@ -1206,6 +1215,11 @@ fn smooth_cells_of_a_disc_galaxy_are_the_components_cells() {
     assert_eq!(clusters.len(), 8);
     let named = |s: &str| clusters.iter().filter(|c| c.label.starts_with(s)).count();
     assert_eq!((named("disc cell"), named("spheroid cell")), (6, 2));
+    // Each cell knows its component (they share its velocity standardisation).
+    for c in &clusters {
+        let name = c.component.expect("a component's cell");
+        assert!(c.label.starts_with(&format!("{name} cell")), "{}", c.label);
+    }
     let mut owned: Vec<usize> = clusters.iter().flat_map(|c| c.members.clone()).collect();
     owned.sort_unstable();
     assert_eq!(owned, rest);
@@ -1225,7 +1239,7 @@ fn smooth_cells_of_a_disc_galaxy_are_the_components_cells() {
     }
     // Without the split, or for a non-rotating sphere, plain cells.
     let plain = decompose_smooth(&pos, &vel, &rest, 8, 0.5, None).unwrap();
-    assert_eq!(plain, decompose_cells(&pos, 8, 0.5).unwrap());
+    assert_eq!(plain, smooth_cells(&pos, 8, 0.5));
     let (sp, sv) = hernquist_sphere(20_000, 0.7, 8);
     let all: Vec<usize> = (0..sp.len()).collect();
     let uids: Vec<u64> = (0..sp.len() as u64).collect();
@@ -1235,7 +1249,7 @@ fn smooth_cells_of_a_disc_galaxy_are_the_components_cells() {
         ellipsoids: true,
     };
     let sphere = decompose_smooth(&sp, &sv, &all, 8, 0.5, Some(&split)).unwrap();
-    assert_eq!(sphere, decompose_cells(&sp, 8, 0.5).unwrap());
+    assert_eq!(sphere, smooth_cells(&sp, 8, 0.5));
 }
 
 #[test]
