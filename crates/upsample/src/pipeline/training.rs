@@ -249,9 +249,8 @@ pub(crate) fn train_cluster(
         (false, _) => None,
         (true, Some(d)) if about_centre => {
             tracing::info!(
-                "{} ({index}): velocities standardised by the {} component's profiles",
-                cluster.label,
-                cluster.component.unwrap_or("smooth")
+                "{} ({index}): velocities standardised by its component's shared profiles",
+                cluster.label
             );
             Some(d.clone())
         }
