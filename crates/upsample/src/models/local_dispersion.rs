@@ -631,6 +631,29 @@ pub(crate) mod test_spheres {
     pub(crate) fn hernquist_radius(a: f64, u: f64) -> Option<f64> {
         Some(a * u.sqrt() / (1.0 - u.sqrt())).filter(|&r| r <= 40.0)
     }
+
+    /// Star particles at positions `x` (kpc) with velocities `v` (km/s) and masses `m` (Msun,
+    /// current and initial alike), ids from 1, all 5 Gyr old with metallicity 0.01.
+    pub(crate) fn star_particles(
+        x: Vec<[f64; 3]>,
+        v: Vec<[f64; 3]>,
+        m: Vec<f64>,
+    ) -> snapio::StarParticles {
+        let n = x.len();
+        assert!(
+            v.len() == n && m.len() == n,
+            "one velocity and mass per position"
+        );
+        let mut s = snapio::StarParticles::with_capacity(n);
+        s.position = x;
+        s.velocity = v;
+        s.initial_mass = m.clone();
+        s.mass = m;
+        s.id = (1..=n as u64).collect();
+        s.age = vec![5.0; n];
+        s.metallicity = vec![0.01; n];
+        s
+    }
 }
 
 #[cfg(test)]

@@ -21,7 +21,9 @@ use super::mock_survey::MockSurvey;
 use super::prepare::Prepared;
 use super::run_dir::{ClusterStars, RunInfo, RunPaths};
 use super::shard::Shard;
-use super::training::{particle_weights, pooled_dispersions, train_cluster, training_rows};
+use super::training::{
+    particle_weights, pooled_dispersions, train_cluster, training_rows, Compute,
+};
 use crate::config::Config;
 use crate::decompose::{
     decompose_cells_and_groups, decompose_fof, decompose_labels, decompose_smooth, labels_by_id,
@@ -209,8 +211,10 @@ impl ClusterJob<'_> {
                     &rows,
                     cluster.component.and_then(|k| self.pooled.get(k)),
                     self.cfg,
-                    &self.device,
-                    self.per_cluster,
+                    Compute {
+                        device: &self.device,
+                        threads: self.per_cluster,
+                    },
                 )?;
                 save_cluster(&cdir, &members, &training)?;
                 members

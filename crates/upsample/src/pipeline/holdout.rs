@@ -320,6 +320,7 @@ pub(crate) fn run_fidelity(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::test_spheres::star_particles;
     use rand_distr::{Distribution, StandardNormal};
 
     /// Draws from an isotropic Gaussian galaxy: positions σ `sx` kpc, velocities σ `sv` km/s.
@@ -391,24 +392,19 @@ mod tests {
     /// masses ∝ exp(−r²/2 (1/0.7² − 1)), so the *mass* density is a Gaussian of σ 0.7 kpc.
     fn galaxy(n: usize, weighted: bool) -> StarParticles {
         let mut rng = StdRng::seed_from_u64(11);
-        let mut s = StarParticles::with_capacity(n);
-        for i in 0..n {
-            let x = normal3(&mut rng, 1.0);
-            let r2: f64 = x.iter().map(|c| c * c).sum();
-            let m = if weighted {
+        let (mut x, mut v, mut m) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..n {
+            let p = normal3(&mut rng, 1.0);
+            let r2: f64 = p.iter().map(|c| c * c).sum();
+            m.push(if weighted {
                 (-0.5 * r2 * (1.0 / 0.49 - 1.0)).exp()
             } else {
                 1.0
-            };
-            s.position.push(x);
-            s.velocity.push(normal3(&mut rng, 50.0));
-            s.mass.push(m);
-            s.initial_mass.push(m);
-            s.id.push(i as u64 + 1);
-            s.age.push(5.0);
-            s.metallicity.push(0.01);
+            });
+            x.push(p);
+            v.push(normal3(&mut rng, 50.0));
         }
-        s
+        star_particles(x, v, m)
     }
 
     fn setup(

@@ -223,11 +223,19 @@ fn tests_gain(cfg: &Config, role: Role, standardised: bool, rows: usize) -> bool
     role == Role::Velocity && standardised && held_out >= MIN_GAIN_TEST_ROWS
 }
 
-/// Trains every ensemble member of cluster `index` on `device` on the particles `rows`
-/// ([`training_rows`]), with up to `threads` CPU threads per mini-batch (0: the backend's
-/// default). `pooled` is the velocity standardisation of the cluster's component
+/// Where a cluster's flows train: the backend device and the CPU threads each mini-batch may
+/// use (0: the backend's default).
+#[derive(Clone, Copy)]
+pub(crate) struct Compute<'a> {
+    /// The backend device.
+    pub device: &'a Device,
+    /// CPU threads per mini-batch (0: the backend's default).
+    pub threads: usize,
+}
+
+/// Trains every ensemble member of cluster `index` on `compute` on the particles `rows`
+/// ([`training_rows`]). `pooled` is the velocity standardisation of the cluster's component
 /// ([`pooled_dispersions`]), used if the cluster lies around the centre.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn train_cluster(
     stars: &StarParticles,
     cluster: &Cluster,
@@ -235,9 +243,9 @@ pub(crate) fn train_cluster(
     rows: &[usize],
     pooled: Option<&LocalDispersion>,
     cfg: &Config,
-    device: &Device,
-    threads: usize,
+    compute: Compute<'_>,
 ) -> Result<(Vec<Member>, TrainingRecord)> {
+    let Compute { device, threads } = compute;
     let t0 = Instant::now();
     let x: Vec<[f64; 3]> = rows.iter().map(|&i| stars.position[i]).collect();
     let v: Vec<[f64; 3]> = rows.iter().map(|&i| stars.velocity[i]).collect();
@@ -399,7 +407,7 @@ pub(crate) fn train_cluster(
 mod tests {
     use super::*;
     use crate::decompose::decompose_smooth;
-    use crate::models::test_spheres::{hernquist_radius, isotropic_sphere};
+    use crate::models::test_spheres::{hernquist_radius, isotropic_sphere, star_particles};
 
     /// σ_r of a standardisation at radius `r` (kpc, on the z axis, where no rotation enters).
     fn sigma_r_at(d: &LocalDispersion, r: f64) -> f64 {
@@ -418,16 +426,7 @@ mod tests {
         let sigma =
             |r: f64| (gm / (6.0 * a) * (r / (r + a)).sqrt() * (1.0 + r / a).min(1.5)).sqrt();
         let (x, v) = isotropic_sphere(7, 96_000, |u| hernquist_radius(a, u), sigma);
-        let mut stars = StarParticles::with_capacity(x.len());
-        for (i, (&p, &u)) in x.iter().zip(&v).enumerate() {
-            stars.position.push(p);
-            stars.velocity.push(u);
-            stars.mass.push(1e4);
-            stars.initial_mass.push(1e4);
-            stars.id.push(i as u64 + 1);
-            stars.age.push(5.0);
-            stars.metallicity.push(0.01);
-        }
+        let stars = star_particles(x.clone(), v.clone(), vec![1e4; x.len()]);
         let mut cfg = Config::default();
         let all: Vec<usize> = (0..x.len()).collect();
         let cells = decompose_smooth(&x, &v, &all, 8, cfg.clusters.margin, None).unwrap();
