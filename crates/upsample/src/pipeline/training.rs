@@ -136,6 +136,14 @@ fn training_weights(stars: &StarParticles, rows: &[usize], w: Weighting) -> Opti
     m.iter().any(|&v| v != m[0]).then_some(m)
 }
 
+/// Positions (kpc) and velocities (km/s) of the particles `rows` of `stars`, in that order.
+fn phase_space_of(stars: &StarParticles, rows: &[usize]) -> (Vec<[f64; 3]>, Vec<[f64; 3]>) {
+    (
+        rows.iter().map(|&i| stars.position[i]).collect(),
+        rows.iter().map(|&i| stars.velocity[i]).collect(),
+    )
+}
+
 /// The velocity standardisation of each smooth component among `clusters` (by
 /// [`Cluster::component`]), fitted on all its cells' members that are not held out: the
 /// cells around the centre share it (`[flow] pooled_dispersion`; [`train_cluster`]). Empty
@@ -161,8 +169,7 @@ pub(crate) fn pooled_dispersions(
             // Members of one component's cells are disjoint; sorted, the fit sees the same
             // particles in the same order whatever the cells.
             rows.sort_unstable();
-            let x: Vec<[f64; 3]> = rows.iter().map(|&i| stars.position[i]).collect();
-            let v: Vec<[f64; 3]> = rows.iter().map(|&i| stars.velocity[i]).collect();
+            let (x, v) = phase_space_of(stars, &rows);
             let weights = training_weights(stars, &rows, cfg.training.weighting);
             let fit = LocalDispersion::fit(&x, &v, weights.as_deref(), DISPERSION_BINS)
                 .with_context(|| format!("local velocity dispersion of the {name} component"))?;
@@ -247,8 +254,7 @@ pub(crate) fn train_cluster(
 ) -> Result<(Vec<Member>, TrainingRecord)> {
     let Compute { device, threads } = compute;
     let t0 = Instant::now();
-    let x: Vec<[f64; 3]> = rows.iter().map(|&i| stars.position[i]).collect();
-    let v: Vec<[f64; 3]> = rows.iter().map(|&i| stars.velocity[i]).collect();
+    let (x, v) = phase_space_of(stars, rows);
     let weights = training_weights(stars, rows, cfg.training.weighting);
     let about_centre = gaussianised_about_centre(&x);
     // What the velocity flow learns: v, or v standardised by the local dispersion: the
@@ -426,10 +432,12 @@ mod tests {
         let sigma =
             |r: f64| (gm / (6.0 * a) * (r / (r + a)).sqrt() * (1.0 + r / a).min(1.5)).sqrt();
         let (x, v) = isotropic_sphere(7, 96_000, |u| hernquist_radius(a, u), sigma);
-        let stars = star_particles(x.clone(), v.clone(), vec![1e4; x.len()]);
+        let n = x.len();
+        let stars = star_particles(x, v, vec![1e4; n]);
         let mut cfg = Config::default();
-        let all: Vec<usize> = (0..x.len()).collect();
-        let cells = decompose_smooth(&x, &v, &all, 8, cfg.clusters.margin, None).unwrap();
+        let all: Vec<usize> = (0..n).collect();
+        let (x, v) = (&stars.position, &stars.velocity);
+        let cells = decompose_smooth(x, v, &all, 8, cfg.clusters.margin, None).unwrap();
         assert!(cells.iter().all(|c| c.component == Some("smooth")));
         let holdout = Holdout::new(&stars, &cfg);
         let pooled = pooled_dispersions(&stars, &cells, &cfg, &holdout).unwrap();
@@ -439,8 +447,7 @@ mod tests {
         let (mut own, mut common) = (0.0, 0.0);
         for (k, c) in cells.iter().enumerate() {
             let rows = training_rows(c, k, 0, cfg.seed, &holdout);
-            let xs: Vec<[f64; 3]> = rows.iter().map(|&i| x[i]).collect();
-            let vs: Vec<[f64; 3]> = rows.iter().map(|&i| v[i]).collect();
+            let (xs, vs) = phase_space_of(&stars, &rows);
             assert!(gaussianised_about_centre(&xs), "cell {k}");
             let fit = LocalDispersion::fit(&xs, &vs, None, DISPERSION_BINS).unwrap();
             for &r in &radii {
