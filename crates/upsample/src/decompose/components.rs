@@ -29,6 +29,21 @@
 //! p f and (1 − p) f, both smooth, and their sum is f whatever p is. A wrong p makes the
 //! components less clean, never the catalogue wrong.
 //!
+//! Near the centre the spheroid dominates, and p alone leaves the disc component two features
+//! its flows cannot follow (docs/ACCURACY.md, twenty-sixth session): a central hole in position
+//! (the disc's share of a shell falls to a few per cent) and a steep edge at ε ≈ 0 in velocity
+//! (almost nothing of it counter-rotates). So inside the radius where the rotating population
+//! first makes up half its shell, the disc component also takes a share κ(r) = K (1 − 2 p̄(r))
+//! of the non-rotating one, uniformly in velocity (p̄ the shell's mean p, K = [`ADMIXTURE`]):
+//!
+//! ```text
+//! p'(ε, r) = p + κ(r) (1 − p)
+//! ```
+//!
+//! The disc component then holds about half of each inner shell (no hole) and a floor of the
+//! spheroid's velocities under its rotating part (no edge), while the spheroid component keeps
+//! its shape in velocity and its zero rotation, scaled in density by the smooth 1 − κ(r).
+//!
 //! Units: positions kpc, velocities km/s (galaxy frame: centre at the origin, z along the
 //! angular momentum).
 
@@ -53,6 +68,11 @@ const SHELL_MIN: usize = 100;
 const EPS_BINS: usize = 8;
 /// Tag of the components' assignment draws ("comp").
 const COMPONENTS: u64 = 0x636f_6d70;
+/// Share K of the non-rotating population the disc component takes at the very centre (module
+/// doc); it falls linearly in the shell's mean p to 0 where the disc makes up half the shell.
+const ADMIXTURE: f64 = 0.5;
+/// Mean p of a shell from which outwards the disc component takes no admixture.
+const ADMIXTURE_UNTIL: f64 = 0.5;
 
 /// The particles of a split, as indices into the arrays given to [`split_disc_spheroid`].
 #[derive(Debug, Clone, PartialEq)]
@@ -61,7 +81,8 @@ pub struct Components {
     pub disc: Vec<usize>,
     /// The non-rotating component's particles (ascending).
     pub spheroid: Vec<usize>,
-    /// Expected share of the particles in the disc, Σ p / N (dimensionless).
+    /// Expected share of the particles in the rotating population, Σ p / N (dimensionless); the
+    /// disc component holds a little more, its central admixture (module doc).
     pub disc_share: f64,
     /// Radial shells whose p came from the velocity ellipsoids, and all shells.
     pub ellipsoid_shells: (usize, usize),
@@ -119,6 +140,8 @@ pub struct DiscProbability {
     ln_r: Vec<f64>,
     /// Each shell's p.
     shells: Vec<ShellModel>,
+    /// Each shell's admixture κ (module doc), in [0, [`ADMIXTURE`]].
+    admixture: Vec<f64>,
 }
 
 impl DiscProbability {
@@ -136,6 +159,7 @@ impl DiscProbability {
             return DiscProbability {
                 ln_r: vec![0.0],
                 shells: vec![ShellModel::Mirror([0.0; EPS_BINS])],
+                admixture: vec![0.0],
             };
         }
         let r: Vec<f64> = positions.iter().map(|&x| radius(x).max(1e-12)).collect();
@@ -159,6 +183,7 @@ impl DiscProbability {
         bounds.push(n);
         let mut ln_r = Vec::with_capacity(bounds.len());
         let mut shells = Vec::with_capacity(bounds.len());
+        let mut mean_p = Vec::with_capacity(bounds.len());
         for pair in bounds.windows(2) {
             let rows = &order[pair[0]..pair[1]];
             ln_r.push(r[rows[rows.len() / 2]].ln());
@@ -196,37 +221,65 @@ impl DiscProbability {
                 };
             }
             let mirror = ShellModel::Mirror(row);
-            if !ellipsoids {
-                shells.push(mirror);
-                continue;
-            }
-            let start: Vec<f64> = rows
-                .iter()
-                .zip(&eps)
-                .map(|(&i, &e)| mirror.at(e, positions[i], velocities[i]))
-                .collect();
-            shells.push(
+            let model = if ellipsoids {
+                let start: Vec<f64> = rows
+                    .iter()
+                    .zip(&eps)
+                    .map(|(&i, &e)| mirror.at(e, positions[i], velocities[i]))
+                    .collect();
                 match ShellMixture::fit(rows, positions, velocities, weights, &start) {
                     Some(m) => ShellModel::Mixture(m),
                     None => mirror,
-                },
-            );
+                }
+            } else {
+                mirror
+            };
+            let p_sum: f64 = rows
+                .iter()
+                .zip(&eps)
+                .map(|(&i, &e)| {
+                    weights.map_or(1.0, |w| w[i]) * model.at(e, positions[i], velocities[i])
+                })
+                .sum();
+            mean_p.push(if w_sum > 0.0 { p_sum / w_sum } else { 0.0 });
+            shells.push(model);
         }
-        DiscProbability { ln_r, shells }
+        let admixture = admixture(&mean_p);
+        DiscProbability {
+            ln_r,
+            shells,
+            admixture,
+        }
     }
 
-    /// p(ε, r) for a particle at `x` (kpc) with velocity `v` (km/s), in [0, 1].
+    /// The rotating population's probability p(ε, r) for a particle at `x` (kpc) with velocity
+    /// `v` (km/s), in [0, 1].
+    pub fn rotating(&self, x: [f64; 3], v: [f64; 3]) -> f64 {
+        self.interpolated(x, v, false)
+    }
+
+    /// The disc component's probability p'(ε, r) = p + κ(r)(1 − p) (module doc) for a particle
+    /// at `x` (kpc) with velocity `v` (km/s), in [0, 1]: what the split draws with.
     pub fn at(&self, x: [f64; 3], v: [f64; 3]) -> f64 {
+        self.interpolated(x, v, true)
+    }
+
+    /// p, or with `admixed` p', interpolated linearly in ln r between the shells' centres and
+    /// held constant beyond the end ones.
+    fn interpolated(&self, x: [f64; 3], v: [f64; 3], admixed: bool) -> f64 {
         let e = circularity(x, v);
         let r = radius(x).max(1e-12);
-        // Linear weights between neighbouring shell centres, held constant beyond the end ones.
         let (s0, s1, ts) = bracket(&self.ln_r, r.ln());
-        let p0 = self.shells[s0].at(e, x, v);
-        let p1 = if ts > 0.0 {
-            self.shells[s1].at(e, x, v)
-        } else {
-            0.0
+        let shell = |s: usize| {
+            let p = self.shells[s].at(e, x, v);
+            if admixed {
+                p + self.admixture[s] * (1.0 - p)
+            } else {
+                p
+            }
         };
+        let p0 = shell(s0);
+        let p1 = if ts > 0.0 { shell(s1) } else { 0.0 };
         ((1.0 - ts) * p0 + ts * p1).clamp(0.0, 1.0)
     }
 
@@ -240,6 +293,28 @@ impl DiscProbability {
             .count();
         (fitted, self.shells.len())
     }
+}
+
+/// Each shell's admixture κ from the shells' mean p (ascending radius, module doc): K (1 − p̄ /
+/// [`ADMIXTURE_UNTIL`]) inside the first shell where p̄ reaches [`ADMIXTURE_UNTIL`], 0 from there
+/// out. A disc that is nowhere half its shell (a spheroid's prograde excess, a disc lost in a
+/// halo) takes none: there is no inner region it is missing.
+fn admixture(mean_p: &[f64]) -> Vec<f64> {
+    let until = mean_p
+        .iter()
+        .position(|&p| p >= ADMIXTURE_UNTIL)
+        .unwrap_or(0);
+    mean_p
+        .iter()
+        .enumerate()
+        .map(|(s, &p)| {
+            if s < until {
+                ADMIXTURE * (1.0 - p / ADMIXTURE_UNTIL).max(0.0)
+            } else {
+                0.0
+            }
+        })
+        .collect()
 }
 
 /// The two grid points around `x` in ascending `grid` and the weight of the second (the end
@@ -275,7 +350,7 @@ pub fn split_disc_spheroid(
         return None;
     }
     let prob = DiscProbability::fit(positions, velocities, weights, ellipsoids);
-    let (in_disc, disc_share) = draw_components(&prob, positions, velocities, uids)?;
+    let (in_disc, disc_share) = draw_components(&prob, positions, velocities, uids, true)?;
     let (mut disc, mut spheroid) = (Vec::new(), Vec::new());
     for (i, d) in in_disc.into_iter().enumerate() {
         if d {
@@ -296,7 +371,9 @@ pub fn split_disc_spheroid(
 /// fitted on the particles `fit_on` only (indices into `positions`, kpc, and `velocities`,
 /// km/s; `weights` and `uids` of all particles). None where the split of `fit_on` alone is
 /// None. The phase-space group finder fits on the particles its first pass left smooth, so
-/// that a cold stream cannot pass for a disc, and draws for all of them.
+/// that a cold stream cannot pass for a disc, and draws for all of them. The draw is of the
+/// rotating population, without the central admixture (module doc): the finder's background
+/// models the disc as rings and the spheroid as shells; the admixture is for the flows.
 pub(crate) fn disc_flags(
     positions: &[[f64; 3]],
     velocities: &[[f64; 3]],
@@ -313,26 +390,31 @@ pub(crate) fn disc_flags(
     let w: Option<Vec<f64>> = weights.map(|w| fit_on.iter().map(|&i| w[i]).collect());
     let ids: Vec<u64> = fit_on.iter().map(|&i| uids[i]).collect();
     let prob = DiscProbability::fit(&pos, &vel, w.as_deref(), ellipsoids);
-    draw_components(&prob, &pos, &vel, &ids)?;
-    draw_components(&prob, positions, velocities, uids).map(|(d, _)| d)
+    draw_components(&prob, &pos, &vel, &ids, false)?;
+    draw_components(&prob, positions, velocities, uids, false).map(|(d, _)| d)
 }
 
-/// Each particle's component draw under `prob` (true: disc) and the mean disc probability;
-/// None when either component holds less than [`MIN_COMPONENT_SHARE`].
+/// Each particle's component draw under `prob` (true: disc), with the central admixture if
+/// `admixed`, and the rotating population's mean probability; None when either holds less than
+/// [`MIN_COMPONENT_SHARE`].
 fn draw_components(
     prob: &DiscProbability,
     positions: &[[f64; 3]],
     velocities: &[[f64; 3]],
     uids: &[u64],
+    admixed: bool,
 ) -> Option<(Vec<bool>, f64)> {
     let n = positions.len();
-    let p: Vec<f64> = (0..n)
-        .map(|i| prob.at(positions[i], velocities[i]))
-        .collect();
-    let disc_share = p.iter().sum::<f64>() / n as f64;
+    let disc_share = (0..n)
+        .map(|i| prob.rotating(positions[i], velocities[i]))
+        .sum::<f64>()
+        / n as f64;
     if !(MIN_COMPONENT_SHARE..=1.0 - MIN_COMPONENT_SHARE).contains(&disc_share) {
         return None;
     }
+    let p: Vec<f64> = (0..n)
+        .map(|i| prob.interpolated(positions[i], velocities[i], admixed))
+        .collect();
     let in_disc: Vec<bool> = p
         .iter()
         .zip(uids)

@@ -1546,3 +1546,78 @@ fn in_plane_streams_in_a_disc_of_a_million_particles() {
         assert!(disc_in <= stream_in / 10, "{disc_in} disc particles");
     }
 }
+
+#[test]
+fn the_disc_component_takes_a_share_of_the_spheroid_where_the_spheroid_dominates() {
+    // A hot disc (V/σ = 1.4) inside a Hernquist sphere as massive: within 1 kpc about one
+    // particle in five is the disc's. Without an admixture the disc component would have a
+    // hole there (a fifth of each shell) and almost nothing counter-rotating; with it the disc
+    // component holds about half of each inner shell and a floor of the spheroid's velocities,
+    // while the spheroid component keeps its zero rotation and symmetric ε.
+    let (pos, vel, label) = disc_and_spheroid(20_000, 20_000, 15.0, (100.0, 70.0), 13);
+    let uids: Vec<u64> = (0..pos.len() as u64).collect();
+    let prob = DiscProbability::fit(&pos, &vel, None, true);
+    let r = |x: &[f64; 3]| (x[0] * x[0] + x[1] * x[1] + x[2] * x[2]).sqrt();
+    for (x, v) in pos.iter().zip(&vel) {
+        let (p, p_admixed) = (prob.rotating(*x, *v), prob.at(*x, *v));
+        assert!(p_admixed >= p - 1e-12 && p_admixed <= 1.0);
+        if r(x) > 12.0 {
+            assert_eq!(p_admixed, p, "admixture at r {}", r(x));
+        }
+    }
+    let split = split_disc_spheroid(&pos, &vel, None, &uids, true).expect("split");
+    let mut in_disc = vec![false; pos.len()];
+    for &i in &split.disc {
+        in_disc[i] = true;
+    }
+    let inner: Vec<usize> = (0..pos.len()).filter(|&i| r(&pos[i]) < 1.0).collect();
+    let share = |f: &dyn Fn(usize) -> bool| {
+        inner.iter().filter(|&&i| f(i)).count() as f64 / inner.len() as f64
+    };
+    let true_share = share(&|i| label[i] == 0);
+    let rotating_share = inner
+        .iter()
+        .map(|&i| prob.rotating(pos[i], vel[i]))
+        .sum::<f64>()
+        / inner.len() as f64;
+    let disc_share = share(&|i| in_disc[i]);
+    eprintln!(
+        "inner kpc ({} particles): true disc {true_share:.3}, rotating p {rotating_share:.3}, \
+         disc component {disc_share:.3}",
+        inner.len()
+    );
+    assert!(true_share < 0.3 && (rotating_share - true_share).abs() < 0.08);
+    assert!(disc_share > 0.4 && disc_share < 0.6, "{disc_share}");
+    // The disc component's counter-rotating floor, and the spheroid's symmetry in ε.
+    let counter = |set: &dyn Fn(usize) -> bool| {
+        let members: Vec<usize> = inner.iter().copied().filter(|&i| set(i)).collect();
+        let retro = members
+            .iter()
+            .filter(|&&i| circularity(pos[i], vel[i]) < 0.0)
+            .count();
+        (retro as f64 / members.len() as f64, members.len())
+    };
+    let (disc_retro, _) = counter(&|i| in_disc[i]);
+    let (sph_retro, n_sph) = counter(&|i| !in_disc[i]);
+    eprintln!("inner kpc: counter-rotating disc {disc_retro:.3}, spheroid {sph_retro:.3}");
+    assert!(disc_retro > 0.25, "{disc_retro}");
+    assert!(
+        (sph_retro - 0.5).abs() < 3.0 * (0.25 / n_sph as f64).sqrt() + 0.01,
+        "{sph_retro}"
+    );
+    // The spheroid component as a whole does not rotate.
+    let mean_vphi = |set: &dyn Fn(usize) -> bool| {
+        let (mut s, mut n) = (0.0, 0.0);
+        for i in (0..pos.len()).filter(|&i| set(i)) {
+            s += crate::fidelity::spherical_velocity(pos[i], vel[i])[2];
+            n += 1.0;
+        }
+        s / n
+    };
+    let got = mean_vphi(&|i| !in_disc[i]);
+    let truth = mean_vphi(&|i| label[i] == 1);
+    assert!(
+        (got - truth).abs() < 3.0,
+        "spheroid mean v_φ {got}, true {truth}"
+    );
+}
