@@ -29,20 +29,19 @@
 //! p f and (1 − p) f, both smooth, and their sum is f whatever p is. A wrong p makes the
 //! components less clean, never the catalogue wrong.
 //!
-//! Near the centre the spheroid dominates, and p alone leaves the disc component two features
-//! its flows cannot follow (docs/ACCURACY.md, twenty-sixth session): a central hole in position
-//! (the disc's share of a shell falls to a few per cent) and a steep edge at ε ≈ 0 in velocity
-//! (almost nothing of it counter-rotates). So inside the radius where the rotating population
-//! first makes up half its shell, the disc component also takes a share κ(r) = K (1 − 2 p̄(r))
-//! of the non-rotating one, uniformly in velocity (p̄ the shell's mean p, K = [`ADMIXTURE`]):
+//! Near the centre the spheroid dominates, and p alone leaves the disc component a central hole
+//! in position and a steep edge at ε ≈ 0 in velocity, which the disc's cells (wedges with the
+//! centre at a corner) follow less well than the spheroid's round cell around it
+//! (docs/ACCURACY.md, twenty-sixth and twenty-seventh sessions). So inside the radius where the
+//! rotating population first makes up half its shell, the disc component hands the spheroid
+//! the share 1 − λ(r) of its particles, λ = p̄(r) / [`HANDOVER_UNTIL`] (p̄ the shell's mean p):
 //!
 //! ```text
-//! p'(ε, r) = p + κ(r) (1 − p)
+//! p'(ε, r) = λ(r) p
 //! ```
 //!
-//! The disc component then holds about half of each inner shell (no hole) and a floor of the
-//! spheroid's velocities under its rotating part (no edge), while the spheroid component keeps
-//! its shape in velocity and its zero rotation, scaled in density by the smooth 1 − κ(r).
+//! The disc component keeps the shape of its velocities, its density thinned by the smooth
+//! λ(r); the spheroid takes the rest, rotation and all, where it is most of the galaxy anyway.
 //!
 //! Units: positions kpc, velocities km/s (galaxy frame: centre at the origin, z along the
 //! angular momentum).
@@ -68,11 +67,9 @@ const SHELL_MIN: usize = 100;
 const EPS_BINS: usize = 8;
 /// Tag of the components' assignment draws ("comp").
 const COMPONENTS: u64 = 0x636f_6d70;
-/// Share K of the non-rotating population the disc component takes at the very centre (module
-/// doc); it falls linearly in the shell's mean p to 0 where the disc makes up half the shell.
-const ADMIXTURE: f64 = 0.5;
-/// Mean p of a shell from which outwards the disc component takes no admixture.
-const ADMIXTURE_UNTIL: f64 = 0.5;
+/// Mean p of a shell from which outwards the disc component keeps all of its particles;
+/// inside, it keeps the share p̄ / HANDOVER_UNTIL (module doc).
+const HANDOVER_UNTIL: f64 = 0.5;
 
 /// The particles of a split, as indices into the arrays given to [`split_disc_spheroid`].
 #[derive(Debug, Clone, PartialEq)]
@@ -82,7 +79,8 @@ pub struct Components {
     /// The non-rotating component's particles (ascending).
     pub spheroid: Vec<usize>,
     /// Expected share of the particles in the rotating population, Σ p / N (dimensionless); the
-    /// disc component holds a little more, its central admixture (module doc).
+    /// disc component holds a little less, having handed the spheroid part of the centre
+    /// (module doc).
     pub disc_share: f64,
     /// Radial shells whose p came from the velocity ellipsoids, and all shells.
     pub ellipsoid_shells: (usize, usize),
@@ -140,8 +138,9 @@ pub struct DiscProbability {
     ln_r: Vec<f64>,
     /// Each shell's p.
     shells: Vec<ShellModel>,
-    /// Each shell's admixture κ (module doc), in [0, [`ADMIXTURE`]].
-    admixture: Vec<f64>,
+    /// Each shell's share λ of the rotating population kept in the disc component (module
+    /// doc), in [0, 1].
+    kept: Vec<f64>,
 }
 
 impl DiscProbability {
@@ -159,7 +158,7 @@ impl DiscProbability {
             return DiscProbability {
                 ln_r: vec![0.0],
                 shells: vec![ShellModel::Mirror([0.0; EPS_BINS])],
-                admixture: vec![0.0],
+                kept: vec![1.0],
             };
         }
         let r: Vec<f64> = positions.iter().map(|&x| radius(x).max(1e-12)).collect();
@@ -244,12 +243,8 @@ impl DiscProbability {
             mean_p.push(if w_sum > 0.0 { p_sum / w_sum } else { 0.0 });
             shells.push(model);
         }
-        let admixture = admixture(&mean_p);
-        DiscProbability {
-            ln_r,
-            shells,
-            admixture,
-        }
+        let kept = kept_near_centre(&mean_p);
+        DiscProbability { ln_r, shells, kept }
     }
 
     /// The rotating population's probability p(ε, r) for a particle at `x` (kpc) with velocity
@@ -258,22 +253,22 @@ impl DiscProbability {
         self.interpolated(x, v, false)
     }
 
-    /// The disc component's probability p'(ε, r) = p + κ(r)(1 − p) (module doc) for a particle
-    /// at `x` (kpc) with velocity `v` (km/s), in [0, 1]: what the split draws with.
+    /// The disc component's probability p'(ε, r) = λ(r) p (module doc) for a particle at `x`
+    /// (kpc) with velocity `v` (km/s), in [0, 1]: what the split draws with.
     pub fn at(&self, x: [f64; 3], v: [f64; 3]) -> f64 {
         self.interpolated(x, v, true)
     }
 
-    /// p, or with `admixed` p', interpolated linearly in ln r between the shells' centres and
+    /// p, or with `handed_over` p', interpolated linearly in ln r between the shells' centres and
     /// held constant beyond the end ones.
-    fn interpolated(&self, x: [f64; 3], v: [f64; 3], admixed: bool) -> f64 {
+    fn interpolated(&self, x: [f64; 3], v: [f64; 3], handed_over: bool) -> f64 {
         let e = circularity(x, v);
         let r = radius(x).max(1e-12);
         let (s0, s1, ts) = bracket(&self.ln_r, r.ln());
         let shell = |s: usize| {
             let p = self.shells[s].at(e, x, v);
-            if admixed {
-                p + self.admixture[s] * (1.0 - p)
+            if handed_over {
+                self.kept[s] * p
             } else {
                 p
             }
@@ -295,23 +290,23 @@ impl DiscProbability {
     }
 }
 
-/// Each shell's admixture κ from the shells' mean p (ascending radius, module doc): K (1 − p̄ /
-/// [`ADMIXTURE_UNTIL`]) inside the first shell where p̄ reaches [`ADMIXTURE_UNTIL`], 0 from there
+/// Each shell's kept share λ from the shells' mean p (ascending radius, module doc): p̄ /
+/// [`HANDOVER_UNTIL`] inside the first shell where p̄ reaches [`HANDOVER_UNTIL`], 1 from there
 /// out. A disc that is nowhere half its shell (a spheroid's prograde excess, a disc lost in a
-/// halo) takes none: there is no inner region it is missing.
-fn admixture(mean_p: &[f64]) -> Vec<f64> {
+/// halo) keeps everything: there is no centre where it is the lesser part.
+fn kept_near_centre(mean_p: &[f64]) -> Vec<f64> {
     let until = mean_p
         .iter()
-        .position(|&p| p >= ADMIXTURE_UNTIL)
+        .position(|&p| p >= HANDOVER_UNTIL)
         .unwrap_or(0);
     mean_p
         .iter()
         .enumerate()
         .map(|(s, &p)| {
             if s < until {
-                ADMIXTURE * (1.0 - p / ADMIXTURE_UNTIL).max(0.0)
+                (p / HANDOVER_UNTIL).min(1.0)
             } else {
-                0.0
+                1.0
             }
         })
         .collect()
@@ -372,8 +367,8 @@ pub fn split_disc_spheroid(
 /// km/s; `weights` and `uids` of all particles). None where the split of `fit_on` alone is
 /// None. The phase-space group finder fits on the particles its first pass left smooth, so
 /// that a cold stream cannot pass for a disc, and draws for all of them. The draw is of the
-/// rotating population, without the central admixture (module doc): the finder's background
-/// models the disc as rings and the spheroid as shells; the admixture is for the flows.
+/// rotating population, without the central hand-over (module doc): the finder's background
+/// models the disc as rings and the spheroid as shells; the hand-over is for the flows.
 pub(crate) fn disc_flags(
     positions: &[[f64; 3]],
     velocities: &[[f64; 3]],
@@ -394,15 +389,15 @@ pub(crate) fn disc_flags(
     draw_components(&prob, positions, velocities, uids, false).map(|(d, _)| d)
 }
 
-/// Each particle's component draw under `prob` (true: disc), with the central admixture if
-/// `admixed`, and the rotating population's mean probability; None when either holds less than
+/// Each particle's component draw under `prob` (true: disc), with the central hand-over if
+/// `handed_over`, and the rotating population's mean probability; None when either holds less than
 /// [`MIN_COMPONENT_SHARE`].
 fn draw_components(
     prob: &DiscProbability,
     positions: &[[f64; 3]],
     velocities: &[[f64; 3]],
     uids: &[u64],
-    admixed: bool,
+    handed_over: bool,
 ) -> Option<(Vec<bool>, f64)> {
     let n = positions.len();
     let disc_share = (0..n)
@@ -413,7 +408,7 @@ fn draw_components(
         return None;
     }
     let p: Vec<f64> = (0..n)
-        .map(|i| prob.interpolated(positions[i], velocities[i], admixed))
+        .map(|i| prob.interpolated(positions[i], velocities[i], handed_over))
         .collect();
     let in_disc: Vec<bool> = p
         .iter()
