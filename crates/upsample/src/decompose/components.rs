@@ -250,32 +250,33 @@ impl DiscProbability {
     /// The rotating population's probability p(ε, r) for a particle at `x` (kpc) with velocity
     /// `v` (km/s), in [0, 1].
     pub fn rotating(&self, x: [f64; 3], v: [f64; 3]) -> f64 {
-        self.interpolated(x, v, false)
+        self.rotating_and_kept(x, v).0
     }
 
     /// The disc component's probability p'(ε, r) = λ(r) p (module doc) for a particle at `x`
     /// (kpc) with velocity `v` (km/s), in [0, 1]: what the split draws with.
     pub fn at(&self, x: [f64; 3], v: [f64; 3]) -> f64 {
-        self.interpolated(x, v, true)
+        self.rotating_and_kept(x, v).1
     }
 
-    /// p, or with `handed_over` p', interpolated linearly in ln r between the shells' centres and
-    /// held constant beyond the end ones.
-    fn interpolated(&self, x: [f64; 3], v: [f64; 3], handed_over: bool) -> f64 {
+    /// p and p' (module doc) of a particle at `x` (kpc) with velocity `v` (km/s), from one
+    /// evaluation of the shells' p: each interpolated linearly in ln r between the shells'
+    /// centres and held constant beyond the end ones.
+    fn rotating_and_kept(&self, x: [f64; 3], v: [f64; 3]) -> (f64, f64) {
         let e = circularity(x, v);
         let r = radius(x).max(1e-12);
         let (s0, s1, ts) = bracket(&self.ln_r, r.ln());
-        let shell = |s: usize| {
-            let p = self.shells[s].at(e, x, v);
-            if handed_over {
-                self.kept[s] * p
-            } else {
-                p
-            }
+        let p0 = self.shells[s0].at(e, x, v);
+        let p1 = if ts > 0.0 {
+            self.shells[s1].at(e, x, v)
+        } else {
+            0.0
         };
-        let p0 = shell(s0);
-        let p1 = if ts > 0.0 { shell(s1) } else { 0.0 };
-        ((1.0 - ts) * p0 + ts * p1).clamp(0.0, 1.0)
+        let between = |a: f64, b: f64| ((1.0 - ts) * a + ts * b).clamp(0.0, 1.0);
+        (
+            between(p0, p1),
+            between(self.kept[s0] * p0, self.kept[s1] * p1),
+        )
     }
 
     /// Shells whose p is a fitted pair of velocity ellipsoids rather than the mirror, and all
@@ -400,15 +401,16 @@ fn draw_components(
     handed_over: bool,
 ) -> Option<(Vec<bool>, f64)> {
     let n = positions.len();
-    let disc_share = (0..n)
-        .map(|i| prob.rotating(positions[i], velocities[i]))
-        .sum::<f64>()
-        / n as f64;
+    let both: Vec<(f64, f64)> = (0..n)
+        .map(|i| prob.rotating_and_kept(positions[i], velocities[i]))
+        .collect();
+    let disc_share = both.iter().map(|b| b.0).sum::<f64>() / n as f64;
     if !(MIN_COMPONENT_SHARE..=1.0 - MIN_COMPONENT_SHARE).contains(&disc_share) {
         return None;
     }
-    let p: Vec<f64> = (0..n)
-        .map(|i| prob.interpolated(positions[i], velocities[i], handed_over))
+    let p: Vec<f64> = both
+        .iter()
+        .map(|&(p, kept)| if handed_over { kept } else { p })
         .collect();
     let in_disc: Vec<bool> = p
         .iter()
