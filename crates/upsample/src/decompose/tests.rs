@@ -983,6 +983,16 @@ fn smooth_cells(pos: &[[f64; 3]], n: usize, margin: f64) -> Vec<Cluster> {
     cells
 }
 
+/// Mean spherical v_φ (km/s) of the particles `set` at `pos` (kpc) with velocities `vel` (km/s).
+fn mean_vphi(pos: &[[f64; 3]], vel: &[[f64; 3]], set: impl Iterator<Item = usize>) -> f64 {
+    let (mut s, mut n) = (0.0, 0.0);
+    for i in set {
+        s += crate::fidelity::spherical_velocity(pos[i], vel[i])[2];
+        n += 1.0;
+    }
+    s / n
+}
+
 /// A rotating exponential disc (R_d = 3 kpc, z_d = 0.3 kpc, mean v_φ `rotation` km/s,
 /// isotropic dispersion `sigma` km/s) with `n_disc` particles and a radially anisotropic
 /// Hernquist sphere (`hernquist_sphere`, σ_t = 0.7 σ_r) with `n_sph`, cut at `cut` kpc; labels
@@ -1185,16 +1195,8 @@ fn a_hot_disc_is_kept_whole_and_the_spheroid_left_without_rotation() {
     assert!(disc_in_disc as f64 / 30_000.0 > 0.9, "disc completeness");
     // The spheroid's particles do not rotate: their mean v_φ is that of the true spheroid's
     // within a few of its standard errors (σ_φ ≈ 30 km/s over 10⁴ particles: 0.3 km/s).
-    let mean_vphi = |set: &mut dyn Iterator<Item = usize>| {
-        let (mut s, mut n) = (0.0, 0.0);
-        for i in set {
-            s += crate::fidelity::spherical_velocity(pos[i], vel[i])[2];
-            n += 1.0;
-        }
-        s / n
-    };
-    let got = mean_vphi(&mut split.spheroid.iter().copied());
-    let truth = mean_vphi(&mut (0..pos.len()).filter(|&i| label[i] == 1));
+    let got = mean_vphi(&pos, &vel, split.spheroid.iter().copied());
+    let truth = mean_vphi(&pos, &vel, (0..pos.len()).filter(|&i| label[i] == 1));
     assert!(
         (got - truth).abs() < 3.0,
         "spheroid mean v_φ {got} km/s, true {truth}"
@@ -1556,7 +1558,7 @@ fn the_disc_component_hands_the_centre_to_the_spheroid_where_the_spheroid_domina
     let (pos, vel, label) = disc_and_spheroid(20_000, 20_000, 15.0, (100.0, 70.0), 13);
     let uids: Vec<u64> = (0..pos.len() as u64).collect();
     let prob = DiscProbability::fit(&pos, &vel, None, true);
-    let r = |x: &[f64; 3]| (x[0] * x[0] + x[1] * x[1] + x[2] * x[2]).sqrt();
+    let r = |x: &[f64; 3]| crate::fidelity::radius(*x);
     for (x, v) in pos.iter().zip(&vel) {
         let (p, p_kept) = (prob.rotating(*x, *v), prob.at(*x, *v));
         assert!(p_kept <= p + 1e-12 && p_kept >= 0.0);
@@ -1589,18 +1591,13 @@ fn the_disc_component_hands_the_centre_to_the_spheroid_where_the_spheroid_domina
         "{disc_share} {expected}"
     );
     // What the disc keeps still rotates as the disc; the spheroid's inner part now carries the
-    // rest of the disc's rotation, and outside the inner kpc it is as non-rotating as before.
-    let mean_vphi = |set: &dyn Fn(usize) -> bool| {
-        let (mut s, mut n) = (0.0, 0.0);
-        for i in (0..pos.len()).filter(|&i| set(i)) {
-            s += crate::fidelity::spherical_velocity(pos[i], vel[i])[2];
-            n += 1.0;
-        }
-        s / n
+    // rest of the disc's rotation.
+    let inner_mean_vphi = |set: &dyn Fn(usize) -> bool| {
+        mean_vphi(&pos, &vel, inner.iter().copied().filter(|&i| set(i)))
     };
-    let inner_sph = mean_vphi(&|i| !in_disc[i] && r(&pos[i]) < 1.0);
-    let inner_true_sph = mean_vphi(&|i| label[i] == 1 && r(&pos[i]) < 1.0);
-    let inner_disc = mean_vphi(&|i| in_disc[i] && r(&pos[i]) < 1.0);
+    let inner_sph = inner_mean_vphi(&|i| !in_disc[i]);
+    let inner_true_sph = inner_mean_vphi(&|i| label[i] == 1);
+    let inner_disc = inner_mean_vphi(&|i| in_disc[i]);
     eprintln!("inner kpc mean v_φ: disc {inner_disc:.1}, spheroid {inner_sph:.1} (true {inner_true_sph:.1}) km/s");
     assert!(
         inner_sph > inner_true_sph + 5.0,
