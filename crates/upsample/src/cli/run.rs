@@ -126,10 +126,11 @@ fn print_summary(report: &RunReport, catalog: &Path, report_path: &Path) {
             })
             .max_by(|a, b| a.1.total_cmp(&b.1));
         println!(
-            "fidelity against {} held-out particles: 6D two-sample z {:.2} (0 ± 1: indistinguishable), \
+            "fidelity against {} held-out particles: 6D two-sample z {:.2} (0 ± 1: indistinguishable{}), \
              smoothness ratio {:.3} (1: smooth, < 1: stars huddle around particles){}",
             f.two_sample.n_reference,
             f.two_sample.z,
+            f.two_sample.largest_part_note(),
             f.smoothness.ratio,
             worst.map_or(String::new(), |(c, z)| format!("; worst cluster {c}: z {z:.2}"))
         );

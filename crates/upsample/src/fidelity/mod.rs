@@ -31,7 +31,7 @@ pub use smoothness::{
 };
 pub(crate) use standardise::subsample;
 pub use standardise::Scales;
-pub use two_sample::{two_sample, TwoSample, TwoSampleConfig};
+pub use two_sample::{two_sample, two_sample_by_shell, ShellTwoSample, TwoSample, TwoSampleConfig};
 
 use serde::{Deserialize, Serialize};
 
@@ -167,7 +167,12 @@ pub fn evaluate_with(
     let star_profile = shell_profile(stars, &config.shells)?;
     let reference_profile = shell_profile(reference, &config.shells)?;
     Ok(Fidelity {
-        two_sample: two_sample(stars, reference, &config.two_sample)?,
+        two_sample: two_sample_by_shell(
+            stars,
+            reference,
+            &config.two_sample,
+            Some(&config.shells),
+        )?,
         smoothness: Smoothness::from(distances),
         shells: compare_profiles(&star_profile, &reference_profile),
         stars: star_profile,

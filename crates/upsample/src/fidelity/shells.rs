@@ -65,6 +65,38 @@ impl ShellConfig {
             ..ShellConfig::default()
         }
     }
+
+    /// The shell holding radius `r` (kpc): `None` inside `r_min` or from `r_max` out.
+    pub fn index(&self, r: f64) -> Option<usize> {
+        let s = ((r / self.r_min).ln() / self.log_step()).floor();
+        (s >= 0.0 && (s as usize) < self.n_shells).then_some(s as usize)
+    }
+
+    /// Inner and outer radius of shell `s`, kpc.
+    pub fn edges(&self, s: usize) -> (f64, f64) {
+        let step = self.log_step();
+        (
+            self.r_min * (step * s as f64).exp(),
+            self.r_min * (step * (s + 1) as f64).exp(),
+        )
+    }
+
+    /// ln(r_outer / r_inner) of every shell.
+    fn log_step(&self) -> f64 {
+        (self.r_max / self.r_min).ln() / self.n_shells as f64
+    }
+
+    /// An error unless 0 < r_min < r_max and n_shells > 0.
+    pub fn check(&self) -> Result<(), FidelityError> {
+        let (r0, r1, ns) = (self.r_min, self.r_max, self.n_shells);
+        if r0 > 0.0 && r1 > r0 && ns > 0 {
+            Ok(())
+        } else {
+            Err(FidelityError::Config(format!(
+                "shells need 0 < r_min < r_max and n_shells > 0 (got {r0}, {r1}, {ns})"
+            )))
+        }
+    }
 }
 
 /// Velocity moments of one shell (km/s), each with its bootstrap standard error.
@@ -148,30 +180,20 @@ pub struct Profile {
 /// Shell profiles of `set` (positions and velocities in the galaxy frame).
 pub fn shell_profile(set: PhaseSpace<'_>, config: &ShellConfig) -> Result<Profile, FidelityError> {
     set.check("shell profile sample")?;
-    let (r0, r1, ns) = (config.r_min, config.r_max, config.n_shells);
-    if !(r0 > 0.0 && r1 > r0 && ns > 0) {
-        return Err(FidelityError::Config(format!(
-            "shells need 0 < r_min < r_max and n_shells > 0 (got {r0}, {r1}, {ns})"
-        )));
-    }
+    config.check()?;
     let weight = |i: usize| set.mass.map_or(1.0, |m| m[i]);
     let total_weight: f64 = (0..set.len()).map(weight).sum();
-    let step = (r1 / r0).ln() / ns as f64;
-    let mut members: Vec<Vec<usize>> = vec![Vec::new(); ns];
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); config.n_shells];
     for (i, x) in set.position.iter().enumerate() {
-        let s = ((radius(*x) / r0).ln() / step).floor();
-        if s >= 0.0 && (s as usize) < ns {
-            members[s as usize].push(i);
+        if let Some(s) = config.index(radius(*x)) {
+            members[s].push(i);
         }
     }
     let shells = members
         .par_iter()
         .enumerate()
         .map(|(s, rows)| {
-            let (ri, ro) = (
-                r0 * (step * s as f64).exp(),
-                r0 * (step * (s + 1) as f64).exp(),
-            );
+            let (ri, ro) = config.edges(s);
             let volume = 4.0 / 3.0 * std::f64::consts::PI * (ro.powi(3) - ri.powi(3));
             let w: f64 = rows.iter().map(|&i| weight(i)).sum();
             let w2: f64 = rows.iter().map(|&i| weight(i).powi(2)).sum();

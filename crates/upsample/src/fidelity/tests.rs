@@ -289,9 +289,85 @@ fn records_with_nan_survive_json() {
         null_mean: 0.5,
         null_sd: 0.0,
         z: f64::NAN,
+        shells: Vec::new(),
     };
     let text = serde_json::to_string(&t).unwrap();
     assert!(text.contains("null"), "{text}");
     let back: TwoSample = serde_json::from_str(&text).unwrap();
     assert!(back.z.is_nan() && back.statistic == 0.5);
+    // Reports written before the per-shell statistic read back with none.
+    let old = text.replace(",\"shells\":[]", "");
+    assert!(!old.contains("shells"), "{old}");
+    let back: TwoSample = serde_json::from_str(&old).unwrap();
+    assert!(back.shells.is_empty());
+}
+
+#[test]
+fn two_sample_by_shell_finds_where_the_samples_differ() {
+    // Stars half as hot inside r = 2.5 only (position spread 2 per axis): the inner shells
+    // carry the difference, the outer ones are within noise, and the parts add up to the z.
+    let (bx, bv) = gaussian(8000, 2, 2.0, 50.0, 0.0);
+    let (sx, mut sv) = gaussian(8000, 3, 2.0, 50.0, 0.0);
+    for (x, v) in sx.iter().zip(sv.iter_mut()) {
+        if radius(*x) < 2.5 {
+            *v = v.map(|c| 0.5 * c);
+        }
+    }
+    let shells = ShellConfig {
+        r_min: 0.25,
+        r_max: 12.0,
+        n_shells: 6,
+        ..ShellConfig::default()
+    };
+    let with = |shells: Option<&ShellConfig>| {
+        two_sample_by_shell(
+            PhaseSpace::new(&sx, &sv),
+            PhaseSpace::new(&bx, &bv),
+            &TwoSampleConfig::default(),
+            shells,
+        )
+        .unwrap()
+    };
+    let t = with(Some(&shells));
+    for s in &t.shells {
+        eprintln!(
+            "r {:.2}: {} + {} points, z {:.1}, part of z {:.2}",
+            s.r_mid, s.n_stars, s.n_reference, s.z, s.z_part
+        );
+    }
+    let inner = t
+        .shells
+        .iter()
+        .filter(|s| s.r_mid < 1.5 && s.n_stars + s.n_reference > 100);
+    let outer = t.shells.iter().filter(|s| s.r_mid > 4.0);
+    assert!(
+        inner.clone().count() >= 2 && outer.clone().count() >= 2,
+        "{t:?}"
+    );
+    assert!(inner.clone().all(|s| s.z > 4.0), "{t:?}");
+    assert!(outer.clone().all(|s| s.z.abs() < 3.0), "{t:?}");
+    let inside: f64 = t
+        .shells
+        .iter()
+        .filter(|s| s.r_mid < 3.0)
+        .map(|s| s.z_part)
+        .sum();
+    assert!(inside > 0.9 * t.z, "inner parts {inside} of z {}", t.z);
+    // Without shells, the same z; with shells that hold every point, parts that add up to it.
+    let unbinned = with(None);
+    assert_eq!(unbinned.z, t.z);
+    assert!(unbinned.shells.is_empty());
+    let everything = ShellConfig {
+        r_min: 1e-6,
+        r_max: 1e6,
+        n_shells: 4,
+        ..ShellConfig::default()
+    };
+    let all = with(Some(&everything));
+    let parts: f64 = all.shells.iter().map(|s| s.z_part).sum();
+    assert!(
+        (parts - t.z).abs() < 1e-9 * t.z.abs(),
+        "parts {parts} against z {}",
+        t.z
+    );
 }

@@ -197,6 +197,26 @@ pub fn fidelity_html(key: &str, f: &Fidelity) -> String {
         ));
     }
     h.push_str("</table>");
+    if !t.shells.is_empty() {
+        h.push_str(
+            "<h3>Two-sample statistic by shell</h3><p>Each shell's own z, and its part of the \
+             whole z (the parts of all shells and of the points outside them add up to it): \
+             where stars and held-out particles differ.</p><table><tr><th>r [kpc]</th>\
+             <th>stars</th><th>held-out</th><th>z</th><th>part of z</th></tr>",
+        );
+        for (i, c) in t.shells.iter().enumerate() {
+            let k = |f: &str| format!("{key}/two_sample/shells/{i}/{f}");
+            h.push_str(&format!(
+                "<tr>{}{}{}{}{}</tr>",
+                num(&k("r_mid"), c.r_mid),
+                num(&k("n_stars"), c.n_stars as f64),
+                num(&k("n_reference"), c.n_reference as f64),
+                num(&k("z"), c.z),
+                num(&k("z_part"), c.z_part),
+            ));
+        }
+        h.push_str("</table>");
+    }
     h
 }
 

@@ -242,8 +242,10 @@ impl ClusterJob<'_> {
                 cluster.label,
                 tf.elapsed().as_secs_f64(),
                 f.as_ref().map_or(String::new(), |f| format!(
-                    ": two-sample z {:.1}, smoothness ratio {:.3}",
-                    f.two_sample.z, f.smoothness.ratio
+                    ": two-sample z {:.1}{}, smoothness ratio {:.3}",
+                    f.two_sample.z,
+                    f.two_sample.largest_part_note(),
+                    f.smoothness.ratio
                 ))
             );
             f
