@@ -167,3 +167,73 @@ pub fn tune_allocator() -> bool {
         false
     }
 }
+
+/// The environment variables that choose libtorch's CPU code paths, and the value each is
+/// pinned to: MKL (libtorch's matrix products) picks its kernels by the CPU's make and
+/// instruction sets unless `MKL_CBWR` names a branch, and ATen its vector kernels unless
+/// `ATEN_CPU_CAPABILITY` does. Other kernels round differently, so the same seed trains other
+/// flows on another machine.
+pub const CPU_CODE_PATHS: [(&str, &str); 2] =
+    [("MKL_CBWR", "AVX2"), ("ATEN_CPU_CAPABILITY", "avx2")];
+
+/// The settings [`pin_cpu_code_paths`] makes: each of [`CPU_CODE_PATHS`] that `current` (the
+/// environment) does not already set, when the CPU has AVX2 (`has_avx2`).
+pub fn code_paths_to_pin(
+    current: impl Fn(&str) -> Option<String>,
+    has_avx2: bool,
+) -> Vec<(&'static str, &'static str)> {
+    if !has_avx2 {
+        return Vec::new();
+    }
+    CPU_CODE_PATHS
+        .into_iter()
+        .filter(|(name, _)| current(name).is_none_or(|v| v.trim().is_empty()))
+        .collect()
+}
+
+/// Pins libtorch's CPU code paths to AVX2 ([`CPU_CODE_PATHS`]) where the user has not chosen
+/// them, so that a seed trains the same flows on every x86-64 machine with AVX2 (on an AMD
+/// EPYC, MKL's default branch is AVX2 already; on an Intel CPU with AVX-512 it is AVX-512).
+/// Call once at program start, before any thread or tensor exists; returns what it set.
+/// No-op off x86-64 and on CPUs without AVX2. flex needs none: its matrix products (the
+/// `gemm` crate, without its AVX-512 feature) take the AVX2/FMA path on any such CPU.
+pub fn pin_cpu_code_paths() -> Vec<(&'static str, &'static str)> {
+    #[cfg(target_arch = "x86_64")]
+    let has_avx2 = std::arch::is_x86_feature_detected!("avx2");
+    #[cfg(not(target_arch = "x86_64"))]
+    let has_avx2 = false;
+    let pins = code_paths_to_pin(|name| std::env::var(name).ok(), has_avx2);
+    for (name, value) in &pins {
+        // Edition 2021: set_var is safe; called before any other thread reads the environment.
+        std::env::set_var(name, value);
+    }
+    pins
+}
+
+/// The values of [`CPU_CODE_PATHS`] in this process's environment (unset ones left out), for
+/// the record of what a flow was trained with.
+pub fn cpu_code_paths() -> std::collections::BTreeMap<String, String> {
+    CPU_CODE_PATHS
+        .iter()
+        .filter_map(|(name, _)| std::env::var(name).ok().map(|v| (name.to_string(), v)))
+        .collect()
+}
+
+#[cfg(test)]
+mod code_path_tests {
+    use super::*;
+
+    #[test]
+    fn code_paths_are_pinned_only_where_unset_and_only_with_avx2() {
+        let none = |_: &str| None;
+        assert_eq!(code_paths_to_pin(none, true), CPU_CODE_PATHS.to_vec());
+        assert!(code_paths_to_pin(none, false).is_empty());
+        let user = |name: &str| (name == "MKL_CBWR").then(|| "COMPATIBLE".to_string());
+        assert_eq!(
+            code_paths_to_pin(user, true),
+            vec![("ATEN_CPU_CAPABILITY", "avx2")]
+        );
+        let blank = |_: &str| Some(" ".to_string());
+        assert_eq!(code_paths_to_pin(blank, true), CPU_CODE_PATHS.to_vec());
+    }
+}

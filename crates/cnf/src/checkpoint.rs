@@ -31,6 +31,11 @@ pub struct Manifest {
     pub whitening: Whitening,
     /// Free-form metrics (e.g. best validation NLL).
     pub metrics: serde_json::Value,
+    /// libtorch's CPU code-path settings in the process that saved it
+    /// ([`crate::backend::cpu_code_paths`]): what a seed's flows on the CPU depend on beyond
+    /// the seed. Empty when unset, and in checkpoints written before it was recorded.
+    #[serde(default)]
+    pub cpu_code_paths: std::collections::BTreeMap<String, String>,
 }
 
 fn ck_err(path: &Path, reason: impl ToString) -> CnfError {
@@ -65,6 +70,7 @@ impl Flow {
             config: self.config.clone(),
             whitening: self.whitening.clone(),
             metrics,
+            cpu_code_paths: crate::backend::cpu_code_paths(),
         };
         let mpath = dir.join(MANIFEST_FILE);
         let text = serde_json::to_string_pretty(&manifest).map_err(|e| ck_err(&mpath, e))?;
