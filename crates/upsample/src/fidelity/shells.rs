@@ -81,6 +81,12 @@ impl ShellConfig {
         )
     }
 
+    /// Geometric mid radius √(r_inner r_outer) of shell `s`, kpc.
+    pub fn mid(&self, s: usize) -> f64 {
+        let (ri, ro) = self.edges(s);
+        (ri * ro).sqrt()
+    }
+
     /// ln(r_outer / r_inner) of every shell.
     fn log_step(&self) -> f64 {
         (self.r_max / self.r_min).ln() / self.n_shells as f64
@@ -209,7 +215,7 @@ pub fn shell_profile(set: PhaseSpace<'_>, config: &ShellConfig) -> Result<Profil
             Shell {
                 r_inner: ri,
                 r_outer: ro,
-                r_mid: (ri * ro).sqrt(),
+                r_mid: config.mid(s),
                 count: rows.len(),
                 density: w / volume,
                 density_err: w2.sqrt() / volume,

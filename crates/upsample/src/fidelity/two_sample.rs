@@ -193,23 +193,18 @@ pub fn two_sample_by_shell(
     let fraction = |same: usize, points: usize| same as f64 / (points * k) as f64;
     let (_, null_sd) = mean_sd(null.iter().map(|c| fraction(c.all, total)));
     let statistic = fraction(observed.all, total);
-    let mut by_shell = Vec::new();
-    for s in 0..n_shells {
+    let shell_figures = |s: usize, sc: &ShellConfig| {
         let in_shell =
             |from: std::ops::Range<usize>| from.filter(|&i| shell_of[i] == Some(s)).count();
         let (n_stars, n_reference) = (in_shell(0..n), in_shell(n..total));
         let points = n_stars + n_reference;
         if points == 0 {
-            continue;
+            return None;
         }
         let (mean, sd) = mean_sd(null.iter().map(|c| fraction(c.shells[s], points)));
         let shell_statistic = fraction(observed.shells[s], points);
-        let r_mid = shells.map_or(f64::NAN, |sc| {
-            let (ri, ro) = sc.edges(s);
-            (ri * ro).sqrt()
-        });
-        by_shell.push(ShellTwoSample {
-            r_mid,
+        Some(ShellTwoSample {
+            r_mid: sc.mid(s),
             n_stars,
             n_reference,
             statistic: shell_statistic,
@@ -219,8 +214,14 @@ pub fn two_sample_by_shell(
                 f64::NAN
             },
             z_part: (shell_statistic - null_mean) * points as f64 / (nt * null_sd),
-        });
-    }
+        })
+    };
+    let by_shell = match shells {
+        Some(sc) => (0..sc.n_shells)
+            .filter_map(|s| shell_figures(s, sc))
+            .collect(),
+        None => Vec::new(),
+    };
     Ok(TwoSample {
         k,
         n_stars: n,
