@@ -178,7 +178,7 @@ pub const CPU_CODE_PATHS: [(&str, &str); 2] =
 
 /// The settings [`pin_cpu_code_paths`] makes: each of [`CPU_CODE_PATHS`] that `current` (the
 /// environment) does not already set, when the CPU has AVX2 (`has_avx2`).
-pub fn code_paths_to_pin(
+fn code_paths_to_pin(
     current: impl Fn(&str) -> Option<String>,
     has_avx2: bool,
 ) -> Vec<(&'static str, &'static str)> {
@@ -194,20 +194,19 @@ pub fn code_paths_to_pin(
 /// Pins libtorch's CPU code paths to AVX2 ([`CPU_CODE_PATHS`]) where the user has not chosen
 /// them, so that a seed trains the same flows on every x86-64 machine with AVX2 (on an AMD
 /// EPYC, MKL's default branch is AVX2 already; on an Intel CPU with AVX-512 it is AVX-512).
-/// Call once at program start, before any thread or tensor exists; returns what it set.
-/// No-op off x86-64 and on CPUs without AVX2. flex needs none: its matrix products (the
-/// `gemm` crate, without its AVX-512 feature) take the AVX2/FMA path on any such CPU.
-pub fn pin_cpu_code_paths() -> Vec<(&'static str, &'static str)> {
+/// Call once at program start, before any thread or tensor exists. No-op off x86-64 and on
+/// CPUs without AVX2. flex is not pinned: its matrix products (the `gemm` crate, without its
+/// AVX-512 feature) take the AVX2/FMA path on any AVX2 CPU, but its reductions (`macerator`)
+/// take AVX-512 where the CPU has it, and there is no switch.
+pub fn pin_cpu_code_paths() {
     #[cfg(target_arch = "x86_64")]
     let has_avx2 = std::arch::is_x86_feature_detected!("avx2");
     #[cfg(not(target_arch = "x86_64"))]
     let has_avx2 = false;
-    let pins = code_paths_to_pin(|name| std::env::var(name).ok(), has_avx2);
-    for (name, value) in &pins {
+    for (name, value) in code_paths_to_pin(|name| std::env::var(name).ok(), has_avx2) {
         // Edition 2021: set_var is safe; called before any other thread reads the environment.
         std::env::set_var(name, value);
     }
-    pins
 }
 
 /// The values of [`CPU_CODE_PATHS`] in this process's environment (unset ones left out), for
