@@ -13,7 +13,7 @@ use rand::{RngExt, SeedableRng};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::two_sample::mix;
+use super::standardise::mix;
 use super::{FidelityError, PhaseSpace};
 
 /// Configuration of [`shell_profile`].

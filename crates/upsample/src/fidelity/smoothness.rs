@@ -8,8 +8,7 @@ use kiddo::{ImmutableKdTree, SquaredEuclidean};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::standardise::{median, subsample, Scales};
-use super::two_sample::mix;
+use super::standardise::{median, mix, subsample, Scales};
 use super::{FidelityError, PhaseSpace};
 
 /// Configuration of [`smoothness`].

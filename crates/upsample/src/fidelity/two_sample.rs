@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::shells::{radius, ShellConfig};
-use super::standardise::{subsample, Scales};
+use super::standardise::{mix, subsample, Scales};
 use super::{FidelityError, PhaseSpace};
 
 /// Configuration of [`two_sample`].
@@ -302,13 +302,4 @@ fn same_counts(
         all: per_point.iter().sum(),
         shells,
     }
-}
-
-/// Mixes a seed with a stream number (splitmix64 finaliser).
-pub(crate) fn mix(seed: u64, stream: u64) -> u64 {
-    let mut z = seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
