@@ -329,6 +329,9 @@ pub(crate) fn train_cluster(
             // The radial profile has already taken the tails in: no compression on top.
             if role == Role::Position && radial.is_some() {
                 flow_cfg.compress_data = false;
+                if !cfg.flow.whiten_gaussianised && cluster.component != Some("disc") {
+                    flow_cfg.whiten_data = false;
+                }
             }
             if role == Role::Velocity && velocity_context == VelocityContext::Gaussianised {
                 flow_cfg.compress_context = false;
