@@ -177,6 +177,9 @@ pub struct Cluster {
     pub component: Option<&'static str>,
 }
 
+/// The name of the disc component in [`Cluster::component`].
+pub const DISC_COMPONENT: &str = "disc";
+
 impl Cluster {
     /// Members then ghosts: the rows (particle indices) a cluster's flows are trained on.
     pub fn training(&self) -> Vec<usize> {
@@ -290,7 +293,7 @@ pub(crate) fn decompose_smooth(
     );
     let mut clusters = Vec::with_capacity(n_cells);
     for (name, members, k) in [
-        ("disc", &parts.disc, disc_cells),
+        (DISC_COMPONENT, &parts.disc, disc_cells),
         ("spheroid", &parts.spheroid, spheroid_cells),
     ] {
         let global: Vec<usize> = members.iter().map(|&j| rest[j]).collect();

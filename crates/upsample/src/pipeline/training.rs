@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use super::holdout::Holdout;
 use crate::config::{Config, Weighting};
-use crate::decompose::Cluster;
+use crate::decompose::{Cluster, DISC_COMPONENT};
 use crate::models::{
     norm, FlowMetrics, LocalDispersion, Member, RadialProfile, TrainingRecord, VelocityContext,
     EXTENT_MARGIN,
@@ -329,7 +329,7 @@ pub(crate) fn train_cluster(
             // The radial profile has already taken the tails in: no compression on top.
             if role == Role::Position && radial.is_some() {
                 flow_cfg.compress_data = false;
-                if !cfg.flow.whiten_gaussianised && cluster.component != Some("disc") {
+                if !cfg.flow.whiten_gaussianised && cluster.component != Some(DISC_COMPONENT) {
                     flow_cfg.whiten_data = false;
                 }
             }
