@@ -457,12 +457,12 @@ pub struct FlowNetConfig {
     /// that meets at the centre, is not squeezed into a corner of the flow's context.
     pub gaussianised_context: bool,
     /// Whiten the Gaussianised positions of those clusters by their own mean and covariance
-    /// (true) or, but for a disc's cells, leave them unwhitened (false): a cell is a wedge of
-    /// the Gaussianised galaxy whose radial tail is already the N(0, I) base's, while whitened
-    /// by the wedge's smaller covariance it needs a tail 1.6× wider, which a flow with a bounded
-    /// velocity field cannot make (galaxy (a): outskirts over-full, the last 15 kpc 30% short;
-    /// docs/ACCURACY.md, twenty-ninth session). A disc's cells keep the whitening either way:
-    /// it gives the thin disc its own axes.
+    /// (true) or, but for a disc's cells, leave them unwhitened (false, the default): a cell
+    /// is a wedge of the Gaussianised galaxy whose radial tail is already the N(0, I) base's,
+    /// while whitened by the wedge's smaller covariance it needs a tail 1.6× wider, which a
+    /// flow with a bounded velocity field cannot make (galaxy (a): outskirts over-full, the
+    /// last 15 kpc 30% short; docs/ACCURACY.md, 29th and 30th sessions). A disc's cells keep
+    /// the whitening either way: it gives the thin disc its own axes.
     pub whiten_gaussianised: bool,
 }
 
@@ -590,7 +590,7 @@ impl Default for FlowNetConfig {
             pooled_dispersion: true,
             gaussianise_radii: true,
             gaussianised_context: true,
-            whiten_gaussianised: true,
+            whiten_gaussianised: false,
         }
     }
 }
