@@ -58,6 +58,11 @@ pub struct FlowConfig {
     /// (the context is standardised either way).
     #[serde(default = "default_true")]
     pub whiten_data: bool,
+    /// With `whiten_data`: subtract the data mean on every axis but divide only these axes by
+    /// their standard deviation, with no rotation (a thin axis standardised, the others' tails
+    /// left as they are); empty: the full affine whitening.
+    #[serde(default)]
+    pub scale_only_axes: Vec<usize>,
 }
 
 /// Serde default of flags that were always on before they were configurable.
@@ -83,6 +88,7 @@ impl Default for FlowConfig {
             compress_data: false,
             compress_context: false,
             whiten_data: true,
+            scale_only_axes: Vec::new(),
         }
     }
 }
@@ -108,6 +114,9 @@ impl FlowConfig {
         }
         if self.eval_batch == 0 {
             return bad("eval_batch must be > 0");
+        }
+        if self.scale_only_axes.iter().any(|&a| a >= self.dim) {
+            return bad("scale_only_axes must name axes below dim");
         }
         Ok(())
     }
@@ -286,6 +295,21 @@ impl Whitening {
             compress: None,
             context_compress: None,
         })
+    }
+
+    /// Keeps the mean and replaces the covariance's Cholesky factor by the diagonal matrix
+    /// that scales `axes` by their standard deviation (√Σ_aa) and leaves the others unscaled.
+    pub fn scale_only(&mut self, axes: &[usize]) {
+        let d = self.dim();
+        let mut chol = vec![0.0; d * d];
+        for i in 0..d {
+            chol[i * d + i] = 1.0;
+        }
+        for &a in axes {
+            let var: f64 = (0..d).map(|j| self.chol[a * d + j].powi(2)).sum();
+            chol[a * d + a] = var.sqrt();
+        }
+        self.chol = chol;
     }
 
     /// Dimension of the data.

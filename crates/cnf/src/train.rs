@@ -813,6 +813,8 @@ fn whiten_training_data(
         let identity = Whitening::identity(3, k);
         whitening.mean = identity.mean;
         whitening.chol = identity.chol;
+    } else if !cfg.scale_only_axes.is_empty() {
+        whitening.scale_only(&cfg.scale_only_axes);
     }
     whitening.compress = compress;
     whitening.context_compress = context_compress;

@@ -386,6 +386,60 @@ fn unwhitened_flow_starts_from_the_standard_normal() {
     assert!(own < 1e-4, "{own}");
 }
 
+/// `scale_only_axes` keeps the data's mean but scales only the named axes, by their standard
+/// deviation, without rotation: an untrained flow is then the Gaussian with the data's mean,
+/// that axis's spread and unit spread elsewhere. An axis beyond the data's is refused.
+#[test]
+fn scale_only_axes_centre_the_data_and_scale_one_axis() {
+    let mut rng = common::rng(12);
+    let (mean, sd) = ([0.3, -0.2, 0.1], [1.3, 0.4, 2.0]);
+    let x: Vec<[f64; 3]> = (0..2000)
+        .map(|_| {
+            let z = common::normal3(&mut rng);
+            // Correlated x and y: a full whitening would rotate, this one must not.
+            let y = [z[0], 0.6 * z[0] + 0.8 * z[1], z[2]];
+            std::array::from_fn(|k| mean[k] + sd[k] * y[k])
+        })
+        .collect();
+    let frozen = TrainConfig {
+        epochs: 1,
+        batch_size: 2000,
+        learning_rate: 1e-12,
+        ..TrainConfig::default()
+    };
+    let cfg = FlowConfig {
+        final_init_scale: 0.0,
+        scale_only_axes: vec![1],
+        ..common::tiny_flow(8)
+    };
+    let (flow, _) = cnf::train::fit(&x, None, &cfg, &frozen, &common::device(), |_| {}).unwrap();
+    let w = &flow.whitening;
+    for k in 0..3 {
+        assert!((w.mean[k] - mean[k]).abs() < 0.1, "mean {:?}", w.mean);
+    }
+    let s = w.chol[4];
+    assert!((s - sd[1]).abs() < 0.03, "scale of axis 1: {s}");
+    assert_eq!(
+        w.chol,
+        vec![1.0, 0.0, 0.0, 0.0, s, 0.0, 0.0, 0.0, 1.0],
+        "a diagonal with unit scales but on axis 1"
+    );
+    let probe = &x[..50];
+    let lp = flow.log_prob(probe, None).unwrap();
+    let m = [w.mean[0], w.mean[1], w.mean[2]];
+    let worst = probe
+        .iter()
+        .zip(&lp)
+        .map(|(p, l)| (l - log_gauss_diag(p, &m, &[1.0, s, 1.0])).abs())
+        .fold(0.0, f64::max);
+    assert!(worst < 1e-4, "{worst}");
+    let bad = FlowConfig {
+        scale_only_axes: vec![3],
+        ..common::tiny_flow(8)
+    };
+    assert!(bad.validate().is_err());
+}
+
 /// The paired gain statistic: zero without a gain, the mean over its standard error with one,
 /// rows of zero weight ignored.
 #[test]

@@ -457,12 +457,14 @@ pub struct FlowNetConfig {
     /// that meets at the centre, is not squeezed into a corner of the flow's context.
     pub gaussianised_context: bool,
     /// Whiten the Gaussianised positions of those clusters by their own mean and covariance
-    /// (true) or, but for a disc's cells, leave them unwhitened (false, the default): a cell
-    /// is a wedge of the Gaussianised galaxy whose radial tail is already the N(0, I) base's,
-    /// while whitened by the wedge's smaller covariance it needs a tail 1.6× wider, which a
-    /// flow with a bounded velocity field cannot make (galaxy (a): outskirts over-full, the
-    /// last 15 kpc 30% short; docs/ACCURACY.md, 29th and 30th sessions). A disc's cells keep
-    /// the whitening either way: it gives the thin disc its own axes.
+    /// (true) or not (false, the default): a cell is a wedge of the Gaussianised galaxy whose
+    /// radial tail is already the N(0, I) base's, while whitened by the wedge's smaller
+    /// covariance it needs a tail 1.6× wider, which a flow with a bounded velocity field
+    /// cannot make (galaxy (a): outskirts over-full, the last 15 kpc 30% short). With false a
+    /// disc's cells are centred on their mean and scaled along the disc's normal (z) only, so
+    /// the thin disc is standardised vertically and its edge keeps its tail (galaxy (b): the
+    /// last 2 kpc before the edge 0.86 → 1.01 of the truth; docs/ACCURACY.md, 29th and 30th
+    /// sessions).
     pub whiten_gaussianised: bool,
 }
 

@@ -329,8 +329,13 @@ pub(crate) fn train_cluster(
             // The radial profile has already taken the tails in: no compression on top.
             if role == Role::Position && radial.is_some() {
                 flow_cfg.compress_data = false;
-                if !cfg.flow.whiten_gaussianised && cluster.component != Some(DISC_COMPONENT) {
-                    flow_cfg.whiten_data = false;
+                if !cfg.flow.whiten_gaussianised {
+                    if cluster.component == Some(DISC_COMPONENT) {
+                        // Centred, and scaled along the disc's normal (the frame's z) only.
+                        flow_cfg.scale_only_axes = vec![2];
+                    } else {
+                        flow_cfg.whiten_data = false;
+                    }
                 }
             }
             if role == Role::Velocity && velocity_context == VelocityContext::Gaussianised {
