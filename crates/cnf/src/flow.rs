@@ -301,10 +301,7 @@ impl Whitening {
     /// that scales `axes` by their standard deviation (√Σ_aa) and leaves the others unscaled.
     pub fn scale_only(&mut self, axes: &[usize]) {
         let d = self.dim();
-        let mut chol = vec![0.0; d * d];
-        for i in 0..d {
-            chol[i * d + i] = 1.0;
-        }
+        let mut chol = Self::identity(d, 0).chol;
         for &a in axes {
             let var: f64 = (0..d).map(|j| self.chol[a * d + j].powi(2)).sum();
             chol[a * d + a] = var.sqrt();
