@@ -8,7 +8,9 @@
 //! "radial KS ≤ 0.005"), beside that of the snapshot's particles (the noise floor), and per
 //! shell the particles' own share, σ_r and σ_t against the truth: a catalogue faithful to its
 //! particles inherits their sampling noise, so a shell where the stars differ from the truth is
-//! read beside what the particles did there.
+//! read beside what the particles did there. Where the particles' initial masses differ
+//! (`galaxies --mass-gamma`), the particles' KS and profiles weigh each by its initial mass, as
+//! the flows and the stars do (the truth draw has equal masses: its density is the mass density).
 //!
 //! With `--off-plane Z` (kpc) it also prints, per shell, the share of the stars (and of the
 //! particles) more than Z above or below the plane against the truth's: around a thin disc that
@@ -21,8 +23,8 @@ use std::path::PathBuf;
 
 use snapio::{read_catalog, ReadOptions, Snapshot};
 use upsample::fidelity::{
-    compare_profiles, evaluate, ks_two_sample, radius, shell_profile, FidelityConfig, PhaseSpace,
-    ShellConfig,
+    compare_profiles, evaluate, ks_two_sample, ks_two_sample_weighted, radius, shell_profile,
+    FidelityConfig, PhaseSpace, ShellConfig,
 };
 
 /// Radii of `positions`, kpc.
@@ -71,13 +73,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         f.smoothness.ratio,
         f.smoothness.ks
     );
+    // The particles' weights: their initial masses where those differ, else none.
+    let m = &training.initial_mass;
+    let unequal = m
+        .first()
+        .is_some_and(|&m0| m.iter().any(|&x| (x - m0).abs() > 1e-9 * m0.abs()));
+    let weights = unequal.then_some(m.as_slice());
     let r_truth = radii(&truth.position);
     eprintln!(
-        "radial KS against the truth: stars {:.4}, particles {:.4}",
+        "radial KS against the truth: stars {:.4}, particles {:.4}{}",
         ks_two_sample(&radii(&stars.position), &r_truth),
-        ks_two_sample(&radii(&training.position), &r_truth)
+        ks_two_sample_weighted(&radii(&training.position), weights, &r_truth, None),
+        if unequal {
+            " (weighted by initial mass)"
+        } else {
+            ""
+        }
     );
-    let training_set = PhaseSpace::new(&training.position, &training.velocity);
+    let training_set = PhaseSpace {
+        mass: weights,
+        ..PhaseSpace::new(&training.position, &training.velocity)
+    };
     let particles = compare_profiles(&shell_profile(training_set, &config.shells)?, &f.reference);
     for (c, p) in f.shells.iter().zip(&particles) {
         eprintln!(

@@ -26,8 +26,8 @@ pub use shells::{
     Profile, Shell, ShellComparison, ShellConfig,
 };
 pub use smoothness::{
-    ks_two_sample, nearest_distances, pool_counts, smoothness, NearestDistances, Smoothness,
-    SmoothnessConfig,
+    ks_two_sample, ks_two_sample_weighted, nearest_distances, pool_counts, smoothness,
+    NearestDistances, Smoothness, SmoothnessConfig,
 };
 pub(crate) use standardise::subsample;
 pub use standardise::Scales;

@@ -226,24 +226,47 @@ pub fn nearest_distances(
 /// Two-sample Kolmogorov–Smirnov distance: the largest gap between the empirical cumulative
 /// distributions of `a` and `b` (0 when either is empty).
 pub fn ks_two_sample(a: &[f64], b: &[f64]) -> f64 {
-    if a.is_empty() || b.is_empty() {
+    ks_two_sample_weighted(a, None, b, None)
+}
+
+/// Two-sample Kolmogorov–Smirnov distance between weighted samples: the largest gap between
+/// the cumulative distributions of `a` with weights `wa` and `b` with weights `wb` (`None`:
+/// every value weighs 1; e.g. particles weighted by initial mass, Msun, against stars). 0 when
+/// either sample is empty or weighs nothing.
+///
+/// # Panics
+/// When a weight slice's length differs from its sample's.
+pub fn ks_two_sample_weighted(a: &[f64], wa: Option<&[f64]>, b: &[f64], wb: Option<&[f64]>) -> f64 {
+    // (value, weight) sorted by value, and the total weight.
+    let sorted = |x: &[f64], w: Option<&[f64]>| {
+        if let Some(w) = w {
+            assert_eq!(w.len(), x.len(), "one weight per value");
+        }
+        let mut pairs: Vec<(f64, f64)> = x
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| (v, w.map_or(1.0, |w| w[i])))
+            .collect();
+        pairs.sort_unstable_by(|p, q| p.0.total_cmp(&q.0));
+        let total: f64 = pairs.iter().map(|p| p.1).sum();
+        (pairs, total)
+    };
+    let ((a, ta), (b, tb)) = (sorted(a, wa), sorted(b, wb));
+    if a.is_empty() || b.is_empty() || ta <= 0.0 || tb <= 0.0 {
         return 0.0;
     }
-    let mut a = a.to_vec();
-    let mut b = b.to_vec();
-    a.sort_unstable_by(f64::total_cmp);
-    b.sort_unstable_by(f64::total_cmp);
-    let (na, nb) = (a.len() as f64, b.len() as f64);
-    let (mut i, mut j, mut d) = (0, 0, 0.0f64);
+    let (mut i, mut j, mut ca, mut cb, mut d) = (0, 0, 0.0, 0.0, 0.0f64);
     while i < a.len() && j < b.len() {
-        let x = a[i].min(b[j]);
-        while i < a.len() && a[i] <= x {
+        let x = a[i].0.min(b[j].0);
+        while i < a.len() && a[i].0 <= x {
+            ca += a[i].1;
             i += 1;
         }
-        while j < b.len() && b[j] <= x {
+        while j < b.len() && b[j].0 <= x {
+            cb += b[j].1;
             j += 1;
         }
-        d = d.max((i as f64 / na - j as f64 / nb).abs());
+        d = d.max((ca / ta - cb / tb).abs());
     }
     d
 }

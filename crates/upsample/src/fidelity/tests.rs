@@ -102,6 +102,26 @@ fn ks_two_sample_measures_the_largest_cdf_gap() {
 }
 
 #[test]
+fn weighted_ks_counts_a_weight_as_repeated_values() {
+    // A value of weight 3 is the same value three times.
+    let (a, wa) = ([1.0, 2.0, 5.0], [3.0, 1.0, 2.0]);
+    let repeated = [1.0, 1.0, 1.0, 2.0, 5.0, 5.0];
+    let b = [1.5, 2.5, 3.5, 4.5, 5.5];
+    let weighted = ks_two_sample_weighted(&a, Some(&wa), &b, None);
+    assert!((weighted - ks_two_sample(&repeated, &b)).abs() < 1e-12);
+    // By hand: from 1 to 1.5 the weighted CDF is 3/6, b's 0 (unweighted, a's largest gap is
+    // 2/3 − 1/5 from 2 to 2.5).
+    assert!((weighted - 0.5).abs() < 1e-12, "{weighted}");
+    assert!((ks_two_sample(&a, &b) - (2.0 / 3.0 - 0.2)).abs() < 1e-12);
+    // Weights on both sides: from 5 to 5.5, a 1 and b 4/10.
+    let wb = [1.0, 1.0, 1.0, 1.0, 6.0];
+    let both = ks_two_sample_weighted(&a, Some(&wa), &b, Some(&wb));
+    assert!((both - 0.6).abs() < 1e-12, "{both}");
+    // A sample that weighs nothing.
+    assert_eq!(ks_two_sample_weighted(&a, Some(&[0.0; 3]), &b, None), 0.0);
+}
+
+#[test]
 fn shell_profile_recovers_dispersions_rotation_and_density() {
     // Isotropic Gaussian velocities, σ = 30 km/s, rotating at 40 km/s about +z.
     let n = 40000;
