@@ -6,7 +6,7 @@
 //!
 //! Also prints the KS distance between the radii of the stars and of the truth draw (issue 12's
 //! "radial KS ≤ 0.005"), beside that of the snapshot's particles (the noise floor), and per
-//! shell the particles' own share, σ_r and σ_t against the truth: a catalogue faithful to its
+//! shell the particles' own share, σ_r, σ_t and β against the truth: a catalogue faithful to its
 //! particles inherits their sampling noise, so a shell where the stars differ from the truth is
 //! read beside what the particles did there. Where the particles' initial masses differ
 //! (`galaxies --mass-gamma`), the particles' KS and profiles weigh each by its initial mass, as
@@ -98,7 +98,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (c, p) in f.shells.iter().zip(&particles) {
         eprintln!(
             "r {:7.3} kpc: share {:.3}±{:.3}  σ_r {:.3}±{:.3}  σ_t {:.3}±{:.3}  \
-             β diff {:+.3}±{:.3}  (particles: share {:.3}, σ_r {:.3}, σ_t {:.3})",
+             β diff {:+.3}±{:.3}  (particles: share {:.3}, σ_r {:.3}, σ_t {:.3}, β diff {:+.3})",
             c.r_mid,
             c.share_ratio,
             c.share_ratio_err,
@@ -110,7 +110,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             c.beta_diff_err,
             p.share_ratio,
             p.sigma_r_ratio,
-            p.sigma_t_ratio
+            p.sigma_t_ratio,
+            p.beta_diff
         );
     }
     if let Some(z) = off_plane {
