@@ -109,10 +109,23 @@ fn reference_rows(
         .iter()
         .map(|&i| parents.initial_mass[i])
         .fold(0.0, f64::max);
+    let n_held = held.len();
     let rows: Vec<usize> = held
-        .into_iter()
+        .iter()
+        .copied()
         .filter(|&i| rng.random::<f64>() * m_max <= parents.initial_mass[i])
         .collect();
+    if 2 * rows.len() < n_held {
+        let m_mean = held.iter().map(|&i| parents.initial_mass[i]).sum::<f64>() / n_held as f64;
+        tracing::warn!(
+            "{}: its particles' initial masses differ (the heaviest {:.1} × their mean): the \
+             fidelity reference, drawn by mass, keeps {} of its {n_held} held-out particles, so \
+             its figures are as noisy as that (raise fidelity.holdout_fraction for firmer ones)",
+            cluster.label,
+            m_max / m_mean,
+            rows.len()
+        );
+    }
     // A uniform subset of at most `max`, in particle order.
     subsample(rows.len(), max, mix_seed(seed, 6))
         .into_iter()
