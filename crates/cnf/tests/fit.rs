@@ -37,6 +37,17 @@ fn train_cfg(epochs: usize, seed: u64) -> TrainConfig {
     }
 }
 
+/// One epoch of one batch at a negligible learning rate: the fit sets the data's whitening and
+/// leaves the flow as initialised.
+fn frozen_train_cfg(batch_size: usize) -> TrainConfig {
+    TrainConfig {
+        epochs: 1,
+        batch_size,
+        learning_rate: 1e-12,
+        ..TrainConfig::default()
+    }
+}
+
 /// Draws one sample and its context.
 type Sampler<'a> = &'a mut dyn FnMut(&mut StdRng) -> ([f64; 3], Vec<f64>);
 
@@ -327,12 +338,7 @@ fn unwhitened_flow_starts_from_the_standard_normal() {
     let c: Vec<f64> = (0..800)
         .map(|_| common::uniform(&mut rng, 0.0, 10.0))
         .collect();
-    let frozen = TrainConfig {
-        epochs: 1,
-        batch_size: 800,
-        learning_rate: 1e-12,
-        ..TrainConfig::default()
-    };
+    let frozen = frozen_train_cfg(800);
     let probe = &x[..50];
     let ctx = &c[..50];
     let fit = |whiten_data: bool| {
@@ -401,12 +407,7 @@ fn scale_only_axes_centre_the_data_and_scale_one_axis() {
             std::array::from_fn(|k| mean[k] + sd[k] * y[k])
         })
         .collect();
-    let frozen = TrainConfig {
-        epochs: 1,
-        batch_size: 2000,
-        learning_rate: 1e-12,
-        ..TrainConfig::default()
-    };
+    let frozen = frozen_train_cfg(2000);
     let cfg = FlowConfig {
         final_init_scale: 0.0,
         scale_only_axes: vec![1],
