@@ -23,8 +23,8 @@ use std::path::PathBuf;
 
 use snapio::{read_catalog, ReadOptions, Snapshot};
 use upsample::fidelity::{
-    compare_profiles, evaluate, ks_two_sample, ks_two_sample_weighted, radius, shell_profile,
-    FidelityConfig, PhaseSpace, ShellConfig,
+    compare_profiles, evaluate, ks_two_sample, ks_two_sample_weighted, masses_differ, radius,
+    shell_profile, FidelityConfig, PhaseSpace, ShellConfig,
 };
 
 /// Radii of `positions`, kpc.
@@ -76,9 +76,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The particles' weights: their initial masses where those differ by more than 0.1% (a
     // galaxy's components can differ in the last digits of their float32 masses), else none.
     let m = &training.initial_mass;
-    let unequal = m
-        .first()
-        .is_some_and(|&m0| m.iter().any(|&x| (x - m0).abs() > 1e-3 * m0.abs()));
+    let unequal = masses_differ(m);
     let weights = unequal.then_some(m.as_slice());
     let r_truth = radii(&truth.position);
     eprintln!(

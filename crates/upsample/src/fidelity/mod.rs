@@ -82,6 +82,13 @@ impl<'a> PhaseSpace<'a> {
     }
 }
 
+/// Whether masses `m` (Msun) differ by more than 0.1% (so that figures must weigh by them; a
+/// galaxy's components can differ in the last digits of their float32 masses).
+pub fn masses_differ(m: &[f64]) -> bool {
+    m.first()
+        .is_some_and(|&m0| m.iter().any(|&x| (x - m0).abs() > 1e-3 * m0.abs()))
+}
+
 /// Why a fidelity statistic could not be computed.
 #[derive(Debug, thiserror::Error)]
 pub enum FidelityError {
@@ -164,8 +171,23 @@ pub fn evaluate_with(
     distances: &NearestDistances,
     config: &FidelityConfig,
 ) -> Result<Fidelity, FidelityError> {
+    evaluate_against(stars, reference, reference, distances, config)
+}
+
+/// [`evaluate_with`] with a reference of its own for the shell profiles. Where particles'
+/// initial masses differ, `reference` (the two-sample statistic's, an unweighted statistic) is
+/// a subset of the held-out particles thinned ∝ mass, a sample of the mass density the stars
+/// follow, and `profile_reference` every held-out particle with its mass as weight: the same
+/// density from many more particles, so firmer shells.
+pub fn evaluate_against(
+    stars: PhaseSpace<'_>,
+    reference: PhaseSpace<'_>,
+    profile_reference: PhaseSpace<'_>,
+    distances: &NearestDistances,
+    config: &FidelityConfig,
+) -> Result<Fidelity, FidelityError> {
     let star_profile = shell_profile(stars, &config.shells)?;
-    let reference_profile = shell_profile(reference, &config.shells)?;
+    let reference_profile = shell_profile(profile_reference, &config.shells)?;
     Ok(Fidelity {
         two_sample: two_sample_by_shell(
             stars,

@@ -19,8 +19,8 @@ use super::run_dir::{ClusterReport, RunPaths};
 use crate::config::Config;
 use crate::decompose::Cluster;
 use crate::fidelity::{
-    evaluate_with, nearest_distances, pool_counts, subsample, Fidelity, FidelityConfig,
-    NearestDistances, PhaseSpace, ShellConfig, SmoothnessConfig, TwoSampleConfig,
+    evaluate_against, masses_differ, nearest_distances, pool_counts, subsample, Fidelity,
+    FidelityConfig, NearestDistances, PhaseSpace, ShellConfig, SmoothnessConfig, TwoSampleConfig,
 };
 use crate::seed::{fidelity_seed, held_out, mix_seed};
 use crate::stars::{draw_phase_sample, PhaseSampler};
@@ -89,15 +89,27 @@ fn fidelity_config(
     }
 }
 
-/// A cluster's held-out reference: at most `max` of its held-out members (a seeded subset),
-/// each kept with probability m / m_max of its initial mass (a sample of the mass density).
+/// A cluster's held-out reference, as rows of the particles.
+struct ReferenceRows {
+    /// At most `max` of its held-out members (a seeded subset, in particle order): the shell
+    /// profiles' reference, each weighing its initial mass when `weighted`.
+    all: Vec<usize>,
+    /// Those of `all` kept with probability m / m_max of their initial mass, a sample of the
+    /// mass density the stars follow (every one of `all` when masses are equal): the
+    /// two-sample and smoothness reference, whose statistics take no weights.
+    thinned: Vec<usize>,
+    /// Whether the initial masses of `all` differ ([`masses_differ`]).
+    weighted: bool,
+}
+
+/// A cluster's held-out reference (see [`ReferenceRows`]).
 fn reference_rows(
     parents: &StarParticles,
     cluster: &Cluster,
     holdout: &Holdout,
     max: usize,
     seed: u64,
-) -> Vec<usize> {
+) -> ReferenceRows {
     let mut rng = StdRng::seed_from_u64(mix_seed(seed, 4));
     let held: Vec<usize> = cluster
         .members
@@ -105,38 +117,45 @@ fn reference_rows(
         .copied()
         .filter(|&i| holdout.is_held(i))
         .collect();
-    let m_max = held
-        .iter()
-        .map(|&i| parents.initial_mass[i])
-        .fold(0.0, f64::max);
-    let n_held = held.len();
-    let rows: Vec<usize> = held
-        .iter()
-        .copied()
-        .filter(|&i| rng.random::<f64>() * m_max <= parents.initial_mass[i])
+    // A uniform subset of at most `max`, in particle order.
+    let all: Vec<usize> = subsample(held.len(), max, mix_seed(seed, 6))
+        .into_iter()
+        .map(|k| held[k])
         .collect();
-    if 2 * rows.len() < n_held {
-        let m_mean = held.iter().map(|&i| parents.initial_mass[i]).sum::<f64>() / n_held as f64;
+    let mass: Vec<f64> = all.iter().map(|&i| parents.initial_mass[i]).collect();
+    let m_max = mass.iter().copied().fold(0.0, f64::max);
+    let thinned: Vec<usize> = all
+        .iter()
+        .zip(&mass)
+        .filter(|&(_, &m)| rng.random::<f64>() * m_max <= m)
+        .map(|(&i, _)| i)
+        .collect();
+    let weighted = masses_differ(&mass);
+    if 2 * thinned.len() < all.len() {
+        let m_mean = mass.iter().sum::<f64>() / all.len() as f64;
         tracing::warn!(
             "{}: its particles' initial masses differ (the heaviest {:.1} × their mean): the \
-             fidelity reference, drawn by mass, keeps {} of its {n_held} held-out particles, so \
-             its figures are as noisy as that (raise fidelity.holdout_fraction for firmer ones)",
+             shell profiles weigh all {} of its held-out particles by mass, but the two-sample \
+             and smoothness figures take a sample drawn by mass, {} of them, and are as noisy \
+             as that (raise fidelity.holdout_fraction for firmer ones)",
             cluster.label,
             m_max / m_mean,
-            rows.len()
+            all.len(),
+            thinned.len()
         );
     }
-    // A uniform subset of at most `max`, in particle order.
-    subsample(rows.len(), max, mix_seed(seed, 6))
-        .into_iter()
-        .map(|k| rows[k])
-        .collect()
+    ReferenceRows {
+        all,
+        thinned,
+        weighted,
+    }
 }
 
 /// Cluster `index`'s fidelity figures: fresh draws from its flows `members` against its
 /// held-out members, `training` the rows its flows trained on; the samples are written to
-/// `paths.fidelity_samples(index)`. `None` (with a warning) when it has too few held-out
-/// members.
+/// `paths.fidelity_samples(index)` (and, where masses differ,
+/// `paths.fidelity_profile_reference(index)`). `None` (with a warning) when it has too few
+/// held-out members.
 pub(crate) fn cluster_fidelity<S: PhaseSampler>(
     parents: &StarParticles,
     cluster: &Cluster,
@@ -148,91 +167,137 @@ pub(crate) fn cluster_fidelity<S: PhaseSampler>(
 ) -> Result<Option<Fidelity>> {
     let seed = fidelity_seed(holdout.seed, index);
     let rows = reference_rows(parents, cluster, holdout, holdout.max_points, seed);
-    if rows.len() < MIN_REFERENCE {
+    if rows.thinned.len() < MIN_REFERENCE {
         tracing::warn!(
             "{} (cluster {index}): {} held-out particles, fewer than {MIN_REFERENCE}: no fidelity \
              figures (raise fidelity.holdout_fraction)",
             cluster.label,
-            rows.len()
+            rows.thinned.len()
         );
         return Ok(None);
     }
-    let pick = |a: &[[f64; 3]], r: &[usize]| -> Vec<[f64; 3]> { r.iter().map(|&i| a[i]).collect() };
-    let (rx, rv) = (
-        pick(&parents.position, &rows),
-        pick(&parents.velocity, &rows),
+    let pick = |r: &[usize]| Sample {
+        position: r.iter().map(|&i| parents.position[i]).collect(),
+        velocity: r.iter().map(|&i| parents.velocity[i]).collect(),
+        ..Sample::default()
+    };
+    let mut reference = pick(&rows.thinned);
+    let mut profile_reference = pick(&rows.all);
+    if rows.weighted {
+        profile_reference.mass = rows.all.iter().map(|&i| parents.initial_mass[i]).collect();
+    }
+    let trained = pick(training);
+    // As many stars as the profiles' reference has particles (the two-sample statistic takes
+    // as many of them as its reference has).
+    let (sx, sv) = draw_phase_sample(cluster, index, members, rows.all.len(), mix_seed(seed, 5))?;
+    let mut stars = Sample {
+        position: sx,
+        velocity: sv,
+        ..Sample::default()
+    };
+    let config = fidelity_config(
+        holdout.max_points,
+        holdout.shells,
+        &profile_reference.position,
+        seed,
     );
-    let (tx, tv) = (
-        pick(&parents.position, training),
-        pick(&parents.velocity, training),
-    );
-    let (sx, sv) = draw_phase_sample(cluster, index, members, rows.len(), mix_seed(seed, 5))?;
-    let (stars, reference, trained) = (
-        PhaseSpace::new(&sx, &sv),
-        PhaseSpace::new(&rx, &rv),
-        PhaseSpace::new(&tx, &tv),
-    );
-    let config = fidelity_config(holdout.max_points, holdout.shells, &rx, seed);
     let context = || format!("fidelity figures of {} (cluster {index})", cluster.label);
-    let distances =
-        nearest_distances(stars, reference, trained, &config.smoothness).with_context(context)?;
-    let fidelity = evaluate_with(stars, reference, &distances, &config).with_context(context)?;
+    let distances = nearest_distances(
+        stars.phase_space(),
+        reference.phase_space(),
+        trained.phase_space(),
+        &config.smoothness,
+    )
+    .with_context(context)?;
+    let fidelity = evaluate_against(
+        stars.phase_space(),
+        reference.phase_space(),
+        profile_reference.phase_space(),
+        &distances,
+        &config,
+    )
+    .with_context(context)?;
     let (star_file, reference_file) = paths.fidelity_samples(index);
-    write_sample(&star_file, sx, sv, &distances.stars, distances.n_training)?;
-    write_sample(
-        &reference_file,
-        rx,
-        rv,
-        &distances.reference,
-        distances.n_training,
-    )?;
+    stars.distance.clone_from(&distances.stars);
+    reference.distance.clone_from(&distances.reference);
+    write_sample(&star_file, &stars, distances.n_training)?;
+    write_sample(&reference_file, &reference, distances.n_training)?;
+    if rows.weighted {
+        write_sample(
+            &paths.fidelity_profile_reference(index),
+            &profile_reference,
+            distances.n_training,
+        )?;
+    }
     Ok(Some(fidelity))
 }
 
-/// A fidelity sample on disk: positions, velocities and nearest-training distances.
+/// A fidelity sample on disk: positions, velocities and, where measured or weighted,
+/// nearest-training distances and initial masses (empty when not).
+#[derive(Default)]
 struct Sample {
+    /// Positions, kpc (galaxy frame).
     position: Vec<[f64; 3]>,
+    /// Velocities, km/s (galaxy frame).
     velocity: Vec<[f64; 3]>,
+    /// 6D distance to the nearest training particle (standardised units); empty: none.
     distance: Vec<f64>,
+    /// Initial masses, Msun (the profiles' weights); empty: every point weighs the same.
+    mass: Vec<f64>,
+}
+
+impl Sample {
+    /// The sample as a [`PhaseSpace`], weighted by its masses when it has them.
+    fn phase_space(&self) -> PhaseSpace<'_> {
+        PhaseSpace {
+            mass: (!self.mass.is_empty()).then_some(self.mass.as_slice()),
+            ..PhaseSpace::new(&self.position, &self.velocity)
+        }
+    }
 }
 
 /// Writes one fidelity sample (atomically).
-fn write_sample(
-    path: &Path,
-    position: Vec<[f64; 3]>,
-    velocity: Vec<[f64; 3]>,
-    distance: &[f64],
-    n_training: usize,
-) -> Result<()> {
+fn write_sample(path: &Path, sample: &Sample, n_training: usize) -> Result<()> {
     let column = |name: &str, units: &str, description: &str, values| TableColumn {
         name: name.into(),
         units: units.into(),
         description: description.into(),
         values,
     };
+    let mut columns = vec![
+        column(
+            "position",
+            "kpc",
+            "galaxy frame",
+            TableValues::Float3(sample.position.clone()),
+        ),
+        column(
+            "velocity",
+            "km/s",
+            "galaxy frame",
+            TableValues::Float3(sample.velocity.clone()),
+        ),
+    ];
+    if !sample.distance.is_empty() {
+        columns.push(column(
+            "nearest_training_distance",
+            "dimensionless",
+            "6D distance to the nearest training particle, axes divided by the held-out \
+             particles' robust spreads",
+            TableValues::Float(sample.distance.clone()),
+        ));
+    }
+    if !sample.mass.is_empty() {
+        columns.push(column(
+            "initial_mass",
+            "Msun",
+            "the particle's initial mass, its weight in the shell profiles",
+            TableValues::Float(sample.mass.clone()),
+        ));
+    }
     write_table(
         path,
-        &[
-            column(
-                "position",
-                "kpc",
-                "galaxy frame",
-                TableValues::Float3(position),
-            ),
-            column(
-                "velocity",
-                "km/s",
-                "galaxy frame",
-                TableValues::Float3(velocity),
-            ),
-            column(
-                "nearest_training_distance",
-                "dimensionless",
-                "6D distance to the nearest training particle, axes divided by the held-out \
-                 particles' robust spreads",
-                TableValues::Float(distance.to_vec()),
-            ),
-        ],
+        &columns,
         &[(
             "n_training".into(),
             snapio::AttrValue::Int(n_training as i64),
@@ -243,24 +308,23 @@ fn write_sample(
 
 /// Reads a sample written by [`write_sample`].
 fn read_sample(path: &Path) -> Result<Sample> {
-    let mut s = Sample {
-        position: Vec::new(),
-        velocity: Vec::new(),
-        distance: Vec::new(),
-    };
+    let mut s = Sample::default();
     for c in read_table(path).with_context(|| format!("fidelity sample {}", path.display()))? {
         match (c.name.as_str(), c.values) {
             ("position", TableValues::Float3(v)) => s.position = v,
             ("velocity", TableValues::Float3(v)) => s.velocity = v,
             ("nearest_training_distance", TableValues::Float(v)) => s.distance = v,
+            ("initial_mass", TableValues::Float(v)) => s.mass = v,
             (name, _) => anyhow::bail!(
                 "{}: unexpected dataset {name} (expected position, velocity, \
-                 nearest_training_distance)",
+                 nearest_training_distance, initial_mass)",
                 path.display()
             ),
         }
     }
-    if s.position.len() != s.velocity.len() || s.position.len() != s.distance.len() {
+    let n = s.position.len();
+    let fits = |v: &[f64]| v.is_empty() || v.len() == n;
+    if s.velocity.len() != n || !fits(&s.distance) || !fits(&s.mass) {
         anyhow::bail!(
             "{}: datasets of different lengths: the file is damaged; delete the cluster's part \
              files and resume",
@@ -272,7 +336,10 @@ fn read_sample(path: &Path) -> Result<Sample> {
 
 /// The run's fidelity figures, pooled from the clusters that have them: each cluster enters
 /// with a share of the pooled stars and references proportional to its particles' initial mass
-/// (what its stars are drawn from). `None` when no cluster has figures.
+/// (what its stars are drawn from). Where some cluster's masses differ, the shells' reference
+/// pools the clusters' weighted profile references (a cluster without one enters with its
+/// reference at equal weights), each row weighing its initial mass scaled so that a cluster's
+/// rows weigh its particles' initial mass in all. `None` when no cluster has figures.
 pub(crate) fn run_fidelity(
     paths: &RunPaths,
     clusters: &[ClusterReport],
@@ -284,50 +351,120 @@ pub(crate) fn run_fidelity(
     }
     let mut stars = Vec::with_capacity(with.len());
     let mut references = Vec::with_capacity(with.len());
+    let mut profile_references = Vec::with_capacity(with.len());
     for c in &with {
         let (s, r) = paths.fidelity_samples(c.record.index);
         stars.push(read_sample(&s)?);
         references.push(read_sample(&r)?);
+        let w = paths.fidelity_profile_reference(c.record.index);
+        profile_references.push(if w.exists() {
+            Some(read_sample(&w)?)
+        } else {
+            None
+        });
     }
     let weights: Vec<f64> = with
         .iter()
         .map(|c| c.stars.particle_initial_mass_msun)
         .collect();
-    let seed = fidelity_seed(cfg.seed, usize::MAX);
-    let pool = |samples: &[Sample], stream: u64| {
-        let lens: Vec<usize> = samples.iter().map(|s| s.position.len()).collect();
-        let counts = pool_counts(&lens, &weights, cfg.fidelity.max_points);
-        let (mut x, mut v) = (Vec::new(), Vec::new());
-        for (c, (s, &k)) in samples.iter().zip(&counts).enumerate() {
-            for i in subsample(s.position.len(), k, mix_seed(seed, stream + c as u64 * 2)) {
-                x.push(s.position[i]);
-                v.push(s.velocity[i]);
-            }
-        }
-        (x, v)
-    };
-    let (sx, sv) = pool(&stars, 10);
-    let (rx, rv) = pool(&references, 11);
-    let sets: Vec<NearestDistances> = stars
+    let n_training: Vec<usize> = with
         .iter()
-        .zip(&references)
-        .zip(&with)
-        .map(|((s, r), c)| NearestDistances {
-            stars: s.distance.clone(),
-            reference: r.distance.clone(),
-            n_training: c.fidelity.as_ref().map_or(0, |f| f.smoothness.n_training),
-        })
+        .map(|c| c.fidelity.as_ref().map_or(0, |f| f.smoothness.n_training))
         .collect();
-    let distances = NearestDistances::pool(&sets.iter().collect::<Vec<_>>(), &weights);
-    let config = fidelity_config(cfg.fidelity.max_points, cfg.fidelity.shells, &rx, seed);
-    let fidelity = evaluate_with(
-        PhaseSpace::new(&sx, &sv),
-        PhaseSpace::new(&rx, &rv),
-        &distances,
-        &config,
-    )
-    .context("the run's fidelity figures")?;
-    Ok(Some(fidelity))
+    let pooled = Pooled {
+        stars: &stars,
+        references: &references,
+        profile_references: &profile_references,
+        weights: &weights,
+        n_training: &n_training,
+    };
+    pooled
+        .fidelity(cfg)
+        .context("the run's fidelity figures")
+        .map(Some)
+}
+
+/// The clusters' fidelity samples, read back for the run's figures.
+struct Pooled<'a> {
+    /// Each cluster's star sample.
+    stars: &'a [Sample],
+    /// Each cluster's (thinned) reference.
+    references: &'a [Sample],
+    /// Each cluster's weighted profile reference, where its masses differ.
+    profile_references: &'a [Option<Sample>],
+    /// Each cluster's particles' initial mass, Msun (its share of the pooled samples).
+    weights: &'a [f64],
+    /// Each cluster's training particles.
+    n_training: &'a [usize],
+}
+
+impl Pooled<'_> {
+    /// The run's fidelity figures (see [`run_fidelity`]).
+    fn fidelity(&self, cfg: &Config) -> Result<Fidelity, crate::fidelity::FidelityError> {
+        let (stars, references, profile_references, weights) = (
+            self.stars,
+            self.references,
+            self.profile_references,
+            self.weights,
+        );
+        let seed = fidelity_seed(cfg.seed, usize::MAX);
+        // A pooled sample, its rows weighted (see above) when `weighted`.
+        let pool = |samples: &[&Sample], stream: u64, weighted: bool| {
+            let lens: Vec<usize> = samples.iter().map(|s| s.position.len()).collect();
+            let counts = pool_counts(&lens, weights, cfg.fidelity.max_points);
+            let mut out = Sample::default();
+            for (c, (s, &k)) in samples.iter().zip(&counts).enumerate() {
+                let rows = subsample(s.position.len(), k, mix_seed(seed, stream + c as u64 * 2));
+                let mass = |i: usize| s.mass.get(i).copied().unwrap_or(1.0);
+                let scale = weights[c] / rows.iter().map(|&i| mass(i)).sum::<f64>();
+                for i in rows {
+                    out.position.push(s.position[i]);
+                    out.velocity.push(s.velocity[i]);
+                    if weighted {
+                        out.mass.push(mass(i) * scale);
+                    }
+                }
+            }
+            out
+        };
+        let pooled_stars = pool(&stars.iter().collect::<Vec<_>>(), 10, false);
+        let pooled_reference = pool(&references.iter().collect::<Vec<_>>(), 11, false);
+        let pooled_profile_reference = profile_references.iter().any(Option::is_some).then(|| {
+            let sets: Vec<&Sample> = profile_references
+                .iter()
+                .zip(references)
+                .map(|(w, r)| w.as_ref().unwrap_or(r))
+                .collect();
+            pool(&sets, 12, true)
+        });
+        let profile_reference = pooled_profile_reference
+            .as_ref()
+            .unwrap_or(&pooled_reference);
+        let sets: Vec<NearestDistances> = stars
+            .iter()
+            .zip(references)
+            .zip(self.n_training)
+            .map(|((s, r), &n_training)| NearestDistances {
+                stars: s.distance.clone(),
+                reference: r.distance.clone(),
+                n_training,
+            })
+            .collect();
+        let distances = NearestDistances::pool(&sets.iter().collect::<Vec<_>>(), weights);
+        let config = fidelity_config(
+            cfg.fidelity.max_points,
+            cfg.fidelity.shells,
+            &profile_reference.position,
+            seed,
+        );
+        evaluate_against(
+            pooled_stars.phase_space(),
+            pooled_reference.phase_space(),
+            profile_reference.phase_space(),
+            &distances,
+            &config,
+        )
+    }
 }
 
 #[cfg(test)]
@@ -459,8 +596,13 @@ mod tests {
         assert!(training.iter().all(|&i| !holdout.is_held(i)));
         assert_eq!(training.len() + held, p.len());
         let rows = reference_rows(&p, &cluster, &holdout, cfg.fidelity.max_points, 1);
-        assert_eq!(rows.len(), held, "equal masses: every held-out particle");
-        assert!(rows.iter().all(|&i| holdout.is_held(i)));
+        assert_eq!(rows.all.len(), held);
+        assert_eq!(
+            rows.thinned, rows.all,
+            "equal masses: every held-out particle"
+        );
+        assert!(!rows.weighted);
+        assert!(rows.all.iter().all(|&i| holdout.is_held(i)));
     }
 
     #[test]
@@ -487,6 +629,8 @@ mod tests {
         let (st, re) = paths.fidelity_samples(0);
         let (a, b) = (read_sample(&st).unwrap(), read_sample(&re).unwrap());
         assert_eq!(a.position.len(), b.position.len());
+        assert!(b.mass.is_empty() && !f.reference.mass_weighted);
+        assert!(!paths.fidelity_profile_reference(0).exists());
 
         let huddled = [Huddled {
             particles: &p,
@@ -521,5 +665,128 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(g.two_sample.z > 5.0, "{:?}", g.two_sample);
+    }
+
+    /// The shells of the counts-density sampler against those of the mass-density one: the
+    /// inner shells' share ratio is below 1 by more than `k` errors, never above it.
+    fn counts_flow_is_short_in_the_centre(f: &Fidelity, g: &Fidelity, k: f64) {
+        let inner = &g.shells[..3];
+        assert!(
+            inner
+                .iter()
+                .all(|s| s.share_ratio < 1.0 - k * s.share_ratio_err),
+            "{inner:?}"
+        );
+        for s in &f.shells {
+            assert!(
+                (s.share_ratio - 1.0).abs() < 4.0 * s.share_ratio_err + 0.02,
+                "{s:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn unequal_masses_weigh_every_held_out_particle_in_the_shells() {
+        // The same galaxy as above: masses ∝ exp(−r²/2 (1/0.7² − 1)), whose mean is ≈ 0.34 of
+        // the heaviest, so drawing the reference by mass keeps about a third of the held-out
+        // particles; the shells must use them all, weighted.
+        let p = galaxy(40_000, true);
+        let (cfg, cluster, holdout, training, _dir, paths) = setup(&p);
+        let rows = reference_rows(&p, &cluster, &holdout, cfg.fidelity.max_points, 1);
+        let held = (0..p.len()).filter(|&i| holdout.is_held(i)).count();
+        assert!(rows.weighted && rows.all.len() == held, "{held}");
+        let kept = rows.thinned.len() as f64 / held as f64;
+        assert!((kept - 0.34).abs() < 0.03, "kept {kept}");
+
+        let mass = [Gaussian { sx: 0.7, sv: 50.0 }];
+        let f = cluster_fidelity(&p, &cluster, 0, &mass, &training, &holdout, &paths)
+            .unwrap()
+            .unwrap();
+        assert!(f.reference.mass_weighted && !f.stars.mass_weighted);
+        let in_shells: usize = f.reference.shells.iter().map(|s| s.count).sum();
+        assert!(
+            in_shells as f64 > 0.95 * held as f64,
+            "{in_shells} of {held}"
+        );
+        // The profile reference on disk: every held-out particle with its mass.
+        let w = read_sample(&paths.fidelity_profile_reference(0)).unwrap();
+        assert_eq!(w.position.len(), held);
+        assert_eq!(w.mass.len(), held);
+        let (st, re) = paths.fidelity_samples(0);
+        assert_eq!(read_sample(&st).unwrap().position.len(), held);
+        let drawn = read_sample(&re).unwrap().position.len() as f64 / held as f64;
+        assert!(
+            (drawn - 0.34).abs() < 0.03,
+            "two-sample reference {drawn} of the held-out"
+        );
+
+        let counts = [Gaussian { sx: 1.0, sv: 50.0 }];
+        let g = cluster_fidelity(&p, &cluster, 0, &counts, &training, &holdout, &paths)
+            .unwrap()
+            .unwrap();
+        counts_flow_is_short_in_the_centre(&f, &g, 3.0);
+    }
+
+    #[test]
+    fn the_run_pools_weighted_clusters_by_their_mass() {
+        // Two clusters, the even and the odd particles of the weighted galaxy (each the whole
+        // galaxy's shape); the pooled shells weigh every held-out particle, cluster by cluster
+        // scaled to the cluster's initial mass.
+        let p = galaxy(40_000, true);
+        let (cfg, _cluster, holdout, training, _dir, paths) = setup(&p);
+        let pooled_with = |sx: f64| -> Fidelity {
+            let mut samples = (Vec::new(), Vec::new(), Vec::new());
+            let mut weights = Vec::new();
+            let mut n_training = Vec::new();
+            for parity in 0..2 {
+                let members: Vec<usize> = (parity..p.len()).step_by(2).collect();
+                let cluster = Cluster {
+                    label: format!("half {parity}"),
+                    members: members.clone(),
+                    ghosts: Vec::new(),
+                    core: None,
+                    component: None,
+                };
+                let trained: Vec<usize> = training
+                    .iter()
+                    .copied()
+                    .filter(|i| i % 2 == parity)
+                    .collect();
+                let flows = [Gaussian { sx, sv: 50.0 }];
+                cluster_fidelity(&p, &cluster, parity, &flows, &trained, &holdout, &paths)
+                    .unwrap()
+                    .unwrap();
+                let (s, r) = paths.fidelity_samples(parity);
+                samples.0.push(read_sample(&s).unwrap());
+                samples.1.push(read_sample(&r).unwrap());
+                let w = read_sample(&paths.fidelity_profile_reference(parity)).unwrap();
+                samples.2.push(Some(w));
+                weights.push(members.iter().map(|&i| p.initial_mass[i]).sum::<f64>());
+                n_training.push(trained.len());
+            }
+            let pooled = Pooled {
+                stars: &samples.0,
+                references: &samples.1,
+                profile_references: &samples.2,
+                weights: &weights,
+                n_training: &n_training,
+            };
+            let f = pooled.fidelity(&cfg).unwrap();
+            // The pooled reference weighs the galaxy's initial mass, from every held-out row.
+            let total: f64 = weights.iter().sum();
+            assert!((f.reference.total_weight / total - 1.0).abs() < 1e-9);
+            let rows: usize = samples.2.iter().flatten().map(|w| w.position.len()).sum();
+            let in_shells: usize = f.reference.shells.iter().map(|s| s.count).sum();
+            assert!(
+                in_shells as f64 > 0.9 * rows as f64,
+                "{in_shells} of {rows}"
+            );
+            f
+        };
+        let f = pooled_with(0.7);
+        assert!(f.two_sample.z.abs() < 3.0, "{:?}", f.two_sample);
+        let g = pooled_with(1.0);
+        assert!(g.two_sample.z > 5.0, "{:?}", g.two_sample);
+        counts_flow_is_short_in_the_centre(&f, &g, 3.0);
     }
 }

@@ -101,6 +101,16 @@ impl RunPaths {
             parts.join(format!("{name}.fidelity_reference.hdf5")),
         )
     }
+
+    /// Cluster `c`'s weighted profile reference in `DIR/parts/`, written only where its
+    /// particles' initial masses differ: every held-out particle (at most
+    /// `fidelity.max_points`) with its initial mass (Msun), the shells' reference.
+    pub fn fidelity_profile_reference(&self, c: usize) -> PathBuf {
+        self.parts().join(format!(
+            "{}.fidelity_reference_weighted.hdf5",
+            cluster_dir_name(c)
+        ))
+    }
 }
 
 /// What a run is: the snapshot, what was read from it, the frame and the configuration.
