@@ -42,7 +42,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// whose cumulative weight reaches half the total; where the cumulative weight equals half the
 /// total exactly, the mean of that value and the next one of non-zero weight (the convention
 /// of the unweighted median of an even count). NaN when the total weight is not positive.
-fn weighted_median(mut v: Vec<(f64, f64)>) -> f64 {
+pub fn weighted_median(mut v: Vec<(f64, f64)>) -> f64 {
     v.retain(|&(_, w)| w > 0.0);
     v.sort_by(|a, b| a.0.total_cmp(&b.0));
     let total: f64 = v.iter().map(|&(_, w)| w).sum();

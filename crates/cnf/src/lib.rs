@@ -15,7 +15,7 @@ pub mod train;
 
 pub use backend::{parse_device, DeviceKind, DeviceSpec};
 pub use burn::tensor::Device;
-pub use compress::RadialCompression;
+pub use compress::{weighted_median, RadialCompression};
 pub use error::CnfError;
 pub use field::{Activation, Kernels, VectorField};
 pub use flow::{Flow, FlowConfig, Solver, Whitening};

@@ -66,6 +66,9 @@ pub struct NearestDistances {
     /// Each (subsampled) held-out particle's distance to its nearest training particle (same
     /// units).
     pub reference: Vec<f64>,
+    /// Each of `reference`'s weights (its particle's initial mass, Msun, or in a pool that
+    /// scaled to its cluster's share); empty: every held-out particle weighs the same.
+    pub reference_weight: Vec<f64>,
     /// Training particles searched.
     pub n_training: usize,
 }
@@ -75,14 +78,15 @@ impl NearestDistances {
     /// reference distances (so clusters standardised by different scales pool in the same,
     /// dimensionless unit: a held-out particle's typical distance is 1), every set entering
     /// with its share `weights[i] / Σ weights` of the pooled stars and references (a seeded
-    /// random subset of its rows; the pooled size is the largest every set can fill). Sets
-    /// with no distances are skipped.
+    /// random subset of its rows; the pooled size is the largest every set can fill). Where
+    /// any set's references carry weights, the pooled ones do too, each set's scaled to sum to
+    /// its count of pooled rows (unweighted sets: 1 each). Sets with no distances are skipped.
     pub fn pool(sets: &[&NearestDistances], weights: &[f64]) -> NearestDistances {
         // Each set's distances in units of its own reference median (sets without one: left out).
         let unit: Vec<f64> = sets
             .iter()
             .map(|s| {
-                let m = median(&mut s.reference.clone());
+                let m = s.reference_median();
                 if m.is_finite() && m > 0.0 && !s.stars.is_empty() {
                     m
                 } else {
@@ -100,22 +104,45 @@ impl NearestDistances {
             pool_counts(&lens, &w, usize::MAX)
         };
         let (ks, kr) = (counts(&|s| s.stars.len()), counts(&|s| s.reference.len()));
+        let weighted = sets.iter().any(|s| !s.reference_weight.is_empty());
         let mut out = NearestDistances::default();
         for (i, s) in sets.iter().enumerate() {
             if w[i] <= 0.0 {
                 continue;
             }
-            let pick = |d: &[f64], k: usize, stream: u64| -> Vec<f64> {
-                subsample(d.len(), k, mix(i as u64, stream))
+            let rows = |len: usize, k: usize, stream: u64| subsample(len, k, mix(i as u64, stream));
+            out.stars.extend(
+                rows(s.stars.len(), ks[i], 1)
                     .into_iter()
-                    .map(|j| d[j] / unit[i])
-                    .collect()
-            };
-            out.stars.extend(pick(&s.stars, ks[i], 1));
-            out.reference.extend(pick(&s.reference, kr[i], 2));
+                    .map(|j| s.stars[j] / unit[i]),
+            );
+            let picked = rows(s.reference.len(), kr[i], 2);
+            out.reference
+                .extend(picked.iter().map(|&j| s.reference[j] / unit[i]));
+            if weighted {
+                let weight = |j: usize| s.reference_weight.get(j).copied().unwrap_or(1.0);
+                let scale = picked.len() as f64 / picked.iter().map(|&j| weight(j)).sum::<f64>();
+                out.reference_weight
+                    .extend(picked.iter().map(|&j| weight(j) * scale));
+            }
             out.n_training += s.n_training;
         }
         out
+    }
+
+    /// The (weighted) median of the reference distances; NaN when there are none.
+    fn reference_median(&self) -> f64 {
+        if self.reference_weight.is_empty() {
+            median(&mut self.reference.clone())
+        } else {
+            cnf::weighted_median(
+                self.reference
+                    .iter()
+                    .copied()
+                    .zip(self.reference_weight.iter().copied())
+                    .collect(),
+            )
+        }
     }
 }
 
@@ -145,13 +172,14 @@ pub fn pool_counts(lens: &[usize], weights: &[f64], max: usize) -> Vec<usize> {
 }
 
 impl From<&NearestDistances> for Smoothness {
+    /// The statistic; held-out distances weighted by `reference_weight` where given.
     fn from(d: &NearestDistances) -> Smoothness {
-        let ks = ks_two_sample(&d.stars, &d.reference);
-        let (mut ds, mut dr) = (d.stars.clone(), d.reference.clone());
-        let (median_star, median_reference) = (median(&mut ds), median(&mut dr));
+        let weights = (!d.reference_weight.is_empty()).then_some(d.reference_weight.as_slice());
+        let ks = ks_two_sample_weighted(&d.stars, None, &d.reference, weights);
+        let (median_star, median_reference) = (median(&mut d.stars.clone()), d.reference_median());
         Smoothness {
-            n_stars: ds.len(),
-            n_reference: dr.len(),
+            n_stars: d.stars.len(),
+            n_reference: d.reference.len(),
             n_training: d.n_training,
             median_star,
             median_reference,
@@ -202,9 +230,10 @@ pub fn nearest_distances(
     let all: Vec<usize> = (0..training.len()).collect();
     let tree = ImmutableKdTree::<f64, 6>::new_from_slice(&scales.points(training, &all))
         .map_err(|e| FidelityError::Config(format!("6D k-d tree of training: {e:?}")))?;
-    let distances = |set: PhaseSpace<'_>, stream: u64| -> Vec<f64> {
+    // Each set's rows (a seeded subset of at most `max_points`) and their distances.
+    let distances = |set: PhaseSpace<'_>, stream: u64| -> (Vec<usize>, Vec<f64>) {
         let rows = subsample(set.len(), config.max_points, mix(config.seed, stream));
-        scales
+        let d = scales
             .points(set, &rows)
             .par_iter()
             .map(|p| {
@@ -214,11 +243,18 @@ pub fn nearest_distances(
                     .distance
                     .sqrt()
             })
-            .collect()
+            .collect();
+        (rows, d)
     };
+    let ((_, star_distances), (reference_rows, reference_distances)) =
+        (distances(stars, 1), distances(reference, 2));
     Ok(NearestDistances {
-        stars: distances(stars, 1),
-        reference: distances(reference, 2),
+        stars: star_distances,
+        reference: reference_distances,
+        reference_weight: reference
+            .mass
+            .map(|m| reference_rows.iter().map(|&i| m[i]).collect())
+            .unwrap_or_default(),
         n_training: training.len(),
     })
 }

@@ -249,6 +249,43 @@ fn pool_counts_follow_the_weights_and_fit_every_set() {
 }
 
 #[test]
+fn weighted_held_out_distances_count_as_repeated_values() {
+    // A held-out distance of weight 3 is that distance three times: median, KS and pooling.
+    let stars = vec![0.5, 1.2, 1.8, 2.6, 3.3];
+    let weighted = NearestDistances {
+        stars: stars.clone(),
+        reference: vec![1.0, 2.0, 3.0, 4.0],
+        reference_weight: vec![3.0, 1.0, 1.0, 1.0],
+        n_training: 10,
+    };
+    let repeated = NearestDistances {
+        stars,
+        reference: vec![1.0, 1.0, 1.0, 2.0, 3.0, 4.0],
+        reference_weight: Vec::new(),
+        n_training: 10,
+    };
+    let (w, r) = (Smoothness::from(&weighted), Smoothness::from(&repeated));
+    // By hand: half the weight (3 of 6) is reached at 1, exactly: (1 + 2)/2.
+    assert_eq!(w.median_reference, 1.5);
+    assert_eq!((w.median_reference, w.ratio), (r.median_reference, r.ratio));
+    assert!((w.ks - r.ks).abs() < 1e-12, "{w:?} {r:?}");
+    // Unweighted, the median of the four values is 2.5 and the ratio another one.
+    let plain = Smoothness::from(&NearestDistances {
+        reference_weight: Vec::new(),
+        ..weighted.clone()
+    });
+    assert_eq!(plain.median_reference, 2.5);
+    // Pooled with an unweighted set, each set's weights sum to its pooled rows, and the
+    // weighted set's distances come in its own weighted median's units.
+    let pooled = NearestDistances::pool(&[&weighted, &repeated], &[4.0, 6.0]);
+    assert_eq!(pooled.reference.len(), pooled.reference_weight.len());
+    let (first, second) = pooled.reference_weight.split_at(4);
+    assert!((first.iter().sum::<f64>() - 4.0).abs() < 1e-12, "{first:?}");
+    assert!(second.iter().all(|&x| x == 1.0), "{second:?}");
+    assert!(pooled.reference[..4].contains(&(1.0 / 1.5)));
+}
+
+#[test]
 fn pooled_smoothness_keeps_each_clusters_verdict() {
     // Two "clusters" at very different scales: one smooth (independent draw), one huddled
     // (jittered training particles). Pooled in units of each one's reference median, the run's

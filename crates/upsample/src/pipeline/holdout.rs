@@ -3,11 +3,15 @@
 //! clusters' samples at merge time (so a sharded run gets them without re-reading the snapshot).
 //!
 //! Per cluster: the reference is its held-out members (at most `fidelity.max_points`, a seeded
-//! subset, thinned ∝ initial mass so that it follows the mass density the stars follow); the
-//! stars are as many fresh draws from the cluster's flows, drawn as its catalogue stars are
-//! (core rejection, ensemble members in turn) but before any IMF or lifetime cut; the training
-//! set is what its flows trained on. Both samples, with their nearest-training distances, are
-//! kept in `parts/cluster_NNNN.fidelity_{stars,reference}.hdf5`.
+//! subset); the stars are as many fresh draws from the cluster's flows, drawn as its catalogue
+//! stars are (core rejection, ensemble members in turn) but before any IMF or lifetime cut; the
+//! training set is what its flows trained on. Stars follow the particles' initial *mass*: where
+//! masses differ, the shells and the smoothness figures weigh each held-out particle by its
+//! mass, and the two-sample statistic, which takes no weights, compares with a subset of them
+//! thinned ∝ mass. The samples, with their nearest-training distances, are kept in
+//! `parts/cluster_NNNN.fidelity_{stars,reference}.hdf5` (and
+//! `…fidelity_reference_weighted.hdf5`, every held-out particle with its mass, where masses
+//! differ).
 
 use anyhow::{Context, Result};
 use rand::rngs::StdRng;
@@ -92,11 +96,13 @@ fn fidelity_config(
 /// A cluster's held-out reference, as rows of the particles.
 struct ReferenceRows {
     /// At most `max` of its held-out members (a seeded subset, in particle order): the shell
-    /// profiles' reference, each weighing its initial mass when `weighted`.
+    /// profiles' reference (and, when `weighted`, the smoothness one), each weighing its
+    /// initial mass when `weighted`.
     all: Vec<usize>,
     /// Those of `all` kept with probability m / m_max of their initial mass, a sample of the
     /// mass density the stars follow (every one of `all` when masses are equal): the
-    /// two-sample and smoothness reference, whose statistics take no weights.
+    /// two-sample statistic's reference, which takes no weights (and the smoothness one when
+    /// not `weighted`).
     thinned: Vec<usize>,
     /// Whether the initial masses of `all` differ ([`masses_differ`]).
     weighted: bool,
@@ -135,9 +141,9 @@ fn reference_rows(
         let m_mean = mass.iter().sum::<f64>() / all.len() as f64;
         tracing::warn!(
             "{}: its particles' initial masses differ (the heaviest {:.1} × their mean): the \
-             shell profiles weigh all {} of its held-out particles by mass, but the two-sample \
-             and smoothness figures take a sample drawn by mass, {} of them, and are as noisy \
-             as that (raise fidelity.holdout_fraction for firmer ones)",
+             shells and smoothness weigh all {} of its held-out particles by mass, but the \
+             two-sample statistic takes a sample drawn by mass, {} of them, and is as noisy as \
+             that (raise fidelity.holdout_fraction for a firmer one)",
             cluster.label,
             m_max / m_mean,
             all.len(),
@@ -202,9 +208,14 @@ pub(crate) fn cluster_fidelity<S: PhaseSampler>(
         seed,
     );
     let context = || format!("fidelity figures of {} (cluster {index})", cluster.label);
+    // Smoothness weighs, as the shells do, every held-out particle where masses differ.
     let distances = nearest_distances(
         stars.phase_space(),
-        reference.phase_space(),
+        if rows.weighted {
+            profile_reference.phase_space()
+        } else {
+            reference.phase_space()
+        },
         trained.phase_space(),
         &config.smoothness,
     )
@@ -219,7 +230,11 @@ pub(crate) fn cluster_fidelity<S: PhaseSampler>(
     .with_context(context)?;
     let (star_file, reference_file) = paths.fidelity_samples(index);
     stars.distance.clone_from(&distances.stars);
-    reference.distance.clone_from(&distances.reference);
+    if rows.weighted {
+        profile_reference.distance.clone_from(&distances.reference);
+    } else {
+        reference.distance.clone_from(&distances.reference);
+    }
     write_sample(&star_file, &stars, distances.n_training)?;
     write_sample(&reference_file, &reference, distances.n_training)?;
     if rows.weighted {
@@ -440,14 +455,19 @@ impl Pooled<'_> {
         let profile_reference = pooled_profile_reference
             .as_ref()
             .unwrap_or(&pooled_reference);
+        // Held-out distances: the weighted profile reference's where a cluster has one.
         let sets: Vec<NearestDistances> = stars
             .iter()
-            .zip(references)
+            .zip(references.iter().zip(profile_references))
             .zip(self.n_training)
-            .map(|((s, r), &n_training)| NearestDistances {
-                stars: s.distance.clone(),
-                reference: r.distance.clone(),
-                n_training,
+            .map(|((s, (r, w)), &n_training)| {
+                let held = w.as_ref().unwrap_or(r);
+                NearestDistances {
+                    stars: s.distance.clone(),
+                    reference: held.distance.clone(),
+                    reference_weight: held.mass.clone(),
+                    n_training,
+                }
             })
             .collect();
         let distances = NearestDistances::pool(&sets.iter().collect::<Vec<_>>(), weights);
@@ -703,6 +723,12 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(f.reference.mass_weighted && !f.stars.mass_weighted);
+        assert_eq!(f.smoothness.n_reference, held, "smoothness weighs them all");
+        assert!(
+            (f.smoothness.ratio - 1.0).abs() < 0.03,
+            "{:?}",
+            f.smoothness
+        );
         let in_shells: usize = f.reference.shells.iter().map(|s| s.count).sum();
         assert!(
             in_shells as f64 > 0.95 * held as f64,
@@ -781,10 +807,16 @@ mod tests {
                 in_shells as f64 > 0.9 * rows as f64,
                 "{in_shells} of {rows}"
             );
+            assert!(f.smoothness.n_reference as f64 > 0.95 * rows as f64);
             f
         };
         let f = pooled_with(0.7);
         assert!(f.two_sample.z.abs() < 3.0, "{:?}", f.two_sample);
+        assert!(
+            (f.smoothness.ratio - 1.0).abs() < 0.03,
+            "{:?}",
+            f.smoothness
+        );
         let g = pooled_with(1.0);
         assert!(g.two_sample.z > 5.0, "{:?}", g.two_sample);
         counts_flow_is_short_in_the_centre(&f, &g, 3.0);
