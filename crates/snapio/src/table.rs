@@ -99,6 +99,18 @@ pub struct TableColumn {
     pub values: TableValues,
 }
 
+impl TableColumn {
+    /// A column `name` in `units`, described by `description` (empty: no attribute written).
+    pub fn new(name: &str, units: &str, description: &str, values: TableValues) -> TableColumn {
+        TableColumn {
+            name: name.into(),
+            units: units.into(),
+            description: description.into(),
+            values,
+        }
+    }
+}
+
 /// Reads the dataset `dataset` of `path` as rows of three f64 (shape (N, 3), any float type).
 ///
 /// Errors name the file and dataset: missing file or dataset, non-float element type, a shape

@@ -28,12 +28,7 @@ fn meta() -> CatalogMeta {
 }
 
 fn declare(name: &str, units: &str, values: TableValues) -> TableColumn {
-    TableColumn {
-        name: name.into(),
-        units: units.into(),
-        description: String::new(),
-        values,
-    }
+    TableColumn::new(name, units, "", values)
 }
 
 #[test]

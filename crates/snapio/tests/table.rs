@@ -4,12 +4,7 @@ use snapio::{read_table, read_vec3, write_table, AttrValue, SnapError, TableColu
 use std::path::Path;
 
 fn col(name: &str, units: &str, values: TableValues) -> TableColumn {
-    TableColumn {
-        name: name.into(),
-        units: units.into(),
-        description: format!("{name} values"),
-        values,
-    }
+    TableColumn::new(name, units, &format!("{name} values"), values)
 }
 
 fn files_in(dir: &Path) -> Vec<String> {

@@ -273,11 +273,8 @@ fn every_figure_and_the_numbers_of_a_hand_made_run() {
         .map(|g| g + 0.3 + 0.1 * (g - 12.0))
         .collect::<Vec<_>>();
     let rp = g.iter().map(|g| g - 0.5).collect::<Vec<_>>();
-    let tc = |name: &str, v: Vec<f64>| snapio::TableColumn {
-        name: name.into(),
-        units: "deg or mag".into(),
-        description: String::new(),
-        values: snapio::TableValues::Float(v),
+    let tc = |name: &str, v: Vec<f64>| {
+        snapio::TableColumn::new(name, "deg or mag", "", snapio::TableValues::Float(v))
     };
     snapio::write_table(
         &d.join("survey_obs0.hdf5"),
@@ -332,11 +329,13 @@ fn every_figure_and_the_numbers_of_a_hand_made_run() {
     }
     std::fs::write(d.join("accel_grid.csv"), csv).unwrap();
     // The same as HDF5 (the datasets `upsample accel` writes), given on the command line.
-    let v3 = |name: &str, v: Vec<[f64; 3]>| snapio::TableColumn {
-        name: name.into(),
-        units: "kpc or (km/s)^2/kpc".into(),
-        description: String::new(),
-        values: snapio::TableValues::Float3(v),
+    let v3 = |name: &str, v: Vec<[f64; 3]>| {
+        snapio::TableColumn::new(
+            name,
+            "kpc or (km/s)^2/kpc",
+            "",
+            snapio::TableValues::Float3(v),
+        )
     };
     let pos: Vec<[f64; 3]> = (1..=50).map(|i| [0.1 * i as f64, 0.0, 0.0]).collect();
     let acc: Vec<[f64; 3]> = pos

@@ -262,12 +262,7 @@ pub fn write_accelerations(
         }
         TableFormat::Hdf5 => {
             let acc = &table.accelerations;
-            let col = |name: &str, units: &str, description: &str, values| TableColumn {
-                name: name.into(),
-                units: units.into(),
-                description: description.into(),
-                values,
-            };
+            let col = TableColumn::new;
             let mut cols = vec![
                 col(
                     "position",

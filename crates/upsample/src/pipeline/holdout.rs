@@ -273,12 +273,7 @@ impl Sample {
 
 /// Writes one fidelity sample (atomically).
 fn write_sample(path: &Path, sample: &Sample, n_training: usize) -> Result<()> {
-    let column = |name: &str, units: &str, description: &str, values| TableColumn {
-        name: name.into(),
-        units: units.into(),
-        description: description.into(),
-        values,
-    };
+    let column = TableColumn::new;
     let mut columns = vec![
         column(
             "position",

@@ -330,12 +330,7 @@ impl MockSurvey {
     ) -> Result<Vec<CatalogWriter>> {
         let columns: Vec<TableColumn> = survey_columns()
             .into_iter()
-            .map(|(name, units, values)| TableColumn {
-                name: name.into(),
-                units: units.into(),
-                description: String::new(),
-                values,
-            })
+            .map(|(name, units, values)| TableColumn::new(name, units, "", values))
             .collect();
         let mut out = Vec::with_capacity(self.observers.len());
         for (j, o) in self.observers.iter().enumerate() {
