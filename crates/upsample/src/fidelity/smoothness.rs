@@ -79,8 +79,9 @@ impl NearestDistances {
     /// dimensionless unit: a held-out particle's typical distance is 1), every set entering
     /// with its share `weights[i] / Σ weights` of the pooled stars and references (a seeded
     /// random subset of its rows; the pooled size is the largest every set can fill). Where
-    /// any set's references carry weights, the pooled ones do too, each set's scaled to sum to
-    /// its count of pooled rows (unweighted sets: 1 each). Sets with no distances are skipped.
+    /// any set's references carry weights, every reference row enters instead, its weight
+    /// (unweighted sets: 1 each) scaled so that each set's sum to its share of the pooled
+    /// rows' count. Sets with no distances are skipped.
     pub fn pool(sets: &[&NearestDistances], weights: &[f64]) -> NearestDistances {
         // Each set's distances in units of its own reference median (sets without one: left out).
         let unit: Vec<f64> = sets
@@ -99,12 +100,20 @@ impl NearestDistances {
             .zip(&unit)
             .map(|(&w, m)| if m.is_nan() { 0.0 } else { w })
             .collect();
-        let counts = |len: &dyn Fn(&NearestDistances) -> usize| {
-            let lens: Vec<usize> = sets.iter().map(|s| len(s)).collect();
+        let weighted = sets.iter().any(|s| !s.reference_weight.is_empty());
+        let star_lens: Vec<usize> = sets.iter().map(|s| s.stars.len()).collect();
+        let ks = pool_counts(&star_lens, &w, usize::MAX);
+        let kr: Vec<usize> = if weighted {
+            // Every row of every usable set: the weights carry the shares.
+            sets.iter()
+                .zip(&w)
+                .map(|(s, &wi)| if wi > 0.0 { s.reference.len() } else { 0 })
+                .collect()
+        } else {
+            let lens: Vec<usize> = sets.iter().map(|s| s.reference.len()).collect();
             pool_counts(&lens, &w, usize::MAX)
         };
-        let (ks, kr) = (counts(&|s| s.stars.len()), counts(&|s| s.reference.len()));
-        let weighted = sets.iter().any(|s| !s.reference_weight.is_empty());
+        let (rows_total, w_total) = (kr.iter().sum::<usize>() as f64, w.iter().sum::<f64>());
         let mut out = NearestDistances::default();
         for (i, s) in sets.iter().enumerate() {
             if w[i] <= 0.0 {
@@ -121,7 +130,8 @@ impl NearestDistances {
                 .extend(picked.iter().map(|&j| s.reference[j] / unit[i]));
             if weighted {
                 let weight = |j: usize| s.reference_weight.get(j).copied().unwrap_or(1.0);
-                let scale = picked.len() as f64 / picked.iter().map(|&j| weight(j)).sum::<f64>();
+                let share = rows_total * w[i] / w_total;
+                let scale = share / picked.iter().map(|&j| weight(j)).sum::<f64>();
                 out.reference_weight
                     .extend(picked.iter().map(|&j| weight(j) * scale));
             }

@@ -32,6 +32,10 @@ use crate::stars::{draw_phase_sample, PhaseSampler};
 /// Fewest held-out particles a cluster needs for its figures (fewer: no figures, a warning).
 const MIN_REFERENCE: usize = 50;
 
+/// Fewest of them drawn ∝ mass (unequal masses) for the two-sample statistic, whose k = 10
+/// neighbours per point need a few times k points (fewer: no figures, a warning).
+const MIN_TWO_SAMPLE: usize = 20;
+
 /// Which particles are held out of every flow's training.
 #[derive(Debug, Clone)]
 pub(crate) struct Holdout {
@@ -173,11 +177,13 @@ pub(crate) fn cluster_fidelity<S: PhaseSampler>(
 ) -> Result<Option<Fidelity>> {
     let seed = fidelity_seed(holdout.seed, index);
     let rows = reference_rows(parents, cluster, holdout, holdout.max_points, seed);
-    if rows.thinned.len() < MIN_REFERENCE {
+    if rows.all.len() < MIN_REFERENCE || rows.thinned.len() < MIN_TWO_SAMPLE {
         tracing::warn!(
-            "{} (cluster {index}): {} held-out particles, fewer than {MIN_REFERENCE}: no fidelity \
-             figures (raise fidelity.holdout_fraction)",
+            "{} (cluster {index}): {} held-out particles ({} drawn by mass), fewer than \
+             {MIN_REFERENCE} ({MIN_TWO_SAMPLE}): no fidelity figures (raise \
+             fidelity.holdout_fraction)",
             cluster.label,
+            rows.all.len(),
             rows.thinned.len()
         );
         return Ok(None);
@@ -347,9 +353,10 @@ fn read_sample(path: &Path) -> Result<Sample> {
 /// The run's fidelity figures, pooled from the clusters that have them: each cluster enters
 /// with a share of the pooled stars and references proportional to its particles' initial mass
 /// (what its stars are drawn from). Where some cluster's masses differ, the shells' reference
-/// pools the clusters' weighted profile references (a cluster without one enters with its
-/// reference at equal weights), each row weighing its initial mass scaled so that a cluster's
-/// rows weigh its particles' initial mass in all. `None` when no cluster has figures.
+/// pools every row of the clusters' weighted profile references (up to `max_points`; a cluster
+/// without one enters with its reference at equal weights), each row weighing its initial mass
+/// scaled so that a cluster's rows weigh its particles' initial mass in all; the smoothness
+/// figures pool the same way. `None` when no cluster has figures.
 pub(crate) fn run_fidelity(
     paths: &RunPaths,
     clusters: &[ClusterReport],
@@ -421,7 +428,14 @@ impl Pooled<'_> {
         // A pooled sample, its rows weighted (see above) when `weighted`.
         let pool = |samples: &[&Sample], stream: u64, weighted: bool| {
             let lens: Vec<usize> = samples.iter().map(|s| s.position.len()).collect();
-            let counts = pool_counts(&lens, weights, cfg.fidelity.max_points);
+            // Unweighted, a cluster's rows are its share; weighted, its weights are, and every
+            // cluster gives the same fraction of its rows (all of them, up to max_points).
+            let shares: Vec<f64> = if weighted {
+                lens.iter().map(|&n| n as f64).collect()
+            } else {
+                weights.to_vec()
+            };
+            let counts = pool_counts(&lens, &shares, cfg.fidelity.max_points);
             let mut out = Sample::default();
             for (c, (s, &k)) in samples.iter().zip(&counts).enumerate() {
                 let rows = subsample(s.position.len(), k, mix_seed(seed, stream + c as u64 * 2));
