@@ -1,11 +1,15 @@
 //! `upsample::fidelity` on galaxy (a): shell profiles against the analytic σ_r(r), β(r) and
 //! ρ(r); the 6D two-sample statistic against an independent draw and a narrowed one; the
-//! smoothness ratio of independent draws against stars huddled around their parents.
+//! smoothness ratio of independent draws against stars huddled around their parents; the
+//! mass-weighted two-sample statistic on the spheroid whose particle masses grow outwards.
 
-use galaxies::{generate, Model, Options, Spheroid};
+use galaxies::{generate, MassWeights, Model, Options, Spheroid};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
 use upsample::fidelity::{
-    evaluate, radius, shell_profile, smoothness, two_sample, FidelityConfig, PhaseSpace,
-    ShellConfig, SmoothnessConfig, TwoSampleConfig,
+    evaluate, local_mass, radius, shell_profile, smoothness, two_sample, two_sample_mass_weighted,
+    FidelityConfig, LocalMass, PhaseSpace, ShellConfig, SmoothnessConfig, TwoSampleConfig,
+    LOCAL_MASS_NEIGHBOURS,
 };
 
 #[test]
@@ -182,4 +186,76 @@ fn an_independent_draw_of_the_spheroid_passes_every_shell_comparison() {
         "{:?}",
         f.smoothness
     );
+}
+
+#[test]
+fn mass_weighted_two_sample_on_the_spheroid_with_unequal_masses() {
+    // Particle masses ∝ 1 + r / 2 kpc (the heaviest ~16× the lightest) and counts ∝ ρ / mass:
+    // a quarter of the particles held out, the rest train the local masses. The truth draw
+    // (the mass density) passes against every held-out particle; a second draw of the
+    // particles' number density (a flow that ignored the masses) fails, and more clearly than
+    // the unweighted statistic against the held-out particles thinned ∝ mass.
+    let model = Model::Spheroid(Spheroid::default());
+    let weights = MassWeights {
+        gamma: 1.0,
+        scale: 2.0,
+    };
+    let options = Options {
+        n_truth: 10_000,
+        mass_weights: Some(weights),
+        ..Options::new(40_000, 21)
+    };
+    let g = generate(model.clone(), options);
+    let p = &g.sample.particles;
+    let pick = |keep: &dyn Fn(usize) -> bool| -> (Vec<[f64; 3]>, Vec<[f64; 3]>, Vec<f64>) {
+        let rows: Vec<usize> = (0..p.len()).filter(|&i| keep(i)).collect();
+        (
+            rows.iter().map(|&i| p.position[i]).collect(),
+            rows.iter().map(|&i| p.velocity[i]).collect(),
+            rows.iter().map(|&i| p.initial_mass[i]).collect(),
+        )
+    };
+    let (hx, hv, hm) = pick(&|i| i % 4 == 0);
+    let (tx, tv, tm) = pick(&|i| i % 4 != 0);
+    let training = PhaseSpace {
+        mass: Some(&tm),
+        ..PhaseSpace::new(&tx, &tv)
+    };
+    let held = PhaseSpace::new(&hx, &hv);
+    let held_local = local_mass(held, training, LOCAL_MASS_NEIGHBOURS).unwrap();
+    let cfg = TwoSampleConfig::default();
+    let weighted = |stars: PhaseSpace<'_>| {
+        let m = local_mass(stars, training, LOCAL_MASS_NEIGHBOURS).unwrap();
+        let local = LocalMass {
+            stars: &m,
+            reference: &held_local,
+        };
+        two_sample_mass_weighted(stars, held, local, &cfg, None).unwrap()
+    };
+    // The held-out particles thinned ∝ mass (the unweighted statistic's reference).
+    let m_max = hm.iter().copied().fold(0.0, f64::max);
+    let mut rng = StdRng::seed_from_u64(21);
+    let thin: Vec<usize> = (0..hx.len())
+        .filter(|&i| rng.random::<f64>() * m_max <= hm[i])
+        .collect();
+    let (thx, thv): (Vec<[f64; 3]>, Vec<[f64; 3]>) = thin.iter().map(|&i| (hx[i], hv[i])).unzip();
+    let thinned = PhaseSpace::new(&thx, &thv);
+    let truth = &g.truth.particles;
+    let faithful = PhaseSpace::new(&truth.position, &truth.velocity);
+    let counts = model.draw(10_000, 99, Some(&weights)).particles;
+    let ignoring = PhaseSpace::new(&counts.position, &counts.velocity);
+    let (f, c) = (weighted(faithful), weighted(ignoring));
+    let (pf, pc) = (
+        two_sample(faithful, thinned, &cfg).unwrap(),
+        two_sample(ignoring, thinned, &cfg).unwrap(),
+    );
+    eprintln!(
+        "weighted, {} held-out: truth z {:.2}, counts z {:.1}; thinned, {}: truth z {:.2}, \
+         counts z {:.1}",
+        f.n_reference, f.z, c.z, pf.n_reference, pf.z, pc.z
+    );
+    assert!(f.mass_weighted && f.n_reference == hx.len());
+    assert!(f.z.abs() < 3.0, "{f:?}");
+    assert!(c.z > 5.0 && c.z > pc.z, "{c:?} {pc:?}");
+    assert!(pf.z.abs() < 3.0 && pf.n_reference < hx.len() / 2, "{pf:?}");
 }

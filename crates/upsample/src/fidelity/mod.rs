@@ -3,7 +3,8 @@
 //!
 //! - [`two_sample`]: the 6D k-nearest-neighbour two-sample statistic (Schilling 1986; Henze
 //!   1988) of stars against the held-out reference, with its null mean and spread from label
-//!   permutations and a z-score;
+//!   permutations and a z-score; [`two_sample_mass_weighted`] where the held-out particles'
+//!   masses differ (a conditional randomisation test given the [`local_mass`] at each point);
 //! - [`smoothness`]: distances from each star to its nearest *training* particle against the
 //!   same for each held-out particle (ratio of medians, KS distance): a catalogue whose stars
 //!   huddle around their parents has a ratio < 1, independent draws ≈ 1;
@@ -16,11 +17,13 @@
 //! z along the angular momentum). The 6D statistics work in coordinates divided by the
 //! reference sample's per-axis robust spreads (1.4826 × MAD, [`Scales`]).
 
+mod local_mass;
 mod shells;
 mod smoothness;
 mod standardise;
 mod two_sample;
 
+pub use local_mass::{local_mass, LOCAL_MASS_NEIGHBOURS};
 pub use shells::{
     compare_profiles, cylindrical_velocity, radius, shell_profile, spherical_velocity, Kinematics,
     Profile, Shell, ShellComparison, ShellConfig,
@@ -31,7 +34,10 @@ pub use smoothness::{
 };
 pub(crate) use standardise::subsample;
 pub use standardise::Scales;
-pub use two_sample::{two_sample, two_sample_by_shell, ShellTwoSample, TwoSample, TwoSampleConfig};
+pub use two_sample::{
+    two_sample, two_sample_by_shell, two_sample_mass_weighted, LocalMass, ShellTwoSample,
+    TwoSample, TwoSampleConfig,
+};
 
 use serde::{Deserialize, Serialize};
 
@@ -171,30 +177,34 @@ pub fn evaluate_with(
     distances: &NearestDistances,
     config: &FidelityConfig,
 ) -> Result<Fidelity, FidelityError> {
-    evaluate_against(stars, reference, reference, distances, config)
+    evaluate_against(stars, reference, reference, None, distances, config)
 }
 
 /// [`evaluate_with`] with a reference of its own for the shell profiles. Where particles'
-/// initial masses differ, `reference` (the two-sample statistic's, an unweighted statistic) is
-/// a subset of the held-out particles thinned ∝ mass, a sample of the mass density the stars
-/// follow, and `profile_reference` every held-out particle with its mass as weight: the same
-/// density from many more particles, so firmer shells.
+/// initial masses differ, `profile_reference` is every held-out particle with its mass as
+/// weight, and the two-sample statistic either compares with it through the [`LocalMass`] at
+/// each star and each of its points ([`two_sample_mass_weighted`]) when `local_mass` is given,
+/// or else with `reference`, a subset of the held-out particles thinned ∝ mass (a sample of the
+/// mass density the stars follow, for the unweighted statistic).
 pub fn evaluate_against(
     stars: PhaseSpace<'_>,
     reference: PhaseSpace<'_>,
     profile_reference: PhaseSpace<'_>,
+    local_mass: Option<LocalMass<'_>>,
     distances: &NearestDistances,
     config: &FidelityConfig,
 ) -> Result<Fidelity, FidelityError> {
     let star_profile = shell_profile(stars, &config.shells)?;
     let reference_profile = shell_profile(profile_reference, &config.shells)?;
+    let shells = Some(&config.shells);
+    let two_sample = match local_mass {
+        Some(m) => {
+            two_sample_mass_weighted(stars, profile_reference, m, &config.two_sample, shells)?
+        }
+        None => two_sample_by_shell(stars, reference, &config.two_sample, shells)?,
+    };
     Ok(Fidelity {
-        two_sample: two_sample_by_shell(
-            stars,
-            reference,
-            &config.two_sample,
-            Some(&config.shells),
-        )?,
+        two_sample,
         smoothness: Smoothness::from(distances),
         shells: compare_profiles(&star_profile, &reference_profile),
         stars: star_profile,

@@ -70,6 +70,12 @@ pub struct TwoSample {
     /// where in the galaxy the two samples differ. Empty in reports written before it.
     #[serde(default)]
     pub shells: Vec<ShellTwoSample>,
+    /// Whether the reference's particles counted with their masses
+    /// ([`two_sample_mass_weighted`]: `statistic` is then the mean product of neighbouring
+    /// label residuals, null mean 0); false: the same-neighbour fraction against a reference
+    /// that follows the stars' density. False in reports written before it.
+    #[serde(default)]
+    pub mass_weighted: bool,
 }
 
 impl TwoSample {
@@ -135,47 +141,10 @@ pub fn two_sample_by_shell(
     config: &TwoSampleConfig,
     shells: Option<&ShellConfig>,
 ) -> Result<TwoSample, FidelityError> {
-    stars.check("stars")?;
-    reference.check("reference")?;
-    if let Some(sc) = shells {
-        sc.check()?;
-    }
-    let k = config.k;
-    if k == 0 || config.permutations < 2 {
-        return Err(FidelityError::Config(format!(
-            "two-sample k = {k} and permutations = {} must be >= 1 and >= 2",
-            config.permutations
-        )));
-    }
-    let n = stars.len().min(reference.len()).min(config.max_per_sample);
-    for (what, set) in [("stars", stars), ("reference", reference)] {
-        if set.len() < n.max(k + 1) || n < k + 1 {
-            return Err(FidelityError::TooFew {
-                what: what.into(),
-                have: set.len(),
-                need: k + 1,
-            });
-        }
-    }
-    let scales = Scales::of(reference)?;
-    let star_rows = subsample(stars.len(), n, mix(config.seed, 1));
-    let reference_rows = subsample(reference.len(), n, mix(config.seed, 2));
-    let mut pooled = scales.points(stars, &star_rows);
-    pooled.extend(scales.points(reference, &reference_rows));
-    let n_shells = shells.map_or(0, |sc| sc.n_shells);
-    let shell_of: Vec<Option<usize>> = match shells {
-        Some(sc) => star_rows
-            .iter()
-            .map(|&i| stars.position[i])
-            .chain(reference_rows.iter().map(|&i| reference.position[i]))
-            .map(|x| sc.index(radius(x)))
-            .collect(),
-        None => vec![None; pooled.len()],
-    };
-    let neighbours = neighbour_graph(&pooled, k)?;
-    let total = pooled.len();
+    let pool = Pool::new(stars, reference, config, shells)?;
+    let (n, total, k) = (pool.n, pool.total(), config.k);
     let labels: Vec<bool> = (0..total).map(|i| i < n).collect();
-    let observed = same_counts(&neighbours, &labels, k, &shell_of, n_shells);
+    let observed = pool.same_counts(&labels);
     let null: Vec<SameCounts> = (0..config.permutations)
         .into_par_iter()
         .map(|p| {
@@ -185,7 +154,7 @@ pub fn two_sample_by_shell(
                 let j = ((rng.random::<f64>() * (i + 1) as f64) as usize).min(i);
                 l.swap(i, j);
             }
-            same_counts(&neighbours, &l, k, &shell_of, n_shells)
+            pool.same_counts(&l)
         })
         .collect();
     let (n1, n2, nt) = (n as f64, n as f64, total as f64);
@@ -193,35 +162,17 @@ pub fn two_sample_by_shell(
     let fraction = |same: usize, points: usize| same as f64 / (points * k) as f64;
     let (_, null_sd) = mean_sd(null.iter().map(|c| fraction(c.all, total)));
     let statistic = fraction(observed.all, total);
-    let shell_figures = |s: usize, sc: &ShellConfig| {
-        let in_shell =
-            |from: std::ops::Range<usize>| from.filter(|&i| shell_of[i] == Some(s)).count();
-        let (n_stars, n_reference) = (in_shell(0..n), in_shell(n..total));
-        let points = n_stars + n_reference;
-        if points == 0 {
-            return None;
-        }
+    let by_shell = pool.by_shell(shells, |s, points| {
         let (mean, sd) = mean_sd(null.iter().map(|c| fraction(c.shells[s], points)));
         let shell_statistic = fraction(observed.shells[s], points);
-        Some(ShellTwoSample {
-            r_mid: sc.mid(s),
-            n_stars,
-            n_reference,
-            statistic: shell_statistic,
-            z: if points > 1 && sd > 0.0 {
-                (shell_statistic - mean) / sd
-            } else {
-                f64::NAN
-            },
-            z_part: (shell_statistic - null_mean) * points as f64 / (nt * null_sd),
-        })
-    };
-    let by_shell = match shells {
-        Some(sc) => (0..sc.n_shells)
-            .filter_map(|s| shell_figures(s, sc))
-            .collect(),
-        None => Vec::new(),
-    };
+        let z = if points > 1 && sd > 0.0 {
+            (shell_statistic - mean) / sd
+        } else {
+            f64::NAN
+        };
+        let z_part = (shell_statistic - null_mean) * points as f64 / (nt * null_sd);
+        (shell_statistic, z, z_part)
+    });
     Ok(TwoSample {
         k,
         n_stars: n,
@@ -231,7 +182,271 @@ pub fn two_sample_by_shell(
         null_sd,
         z: (statistic - null_mean) / null_sd,
         shells: by_shell,
+        mass_weighted: false,
     })
+}
+
+/// The local mean particle mass ([`super::local_mass`], Msun) at each star and at each
+/// reference point: up to one constant, the ratio of the stars' density to the reference's.
+#[derive(Debug, Clone, Copy)]
+pub struct LocalMass<'a> {
+    /// At each star.
+    pub stars: &'a [f64],
+    /// At each reference point.
+    pub reference: &'a [f64],
+}
+
+/// The two-sample statistic of `stars`, which follow the mass density, against a `reference`
+/// of particles whose masses differ (so which follows their number density), with every
+/// reference point counting rather than a subset thinned ∝ mass. A conditional randomisation
+/// test on the fixed neighbour graph of the pooled points: under the null, given the pooled
+/// positions, a point at which the local mean mass is m̄ is a star independently with
+/// probability π = c m̄ / (c m̄ + 1) (c: so that the π sum to the number of stars). The
+/// statistic is the mean over points of (label − π) × the sum of (label − π) over its k
+/// neighbours, divided by k (label 1 for a star): 0 under the null, positive where stars
+/// gather or thin out against the mass density, whichever way. Its null spread is exact:
+/// Σ over neighbour pairs of (1 + [mutual]) π(1−π) π'(1−π') / (N k)². With equal masses it is
+/// (2 × the same-neighbour fraction − 1) / 4 of [`two_sample`].
+pub fn two_sample_mass_weighted(
+    stars: PhaseSpace<'_>,
+    reference: PhaseSpace<'_>,
+    local_mass: LocalMass<'_>,
+    config: &TwoSampleConfig,
+    shells: Option<&ShellConfig>,
+) -> Result<TwoSample, FidelityError> {
+    for (what, m, set) in [
+        ("stars", local_mass.stars, stars),
+        ("reference", local_mass.reference, reference),
+    ] {
+        if m.len() != set.len() || m.iter().any(|&x| !(x.is_finite() && x > 0.0)) {
+            return Err(FidelityError::Config(format!(
+                "local masses of the {what}: {} for {} points, each must be finite and > 0",
+                m.len(),
+                set.len()
+            )));
+        }
+    }
+    let pool = Pool::new(stars, reference, config, shells)?;
+    let (n, total, k) = (pool.n, pool.total(), config.k);
+    let m: Vec<f64> = pool
+        .star_rows
+        .iter()
+        .map(|&i| local_mass.stars[i])
+        .chain(pool.reference_rows.iter().map(|&i| local_mass.reference[i]))
+        .collect();
+    let pi = star_probabilities(&m, n as f64);
+    let residual: Vec<f64> = (0..total)
+        .map(|i| f64::from(u8::from(i < n)) - pi[i])
+        .collect();
+    let var: Vec<f64> = pi.iter().map(|p| p * (1.0 - p)).collect();
+    let nb = |i: usize| &pool.neighbours[i * k..(i + 1) * k];
+    // Per point: its term of the sum, and its parts of the null variance of the whole sum and
+    // of its shell's sum (a neighbour pair counts twice where each is among the other's k).
+    let terms: Vec<(f64, f64, f64)> = (0..total)
+        .into_par_iter()
+        .map(|i| {
+            let mut term = 0.0;
+            let (mut v_all, mut v_shell) = (0.0, 0.0);
+            for &j in nb(i) {
+                let j = j as usize;
+                term += residual[j];
+                let mutual = f64::from(u8::from(nb(j).contains(&(i as u32))));
+                let same_shell = f64::from(u8::from(
+                    pool.shell_of[i].is_some() && pool.shell_of[i] == pool.shell_of[j],
+                ));
+                v_all += (1.0 + mutual) * var[i] * var[j];
+                v_shell += (1.0 + mutual * same_shell) * var[i] * var[j];
+            }
+            (residual[i] * term, v_all, v_shell)
+        })
+        .collect();
+    let nk = (total * k) as f64;
+    let statistic = terms.iter().map(|t| t.0).sum::<f64>() / nk;
+    let null_sd = terms.iter().map(|t| t.1).sum::<f64>().sqrt() / nk;
+    let by_shell = pool.by_shell(shells, |s, points| {
+        let inside = || (0..total).filter(|&i| pool.shell_of[i] == Some(s));
+        let sum = inside().map(|i| terms[i].0).sum::<f64>();
+        let sd = inside().map(|i| terms[i].2).sum::<f64>().sqrt();
+        let z = if points > 1 && sd > 0.0 {
+            sum / sd
+        } else {
+            f64::NAN
+        };
+        (sum / (points * k) as f64, z, sum / (nk * null_sd))
+    });
+    Ok(TwoSample {
+        k,
+        n_stars: n,
+        n_reference: n,
+        statistic,
+        null_mean: 0.0,
+        null_sd,
+        z: statistic / null_sd,
+        shells: by_shell,
+        mass_weighted: true,
+    })
+}
+
+/// Each point's null probability of being a star, π_i = c m_i / (c m_i + 1), with c such that
+/// the π sum to `stars` (bisection in log c; the sum rises with c).
+fn star_probabilities(m: &[f64], stars: f64) -> Vec<f64> {
+    let mean = m.iter().sum::<f64>() / m.len() as f64;
+    let pi = |log_c: f64| {
+        m.iter()
+            .map(move |&x| {
+                let odds = log_c.exp() * x / mean;
+                odds / (odds + 1.0)
+            })
+            .collect::<Vec<f64>>()
+    };
+    let (mut lo, mut hi) = (-60.0f64, 60.0f64);
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if pi(mid).iter().sum::<f64>() < stars {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    pi(0.5 * (lo + hi))
+}
+
+/// The balanced, pooled points of a two-sample statistic and their neighbour graph: rows
+/// `0..n` stars, `n..2n` reference points.
+struct Pool {
+    /// Points per sample.
+    n: usize,
+    /// Neighbours per point.
+    k: usize,
+    /// The stars' rows used.
+    star_rows: Vec<usize>,
+    /// The reference's rows used.
+    reference_rows: Vec<usize>,
+    /// Each pooled point's k nearest others (row-major).
+    neighbours: Vec<u32>,
+    /// Each pooled point's shell, where shells are asked for.
+    shell_of: Vec<Option<usize>>,
+    /// Number of shells (0 when none are asked for).
+    n_shells: usize,
+}
+
+impl Pool {
+    /// Checks the inputs, balances the samples (seeded subsets of equal size) and builds the
+    /// neighbour graph in coordinates standardised by the reference ([`Scales`]).
+    fn new(
+        stars: PhaseSpace<'_>,
+        reference: PhaseSpace<'_>,
+        config: &TwoSampleConfig,
+        shells: Option<&ShellConfig>,
+    ) -> Result<Pool, FidelityError> {
+        stars.check("stars")?;
+        reference.check("reference")?;
+        if let Some(sc) = shells {
+            sc.check()?;
+        }
+        let k = config.k;
+        if k == 0 || config.permutations < 2 {
+            return Err(FidelityError::Config(format!(
+                "two-sample k = {k} and permutations = {} must be >= 1 and >= 2",
+                config.permutations
+            )));
+        }
+        let n = stars.len().min(reference.len()).min(config.max_per_sample);
+        for (what, set) in [("stars", stars), ("reference", reference)] {
+            if set.len() < n.max(k + 1) || n < k + 1 {
+                return Err(FidelityError::TooFew {
+                    what: what.into(),
+                    have: set.len(),
+                    need: k + 1,
+                });
+            }
+        }
+        let scales = Scales::of(reference)?;
+        let star_rows = subsample(stars.len(), n, mix(config.seed, 1));
+        let reference_rows = subsample(reference.len(), n, mix(config.seed, 2));
+        let mut pooled = scales.points(stars, &star_rows);
+        pooled.extend(scales.points(reference, &reference_rows));
+        let shell_of: Vec<Option<usize>> = match shells {
+            Some(sc) => star_rows
+                .iter()
+                .map(|&i| stars.position[i])
+                .chain(reference_rows.iter().map(|&i| reference.position[i]))
+                .map(|x| sc.index(radius(x)))
+                .collect(),
+            None => vec![None; pooled.len()],
+        };
+        Ok(Pool {
+            n,
+            k,
+            neighbours: neighbour_graph(&pooled, k)?,
+            star_rows,
+            reference_rows,
+            shell_of,
+            n_shells: shells.map_or(0, |sc| sc.n_shells),
+        })
+    }
+
+    /// Pooled points (2n).
+    fn total(&self) -> usize {
+        2 * self.n
+    }
+
+    /// The figures of each shell with points: `figures(shell, points)` gives its statistic,
+    /// its own z and its part of the whole z.
+    fn by_shell(
+        &self,
+        shells: Option<&ShellConfig>,
+        figures: impl Fn(usize, usize) -> (f64, f64, f64),
+    ) -> Vec<ShellTwoSample> {
+        let Some(sc) = shells else {
+            return Vec::new();
+        };
+        let in_shell = |s: usize, from: std::ops::Range<usize>| {
+            from.filter(|&i| self.shell_of[i] == Some(s)).count()
+        };
+        (0..sc.n_shells)
+            .filter_map(|s| {
+                let (n_stars, n_reference) =
+                    (in_shell(s, 0..self.n), in_shell(s, self.n..self.total()));
+                let points = n_stars + n_reference;
+                (points > 0).then(|| {
+                    let (statistic, z, z_part) = figures(s, points);
+                    ShellTwoSample {
+                        r_mid: sc.mid(s),
+                        n_stars,
+                        n_reference,
+                        statistic,
+                        z,
+                        z_part,
+                    }
+                })
+            })
+            .collect()
+    }
+
+    /// Counts the neighbours sharing their point's label, over all points and each shell's.
+    fn same_counts(&self, labels: &[bool]) -> SameCounts {
+        let per_point: Vec<usize> = self
+            .neighbours
+            .par_chunks(self.k)
+            .enumerate()
+            .map(|(i, nb)| {
+                nb.iter()
+                    .filter(|&&j| labels[j as usize] == labels[i])
+                    .count()
+            })
+            .collect();
+        let mut shells = vec![0; self.n_shells];
+        for (same, shell) in per_point.iter().zip(&self.shell_of) {
+            if let Some(s) = shell {
+                shells[*s] += same;
+            }
+        }
+        SameCounts {
+            all: per_point.iter().sum(),
+            shells,
+        }
+    }
 }
 
 /// Mean and sample standard deviation of `xs`.
@@ -273,33 +488,4 @@ struct SameCounts {
     all: usize,
     /// Over the points of each shell.
     shells: Vec<usize>,
-}
-
-/// Counts the neighbours sharing their point's label (`shell_of`: each point's shell).
-fn same_counts(
-    neighbours: &[u32],
-    labels: &[bool],
-    k: usize,
-    shell_of: &[Option<usize>],
-    n_shells: usize,
-) -> SameCounts {
-    let per_point: Vec<usize> = neighbours
-        .par_chunks(k)
-        .enumerate()
-        .map(|(i, nb)| {
-            nb.iter()
-                .filter(|&&j| labels[j as usize] == labels[i])
-                .count()
-        })
-        .collect();
-    let mut shells = vec![0; n_shells];
-    for (same, shell) in per_point.iter().zip(shell_of) {
-        if let Some(s) = shell {
-            shells[*s] += same;
-        }
-    }
-    SameCounts {
-        all: per_point.iter().sum(),
-        shells,
-    }
 }

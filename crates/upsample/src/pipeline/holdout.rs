@@ -7,11 +7,15 @@
 //! stars are (core rejection, ensemble members in turn) but before any IMF or lifetime cut; the
 //! training set is what its flows trained on. Stars follow the particles' initial *mass*: where
 //! masses differ, the shells and the smoothness figures weigh each held-out particle by its
-//! mass, and the two-sample statistic, which takes no weights, compares with a subset of them
-//! thinned ∝ mass. The samples, with their nearest-training distances, are kept in
-//! `parts/cluster_NNNN.fidelity_{stars,reference}.hdf5` (and
-//! `…fidelity_reference_weighted.hdf5`, every held-out particle with its mass, where masses
-//! differ).
+//! mass, and the two-sample statistic compares with every one of them given the local mean
+//! mass of the training particles at each point ([`two_sample_mass_weighted`]). The samples,
+//! with their nearest-training distances and local masses, are kept in
+//! `parts/cluster_NNNN.fidelity_{stars,reference}.hdf5` (the reference a subset thinned ∝ mass
+//! where masses differ, what the statistic compared with before local masses were kept, and
+//! still does for parts without them) and `…fidelity_reference_weighted.hdf5` (every held-out
+//! particle with its mass, where masses differ).
+//!
+//! [`two_sample_mass_weighted`]: crate::fidelity::two_sample_mass_weighted
 
 use anyhow::{Context, Result};
 use rand::rngs::StdRng;
@@ -23,18 +27,15 @@ use super::run_dir::{ClusterReport, RunPaths};
 use crate::config::Config;
 use crate::decompose::Cluster;
 use crate::fidelity::{
-    evaluate_against, masses_differ, nearest_distances, pool_counts, subsample, Fidelity,
-    FidelityConfig, NearestDistances, PhaseSpace, ShellConfig, SmoothnessConfig, TwoSampleConfig,
+    evaluate_against, local_mass, masses_differ, nearest_distances, pool_counts, subsample,
+    Fidelity, FidelityConfig, LocalMass, NearestDistances, PhaseSpace, ShellConfig,
+    SmoothnessConfig, TwoSampleConfig, LOCAL_MASS_NEIGHBOURS,
 };
 use crate::seed::{fidelity_seed, held_out, mix_seed};
 use crate::stars::{draw_phase_sample, PhaseSampler};
 
 /// Fewest held-out particles a cluster needs for its figures (fewer: no figures, a warning).
 const MIN_REFERENCE: usize = 50;
-
-/// Fewest of them drawn ∝ mass (unequal masses) for the two-sample statistic, whose k = 10
-/// neighbours per point need a few times k points (fewer: no figures, a warning).
-const MIN_TWO_SAMPLE: usize = 20;
 
 /// Which particles are held out of every flow's training.
 #[derive(Debug, Clone)]
@@ -105,8 +106,8 @@ struct ReferenceRows {
     all: Vec<usize>,
     /// Those of `all` kept with probability m / m_max of their initial mass, a sample of the
     /// mass density the stars follow (every one of `all` when masses are equal): the
-    /// two-sample statistic's reference, which takes no weights (and the smoothness one when
-    /// not `weighted`).
+    /// reference of the unweighted two-sample statistic (and the smoothness one when not
+    /// `weighted`).
     thinned: Vec<usize>,
     /// Whether the initial masses of `all` differ ([`masses_differ`]).
     weighted: bool,
@@ -141,19 +142,6 @@ fn reference_rows(
         .map(|(&i, _)| i)
         .collect();
     let weighted = masses_differ(&mass);
-    if 2 * thinned.len() < all.len() {
-        let m_mean = mass.iter().sum::<f64>() / all.len() as f64;
-        tracing::warn!(
-            "{}: its particles' initial masses differ (the heaviest {:.1} × their mean): the \
-             shells and smoothness weigh all {} of its held-out particles by mass, but the \
-             two-sample statistic takes a sample drawn by mass, {} of them, and is as noisy as \
-             that (raise fidelity.holdout_fraction for a firmer one)",
-            cluster.label,
-            m_max / m_mean,
-            all.len(),
-            thinned.len()
-        );
-    }
     ReferenceRows {
         all,
         thinned,
@@ -177,14 +165,12 @@ pub(crate) fn cluster_fidelity<S: PhaseSampler>(
 ) -> Result<Option<Fidelity>> {
     let seed = fidelity_seed(holdout.seed, index);
     let rows = reference_rows(parents, cluster, holdout, holdout.max_points, seed);
-    if rows.all.len() < MIN_REFERENCE || rows.thinned.len() < MIN_TWO_SAMPLE {
+    if rows.all.len() < MIN_REFERENCE {
         tracing::warn!(
-            "{} (cluster {index}): {} held-out particles ({} drawn by mass), fewer than \
-             {MIN_REFERENCE} ({MIN_TWO_SAMPLE}): no fidelity figures (raise \
-             fidelity.holdout_fraction)",
+            "{} (cluster {index}): {} held-out particles, fewer than {MIN_REFERENCE}: no \
+             fidelity figures (raise fidelity.holdout_fraction)",
             cluster.label,
             rows.all.len(),
-            rows.thinned.len()
         );
         return Ok(None);
     }
@@ -198,7 +184,10 @@ pub(crate) fn cluster_fidelity<S: PhaseSampler>(
     if rows.weighted {
         profile_reference.mass = rows.all.iter().map(|&i| parents.initial_mass[i]).collect();
     }
-    let trained = pick(training);
+    let trained = Sample {
+        mass: training.iter().map(|&i| parents.initial_mass[i]).collect(),
+        ..pick(training)
+    };
     // As many stars as the profiles' reference has particles (the two-sample statistic takes
     // as many of them as its reference has).
     let (sx, sv) = draw_phase_sample(cluster, index, members, rows.all.len(), mix_seed(seed, 5))?;
@@ -214,6 +203,21 @@ pub(crate) fn cluster_fidelity<S: PhaseSampler>(
         seed,
     );
     let context = || format!("fidelity figures of {} (cluster {index})", cluster.label);
+    // The local mean mass at each star and held-out particle (kept for the run's figures).
+    let local = |set: &Sample| {
+        local_mass(
+            set.phase_space(),
+            trained.phase_space(),
+            LOCAL_MASS_NEIGHBOURS,
+        )
+        .with_context(context)
+    };
+    stars.local_mass = local(&stars)?;
+    if rows.weighted {
+        profile_reference.local_mass = local(&profile_reference)?;
+    } else {
+        reference.local_mass = local(&reference)?;
+    }
     // Smoothness weighs, as the shells do, every held-out particle where masses differ.
     let distances = nearest_distances(
         stars.phase_space(),
@@ -230,6 +234,10 @@ pub(crate) fn cluster_fidelity<S: PhaseSampler>(
         stars.phase_space(),
         reference.phase_space(),
         profile_reference.phase_space(),
+        rows.weighted.then(|| LocalMass {
+            stars: &stars.local_mass,
+            reference: &profile_reference.local_mass,
+        }),
         &distances,
         &config,
     )
@@ -255,7 +263,7 @@ pub(crate) fn cluster_fidelity<S: PhaseSampler>(
 
 /// A fidelity sample on disk: positions, velocities and, where measured or weighted,
 /// nearest-training distances and initial masses (empty when not).
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Sample {
     /// Positions, kpc (galaxy frame).
     position: Vec<[f64; 3]>,
@@ -265,6 +273,9 @@ struct Sample {
     distance: Vec<f64>,
     /// Initial masses, Msun (the profiles' weights); empty: every point weighs the same.
     mass: Vec<f64>,
+    /// Local mean initial mass of the training particles, Msun ([`local_mass`]); empty: not
+    /// measured.
+    local_mass: Vec<f64>,
 }
 
 impl Sample {
@@ -311,6 +322,15 @@ fn write_sample(path: &Path, sample: &Sample, n_training: usize) -> Result<()> {
             TableValues::Float(sample.mass.clone()),
         ));
     }
+    if !sample.local_mass.is_empty() {
+        columns.push(column(
+            "local_mass",
+            "Msun",
+            "mean initial mass of the nearest training particles in 6D: up to a constant, the \
+             stars' density over the particles' number density here",
+            TableValues::Float(sample.local_mass.clone()),
+        ));
+    }
     write_table(
         path,
         &columns,
@@ -331,16 +351,17 @@ fn read_sample(path: &Path) -> Result<Sample> {
             ("velocity", TableValues::Float3(v)) => s.velocity = v,
             ("nearest_training_distance", TableValues::Float(v)) => s.distance = v,
             ("initial_mass", TableValues::Float(v)) => s.mass = v,
+            ("local_mass", TableValues::Float(v)) => s.local_mass = v,
             (name, _) => anyhow::bail!(
                 "{}: unexpected dataset {name} (expected position, velocity, \
-                 nearest_training_distance, initial_mass)",
+                 nearest_training_distance, initial_mass, local_mass)",
                 path.display()
             ),
         }
     }
     let n = s.position.len();
     let fits = |v: &[f64]| v.is_empty() || v.len() == n;
-    if s.velocity.len() != n || !fits(&s.distance) || !fits(&s.mass) {
+    if s.velocity.len() != n || !fits(&s.distance) || !fits(&s.mass) || !fits(&s.local_mass) {
         anyhow::bail!(
             "{}: datasets of different lengths: the file is damaged; delete the cluster's part \
              files and resume",
@@ -447,7 +468,12 @@ impl Pooled<'_> {
                     if weighted {
                         out.mass.push(mass(i) * scale);
                     }
+                    out.local_mass.extend(s.local_mass.get(i));
                 }
+            }
+            // Local masses only where every row has one (parts written before them lack it).
+            if out.local_mass.len() != out.position.len() {
+                out.local_mass.clear();
             }
             out
         };
@@ -486,10 +512,19 @@ impl Pooled<'_> {
             &profile_reference.position,
             seed,
         );
+        // Mass-weighted two-sample statistic where masses differ and every row has its local
+        // mass; parts without them compare with the thinned references, as before.
+        let local = pooled_profile_reference.as_ref().and_then(|r| {
+            (!r.local_mass.is_empty() && !pooled_stars.local_mass.is_empty()).then(|| LocalMass {
+                stars: &pooled_stars.local_mass,
+                reference: &r.local_mass,
+            })
+        });
         evaluate_against(
             pooled_stars.phase_space(),
             pooled_reference.phase_space(),
             profile_reference.phase_space(),
+            local,
             &distances,
             &config,
         )
@@ -689,11 +724,30 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(f.two_sample.z.abs() < 3.0, "{:?}", f.two_sample);
+        // Every held-out particle counts, through its local mass (not the third drawn by mass).
+        let held = (0..p.len()).filter(|&i| holdout.is_held(i)).count();
+        assert!(f.two_sample.mass_weighted && f.two_sample.n_reference == held);
         let counts = [Gaussian { sx: 1.0, sv: 50.0 }];
         let g = cluster_fidelity(&p, &cluster, 0, &counts, &training, &holdout, &paths)
             .unwrap()
             .unwrap();
         assert!(g.two_sample.z > 5.0, "{:?}", g.two_sample);
+        // The unweighted statistic against the thinned reference (what the report gave before)
+        // tells the counts flow apart too, from a third of the points.
+        let (st, re) = paths.fidelity_samples(0);
+        let (stars, thinned) = (read_sample(&st).unwrap(), read_sample(&re).unwrap());
+        let plain = crate::fidelity::two_sample(
+            stars.phase_space(),
+            PhaseSpace::new(&thinned.position, &thinned.velocity),
+            &TwoSampleConfig::default(),
+        )
+        .unwrap();
+        eprintln!(
+            "counts flow: z {:.1} on {} held-out particles with local masses, {:.1} on {} drawn \
+             by mass",
+            g.two_sample.z, g.two_sample.n_reference, plain.z, plain.n_reference
+        );
+        assert!(plain.z > 3.0 && plain.n_reference < held / 2, "{plain:?}");
     }
 
     /// The shells of the counts-density sampler against those of the mass-density one: the
@@ -762,6 +816,11 @@ mod tests {
         counts_flow_is_short_in_the_centre(&f, &g, 3.0);
     }
 
+    /// Rows of the samples there are.
+    fn rows_of(samples: &[Option<Sample>]) -> usize {
+        samples.iter().flatten().map(|w| w.position.len()).sum()
+    }
+
     #[test]
     fn the_run_pools_weighted_clusters_by_their_mass() {
         // Two clusters, the even and the odd particles of the weighted galaxy (each the whole
@@ -807,10 +866,24 @@ mod tests {
                 n_training: &n_training,
             };
             let f = pooled.fidelity(&cfg).unwrap();
+            // Parts written before local masses were kept: the thinned references, unweighted.
+            let mut old = (samples.0.clone(), samples.2.clone());
+            for s in old.0.iter_mut().chain(old.1.iter_mut().flatten()) {
+                s.local_mass.clear();
+            }
+            let before = Pooled {
+                stars: &old.0,
+                profile_references: &old.1,
+                ..pooled
+            };
+            let b = before.fidelity(&cfg).unwrap();
+            assert!(!b.two_sample.mass_weighted);
+            let thinned: usize = samples.1.iter().map(|r| r.position.len()).sum();
+            assert!(b.two_sample.n_reference <= thinned && thinned < rows_of(&samples.2) / 2);
             // The pooled reference weighs the galaxy's initial mass, from every held-out row.
             let total: f64 = weights.iter().sum();
             assert!((f.reference.total_weight / total - 1.0).abs() < 1e-9);
-            let rows: usize = samples.2.iter().flatten().map(|w| w.position.len()).sum();
+            let rows = rows_of(&samples.2);
             let in_shells: usize = f.reference.shells.iter().map(|s| s.count).sum();
             assert!(
                 in_shells as f64 > 0.9 * rows as f64,
@@ -821,6 +894,13 @@ mod tests {
         };
         let f = pooled_with(0.7);
         assert!(f.two_sample.z.abs() < 3.0, "{:?}", f.two_sample);
+        let held = (0..p.len()).filter(|&i| holdout.is_held(i)).count();
+        assert!(f.two_sample.mass_weighted, "{:?}", f.two_sample);
+        assert!(
+            f.two_sample.n_reference as f64 > 0.9 * held as f64,
+            "{:?}",
+            f.two_sample
+        );
         assert!(
             (f.smoothness.ratio - 1.0).abs() < 0.03,
             "{:?}",
