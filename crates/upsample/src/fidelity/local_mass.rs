@@ -21,8 +21,8 @@ use super::{FidelityError, PhaseSpace};
 pub const LOCAL_MASS_NEIGHBOURS: usize = 16;
 
 /// For each point of `points`, the mean mass (Msun) of its `k` nearest `training` particles in
-/// 6D (axes divided by the training particles' robust spreads, [`Scales`]). `training.mass`
-/// must be given.
+/// 6D (axes divided by the training particles' robust spreads, [`Scales`]); of all of them
+/// where there are fewer than `k`. `training.mass` must be given.
 pub fn local_mass(
     points: PhaseSpace<'_>,
     training: PhaseSpace<'_>,
@@ -33,14 +33,14 @@ pub fn local_mass(
     let mass = training.mass.ok_or_else(|| {
         FidelityError::Config("local mass: the training particles carry no masses".into())
     })?;
-    let need = k.max(1);
-    if training.len() < need {
+    if training.is_empty() {
         return Err(FidelityError::TooFew {
             what: "training".into(),
-            have: training.len(),
-            need,
+            have: 0,
+            need: 1,
         });
     }
+    let need = k.clamp(1, training.len());
     let scales = Scales::of(training)?;
     let all: Vec<usize> = (0..training.len()).collect();
     let tree = ImmutableKdTree::<f64, 6>::new_from_slice(&scales.points(training, &all))

@@ -562,3 +562,36 @@ fn mass_weighted_two_sample_has_a_unit_normal_null_and_catches_a_flow_of_the_cou
     assert!(faithful.z.abs() < 3.0, "{faithful:?}");
     assert!(counts.z > 5.0, "{counts:?}");
 }
+
+#[test]
+fn local_mass_averages_the_nearest_training_masses() {
+    // Training particles in two clumps far apart in position, masses 1 and 3: points near each
+    // clump get its mass; with fewer training particles than k, the mean of all of them.
+    let (ax, av) = gaussian(400, 31, 1.0, 50.0, -20.0);
+    let (bx, bv) = gaussian(400, 32, 1.0, 50.0, 20.0);
+    let x: Vec<[f64; 3]> = ax.iter().chain(&bx).copied().collect();
+    let v: Vec<[f64; 3]> = av.iter().chain(&bv).copied().collect();
+    let m: Vec<f64> = (0..800).map(|i| if i < 400 { 1.0 } else { 3.0 }).collect();
+    let training = PhaseSpace {
+        mass: Some(&m),
+        ..PhaseSpace::new(&x, &v)
+    };
+    let points = [[-20.0, 0.0, 0.0], [20.0, 0.0, 0.0]];
+    let zero = [[0.0; 3]; 2];
+    let got = local_mass(PhaseSpace::new(&points, &zero), training, 16).unwrap();
+    assert_eq!(got, vec![1.0, 3.0]);
+    let few = PhaseSpace {
+        mass: Some(&m[395..405]),
+        ..PhaseSpace::new(&x[395..405], &v[395..405])
+    };
+    let all = local_mass(PhaseSpace::new(&points, &zero), few, 16).unwrap();
+    assert!(all.iter().all(|&a| (a - 2.0).abs() < 1e-12), "{all:?}");
+    let none = PhaseSpace {
+        mass: Some(&m[..0]),
+        ..PhaseSpace::new(&x[..0], &v[..0])
+    };
+    let unweighed = PhaseSpace::new(&x, &v);
+    for bad in [none, unweighed] {
+        assert!(local_mass(PhaseSpace::new(&points, &zero), bad, 16).is_err());
+    }
+}
