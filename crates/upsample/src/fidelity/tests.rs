@@ -465,7 +465,7 @@ fn mass_weighted_two_sample_equals_the_plain_one_at_equal_masses() {
     // when they share a label and −1/4 when not, so the statistic is (2 f − 1) / 4 of the
     // same-neighbour fraction f on the same balanced rows and graph.
     let (bx, bv) = gaussian(3000, 2, 2.0, 50.0, 0.0);
-    let (sx, sv) = gaussian(4000, 3, 2.0, 50.0, 1.0);
+    let (sx, sv) = gaussian(3000, 3, 2.0, 50.0, 1.0);
     let (stars, reference) = (PhaseSpace::new(&sx, &sv), PhaseSpace::new(&bx, &bv));
     let cfg = TwoSampleConfig::default();
     let shells = ShellConfig::spanning(&bx, 4, 0.01, 0.99);
@@ -497,23 +497,24 @@ fn mass_weighted_two_sample_equals_the_plain_one_at_equal_masses() {
 #[test]
 fn mass_weighted_two_sample_has_a_unit_normal_null_and_catches_a_flow_of_the_counts() {
     // Stars of the mass density against particles of the number density: 30 independent
-    // pairs give z of mean 0 and spread 1 (exact local masses; 200 pairs gave mean −0.04,
-    // spread 0.98), and so do local masses estimated from 30 000 training particles; stars of
-    // the number density (a flow that ignored the masses) fail.
+    // pairs (800 stars, 1 200 particles: the samples need not be balanced) give z of mean 0
+    // and spread 1 (exact local masses; 200 balanced pairs gave mean −0.04, spread 0.98), and
+    // so do local masses estimated from 30 000 training particles; stars of the number
+    // density (a flow that ignored the masses) fail.
     let cfg = TwoSampleConfig::default();
     let exact = |x: &[[f64; 3]]| x.iter().map(|&p| mass_at(p)).collect::<Vec<f64>>();
     let z_of = |s: u64| {
-        let (sx, sv) = mass_density(1000, 100 + s);
-        let (bx, bv) = gaussian(1000, 200 + s, 1.0, 50.0, 0.0);
+        let (sx, sv) = mass_density(800, 100 + s);
+        let (bx, bv) = gaussian(1200, 200 + s, 1.0, 50.0, 0.0);
         let (ms, mr) = (exact(&sx), exact(&bx));
         let local = LocalMass {
             stars: &ms,
             reference: &mr,
         };
         let (stars, reference) = (PhaseSpace::new(&sx, &sv), PhaseSpace::new(&bx, &bv));
-        two_sample_mass_weighted(stars, reference, local, &cfg, None)
-            .unwrap()
-            .z
+        let t = two_sample_mass_weighted(stars, reference, local, &cfg, None).unwrap();
+        assert_eq!((t.n_stars, t.n_reference), (800, 1200));
+        t.z
     };
     let zs: Vec<f64> = (0..30).map(z_of).collect();
     let mean = zs.iter().sum::<f64>() / 30.0;

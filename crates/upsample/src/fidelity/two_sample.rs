@@ -23,8 +23,8 @@ use super::{FidelityError, PhaseSpace};
 pub struct TwoSampleConfig {
     /// Neighbours per point, k (dimensionless).
     pub k: usize,
-    /// Each sample is subsampled (seeded) to the same size, at most this many points: balanced
-    /// samples, bounded cost.
+    /// Each sample is subsampled (seeded) to at most this many points (bounded cost), and for
+    /// [`two_sample`] both to the same size (balanced samples).
     pub max_per_sample: usize,
     /// Label permutations for the null spread.
     pub permutations: usize,
@@ -141,8 +141,8 @@ pub fn two_sample_by_shell(
     config: &TwoSampleConfig,
     shells: Option<&ShellConfig>,
 ) -> Result<TwoSample, FidelityError> {
-    let pool = Pool::new(stars, reference, config, shells)?;
-    let (n, total, k) = (pool.n, pool.total(), config.k);
+    let pool = Pool::new(stars, reference, config, shells, true)?;
+    let (n, total, k) = (pool.n_stars, pool.total(), config.k);
     let labels: Vec<bool> = (0..total).map(|i| i < n).collect();
     let observed = pool.same_counts(&labels);
     let null: Vec<SameCounts> = (0..config.permutations)
@@ -198,7 +198,8 @@ pub struct LocalMass<'a> {
 
 /// The two-sample statistic of `stars`, which follow the mass density, against a `reference`
 /// of particles whose masses differ (so which follows their number density), with every
-/// reference point counting rather than a subset thinned ∝ mass. A conditional randomisation
+/// reference point counting rather than a subset thinned ∝ mass (and the samples need not be
+/// of equal size: each is taken whole up to `max_per_sample`). A conditional randomisation
 /// test on the fixed neighbour graph of the pooled points: under the null, given the pooled
 /// positions, a point at which the local mean mass is m̄ is a star independently with
 /// probability π = c m̄ / (c m̄ + 1) (c: so that the π sum to the number of stars). The
@@ -226,8 +227,8 @@ pub fn two_sample_mass_weighted(
             )));
         }
     }
-    let pool = Pool::new(stars, reference, config, shells)?;
-    let (n, total, k) = (pool.n, pool.total(), config.k);
+    let pool = Pool::new(stars, reference, config, shells, false)?;
+    let (n, total, k) = (pool.n_stars, pool.total(), config.k);
     let m: Vec<f64> = pool
         .star_rows
         .iter()
@@ -277,7 +278,7 @@ pub fn two_sample_mass_weighted(
     Ok(TwoSample {
         k,
         n_stars: n,
-        n_reference: n,
+        n_reference: pool.n_reference,
         statistic,
         null_mean: 0.0,
         null_sd,
@@ -311,11 +312,13 @@ fn star_probabilities(m: &[f64], stars: f64) -> Vec<f64> {
     pi(0.5 * (lo + hi))
 }
 
-/// The balanced, pooled points of a two-sample statistic and their neighbour graph: rows
-/// `0..n` stars, `n..2n` reference points.
+/// The pooled points of a two-sample statistic and their neighbour graph: rows `0..n_stars`
+/// stars, the rest reference points.
 struct Pool {
-    /// Points per sample.
-    n: usize,
+    /// Stars pooled.
+    n_stars: usize,
+    /// Reference points pooled.
+    n_reference: usize,
     /// Neighbours per point.
     k: usize,
     /// The stars' rows used.
@@ -331,13 +334,15 @@ struct Pool {
 }
 
 impl Pool {
-    /// Checks the inputs, balances the samples (seeded subsets of equal size) and builds the
-    /// neighbour graph in coordinates standardised by the reference ([`Scales`]).
+    /// Checks the inputs, takes seeded subsets of at most `max_per_sample` of each sample (of
+    /// equal size when `balance`) and builds the neighbour graph in coordinates standardised
+    /// by the reference ([`Scales`]).
     fn new(
         stars: PhaseSpace<'_>,
         reference: PhaseSpace<'_>,
         config: &TwoSampleConfig,
         shells: Option<&ShellConfig>,
+        balance: bool,
     ) -> Result<Pool, FidelityError> {
         stars.check("stars")?;
         reference.check("reference")?;
@@ -351,9 +356,8 @@ impl Pool {
                 config.permutations
             )));
         }
-        let n = stars.len().min(reference.len()).min(config.max_per_sample);
         for (what, set) in [("stars", stars), ("reference", reference)] {
-            if set.len() < n.max(k + 1) || n < k + 1 {
+            if set.len() < k + 1 {
                 return Err(FidelityError::TooFew {
                     what: what.into(),
                     have: set.len(),
@@ -361,9 +365,16 @@ impl Pool {
                 });
             }
         }
+        let (n_stars, n_reference) = if balance {
+            let n = stars.len().min(reference.len()).min(config.max_per_sample);
+            (n, n)
+        } else {
+            let cap = |set: PhaseSpace<'_>| set.len().min(config.max_per_sample);
+            (cap(stars), cap(reference))
+        };
         let scales = Scales::of(reference)?;
-        let star_rows = subsample(stars.len(), n, mix(config.seed, 1));
-        let reference_rows = subsample(reference.len(), n, mix(config.seed, 2));
+        let star_rows = subsample(stars.len(), n_stars, mix(config.seed, 1));
+        let reference_rows = subsample(reference.len(), n_reference, mix(config.seed, 2));
         let mut pooled = scales.points(stars, &star_rows);
         pooled.extend(scales.points(reference, &reference_rows));
         let shell_of: Vec<Option<usize>> = match shells {
@@ -376,7 +387,8 @@ impl Pool {
             None => vec![None; pooled.len()],
         };
         Ok(Pool {
-            n,
+            n_stars,
+            n_reference,
             k,
             neighbours: neighbour_graph(&pooled, k)?,
             star_rows,
@@ -386,9 +398,9 @@ impl Pool {
         })
     }
 
-    /// Pooled points (2n).
+    /// Pooled points.
     fn total(&self) -> usize {
-        2 * self.n
+        self.n_stars + self.n_reference
     }
 
     /// The figures of each shell with points: `figures(shell, points)` gives its statistic,
@@ -406,8 +418,10 @@ impl Pool {
         };
         (0..sc.n_shells)
             .filter_map(|s| {
-                let (n_stars, n_reference) =
-                    (in_shell(s, 0..self.n), in_shell(s, self.n..self.total()));
+                let (n_stars, n_reference) = (
+                    in_shell(s, 0..self.n_stars),
+                    in_shell(s, self.n_stars..self.total()),
+                );
                 let points = n_stars + n_reference;
                 (points > 0).then(|| {
                     let (statistic, z, z_part) = figures(s, points);

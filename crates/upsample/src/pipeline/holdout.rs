@@ -894,10 +894,12 @@ mod tests {
         };
         let f = pooled_with(0.7);
         assert!(f.two_sample.z.abs() < 3.0, "{:?}", f.two_sample);
+        // Every held-out particle, beside the stars pooled ∝ the clusters' mass.
         let held = (0..p.len()).filter(|&i| holdout.is_held(i)).count();
         assert!(f.two_sample.mass_weighted, "{:?}", f.two_sample);
+        assert_eq!(f.two_sample.n_reference, held, "{:?}", f.two_sample);
         assert!(
-            f.two_sample.n_reference as f64 > 0.9 * held as f64,
+            f.two_sample.n_stars as f64 > 0.9 * held as f64,
             "{:?}",
             f.two_sample
         );
