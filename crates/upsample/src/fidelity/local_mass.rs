@@ -8,7 +8,7 @@
 
 use std::num::NonZeroUsize;
 
-use kiddo::{ImmutableKdTree, SquaredEuclidean};
+use kiddo::SquaredEuclidean;
 use rayon::prelude::*;
 
 use super::standardise::Scales;
@@ -42,9 +42,7 @@ pub fn local_mass(
     }
     let need = k.clamp(1, training.len());
     let scales = Scales::of(training)?;
-    let all: Vec<usize> = (0..training.len()).collect();
-    let tree = ImmutableKdTree::<f64, 6>::new_from_slice(&scales.points(training, &all))
-        .map_err(|e| FidelityError::Config(format!("6D k-d tree of training: {e:?}")))?;
+    let tree = scales.tree(training, "training")?;
     let nk = NonZeroUsize::new(need).unwrap_or(NonZeroUsize::MIN);
     let rows: Vec<usize> = (0..points.len()).collect();
     Ok(scales

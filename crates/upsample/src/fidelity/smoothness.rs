@@ -4,7 +4,7 @@
 //! particles) give the same distance distribution (ratio of medians ≈ 1); stars spawned
 //! around their parents sit closer (the kernel method: ≈ 0.55).
 
-use kiddo::{ImmutableKdTree, SquaredEuclidean};
+use kiddo::SquaredEuclidean;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -237,9 +237,7 @@ pub fn nearest_distances(
         }
     }
     let scales = Scales::of(reference)?;
-    let all: Vec<usize> = (0..training.len()).collect();
-    let tree = ImmutableKdTree::<f64, 6>::new_from_slice(&scales.points(training, &all))
-        .map_err(|e| FidelityError::Config(format!("6D k-d tree of training: {e:?}")))?;
+    let tree = scales.tree(training, "training")?;
     // Each set's rows (a seeded subset of at most `max_points`) and their distances.
     let distances = |set: PhaseSpace<'_>, stream: u64| -> (Vec<usize>, Vec<f64>) {
         let rows = subsample(set.len(), config.max_points, mix(config.seed, stream));

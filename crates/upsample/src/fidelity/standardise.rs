@@ -4,6 +4,7 @@
 //! the position scale: with the standard deviation a 15% shrink of the positions of a
 //! Hernquist spheroid (20 000 points) showed at z ≈ 2.5, with the MAD at z ≈ 4.4.
 
+use kiddo::ImmutableKdTree;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -54,6 +55,26 @@ impl Scales {
     pub fn points(&self, set: PhaseSpace<'_>, rows: &[usize]) -> Vec<[f64; 6]> {
         rows.iter().map(|&i| self.point(set, i)).collect()
     }
+
+    /// A 6D k-d tree of every point of `set` in standardised coordinates (items: its rows);
+    /// `what` names the set in the error.
+    pub(crate) fn tree(
+        &self,
+        set: PhaseSpace<'_>,
+        what: &str,
+    ) -> Result<ImmutableKdTree<f64, 6>, FidelityError> {
+        let all: Vec<usize> = (0..set.len()).collect();
+        kd_tree(&self.points(set, &all), what)
+    }
+}
+
+/// A 6D k-d tree of `points` (items: their indices); `what` names them in the error.
+pub(crate) fn kd_tree(
+    points: &[[f64; 6]],
+    what: &str,
+) -> Result<ImmutableKdTree<f64, 6>, FidelityError> {
+    ImmutableKdTree::<f64, 6>::new_from_slice(points)
+        .map_err(|e| FidelityError::Config(format!("6D k-d tree of {what}: {e:?}")))
 }
 
 /// `m` distinct rows of `0..n` drawn without replacement (all rows, in order, when m ≥ n).

@@ -7,14 +7,14 @@
 
 use std::num::NonZeroUsize;
 
-use kiddo::{ImmutableKdTree, SquaredEuclidean};
+use kiddo::SquaredEuclidean;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::shells::{radius, ShellConfig};
-use super::standardise::{mix, subsample, Scales};
+use super::standardise::{kd_tree, mix, subsample, Scales};
 use super::{FidelityError, PhaseSpace};
 
 /// Configuration of [`two_sample`].
@@ -473,8 +473,7 @@ fn mean_sd(xs: impl Iterator<Item = f64> + Clone) -> (f64, f64) {
 
 /// The k nearest other points of each point (row-major, k per point).
 fn neighbour_graph(points: &[[f64; 6]], k: usize) -> Result<Vec<u32>, FidelityError> {
-    let tree = ImmutableKdTree::<f64, 6>::new_from_slice(points)
-        .map_err(|e| FidelityError::Config(format!("6D k-d tree of {}: {e:?}", points.len())))?;
+    let tree = kd_tree(points, &format!("{} pooled points", points.len()))?;
     let nk = NonZeroUsize::new(k + 1).unwrap_or(NonZeroUsize::MIN);
     Ok(points
         .par_iter()

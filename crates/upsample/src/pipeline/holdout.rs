@@ -305,31 +305,37 @@ fn write_sample(path: &Path, sample: &Sample, n_training: usize) -> Result<()> {
             TableValues::Float3(sample.velocity.clone()),
         ),
     ];
-    if !sample.distance.is_empty() {
-        columns.push(column(
+    // The optional per-point columns, where measured.
+    for (name, unit, meaning, values) in [
+        (
             "nearest_training_distance",
             "dimensionless",
             "6D distance to the nearest training particle, axes divided by the held-out \
              particles' robust spreads",
-            TableValues::Float(sample.distance.clone()),
-        ));
-    }
-    if !sample.mass.is_empty() {
-        columns.push(column(
+            &sample.distance,
+        ),
+        (
             "initial_mass",
             "Msun",
             "the particle's initial mass, its weight in the shell profiles",
-            TableValues::Float(sample.mass.clone()),
-        ));
-    }
-    if !sample.local_mass.is_empty() {
-        columns.push(column(
+            &sample.mass,
+        ),
+        (
             "local_mass",
             "Msun",
             "mean initial mass of the nearest training particles in 6D: up to a constant, the \
              stars' density over the particles' number density here",
-            TableValues::Float(sample.local_mass.clone()),
-        ));
+            &sample.local_mass,
+        ),
+    ] {
+        if !values.is_empty() {
+            columns.push(column(
+                name,
+                unit,
+                meaning,
+                TableValues::Float(values.clone()),
+            ));
+        }
     }
     write_table(
         path,
