@@ -141,6 +141,12 @@ pub fn two_sample_by_shell(
     config: &TwoSampleConfig,
     shells: Option<&ShellConfig>,
 ) -> Result<TwoSample, FidelityError> {
+    if config.permutations < 2 {
+        return Err(FidelityError::Config(format!(
+            "two-sample permutations = {} must be >= 2",
+            config.permutations
+        )));
+    }
     let pool = Pool::new(stars, reference, config, shells, true)?;
     let (n, total, k) = (pool.n_stars, pool.total(), config.k);
     let labels: Vec<bool> = (0..total).map(|i| i < n).collect();
@@ -350,11 +356,10 @@ impl Pool {
             sc.check()?;
         }
         let k = config.k;
-        if k == 0 || config.permutations < 2 {
-            return Err(FidelityError::Config(format!(
-                "two-sample k = {k} and permutations = {} must be >= 1 and >= 2",
-                config.permutations
-            )));
+        if k == 0 {
+            return Err(FidelityError::Config(
+                "two-sample k = 0 must be >= 1".into(),
+            ));
         }
         for (what, set) in [("stars", stars), ("reference", reference)] {
             if set.len() < k + 1 {

@@ -203,20 +203,23 @@ pub(crate) fn cluster_fidelity<S: PhaseSampler>(
         seed,
     );
     let context = || format!("fidelity figures of {} (cluster {index})", cluster.label);
-    // The local mean mass at each star and held-out particle (kept for the run's figures).
-    let local = |set: &Sample| {
-        local_mass(
-            set.phase_space(),
-            trained.phase_space(),
-            LOCAL_MASS_NEIGHBOURS,
-        )
-        .with_context(context)
-    };
-    stars.local_mass = local(&stars)?;
+    // The local mean mass at each star and held-out particle (kept for the run's figures, which
+    // weigh where any cluster's masses differ). Equal masses: their mean everywhere, no search.
     if rows.weighted {
+        let local = |set: &Sample| {
+            local_mass(
+                set.phase_space(),
+                trained.phase_space(),
+                LOCAL_MASS_NEIGHBOURS,
+            )
+            .with_context(context)
+        };
+        stars.local_mass = local(&stars)?;
         profile_reference.local_mass = local(&profile_reference)?;
     } else {
-        reference.local_mass = local(&reference)?;
+        let mean = trained.mass.iter().sum::<f64>() / trained.mass.len().max(1) as f64;
+        stars.local_mass = vec![mean; stars.position.len()];
+        reference.local_mass = vec![mean; reference.position.len()];
     }
     // Smoothness weighs, as the shells do, every held-out particle where masses differ.
     let distances = nearest_distances(
