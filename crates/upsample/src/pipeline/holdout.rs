@@ -46,6 +46,8 @@ pub(crate) struct Holdout {
     /// `fidelity.max_points` and `fidelity.shells`.
     max_points: usize,
     shells: usize,
+    /// The mean initial mass of the run's particles, Msun (sizes the clusters' star samples).
+    mean_mass: f64,
 }
 
 impl Holdout {
@@ -59,6 +61,7 @@ impl Holdout {
             seed: cfg.seed,
             max_points: cfg.fidelity.max_points,
             shells: cfg.fidelity.shells,
+            mean_mass: mean(&stars.initial_mass),
         }
     }
 
@@ -71,6 +74,23 @@ impl Holdout {
     pub(crate) fn active(&self) -> bool {
         self.held.iter().any(|&h| h)
     }
+}
+
+/// The mean of `values` (0 when empty).
+fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len().max(1) as f64
+}
+
+/// Stars a cluster draws for its figures: as many as its `held` reference rows, times its
+/// particles' mean initial mass over the run's (`cluster_mean / run_mean`) where that is above
+/// 1, at most `max`. The run pools stars ∝ the clusters' initial mass, so a cluster heavier per
+/// particle than the run's mean needs that many for the pool to match every held-out particle.
+fn star_sample_size(held: usize, cluster_mean: f64, run_mean: f64, max: usize) -> usize {
+    let ratio = cluster_mean / run_mean;
+    if !(ratio.is_finite() && ratio > 1.0) {
+        return held;
+    }
+    ((held as f64 * ratio).round() as usize).clamp(held, max.max(held))
 }
 
 /// The fidelity configuration of one sample (at most `max_points` points, `shells` shells
@@ -188,9 +208,21 @@ pub(crate) fn cluster_fidelity<S: PhaseSampler>(
         mass: training.iter().map(|&i| parents.initial_mass[i]).collect(),
         ..pick(training)
     };
-    // As many stars as the profiles' reference has particles (the two-sample statistic takes
-    // as many of them as its reference has).
-    let (sx, sv) = draw_phase_sample(cluster, index, members, rows.all.len(), mix_seed(seed, 5))?;
+    // As many stars as the profiles' reference has particles, more in a cluster heavier per
+    // particle than the run (the unweighted two-sample statistic takes as many of them as its
+    // reference has; the weighted one takes them all).
+    let cluster_mass: Vec<f64> = cluster
+        .members
+        .iter()
+        .map(|&i| parents.initial_mass[i])
+        .collect();
+    let n_stars = star_sample_size(
+        rows.all.len(),
+        mean(&cluster_mass),
+        holdout.mean_mass,
+        holdout.max_points,
+    );
+    let (sx, sv) = draw_phase_sample(cluster, index, members, n_stars, mix_seed(seed, 5))?;
     let mut stars = Sample {
         position: sx,
         velocity: sv,
@@ -217,9 +249,9 @@ pub(crate) fn cluster_fidelity<S: PhaseSampler>(
         stars.local_mass = local(&stars)?;
         profile_reference.local_mass = local(&profile_reference)?;
     } else {
-        let mean = trained.mass.iter().sum::<f64>() / trained.mass.len().max(1) as f64;
-        stars.local_mass = vec![mean; stars.position.len()];
-        reference.local_mass = vec![mean; reference.position.len()];
+        let m = mean(&trained.mass);
+        stars.local_mass = vec![m; stars.position.len()];
+        reference.local_mass = vec![m; reference.position.len()];
     }
     // Smoothness weighs, as the shells do, every held-out particle where masses differ.
     let distances = nearest_distances(
@@ -825,6 +857,15 @@ mod tests {
         counts_flow_is_short_in_the_centre(&f, &g, 3.0);
     }
 
+    #[test]
+    fn heavier_clusters_draw_more_stars() {
+        assert_eq!(star_sample_size(1_000, 1.5, 1.0, 20_000), 1_500);
+        assert_eq!(star_sample_size(1_000, 0.5, 1.0, 20_000), 1_000);
+        assert_eq!(star_sample_size(1_000, 1.0 + 1e-12, 1.0, 20_000), 1_000);
+        assert_eq!(star_sample_size(1_000, 30.0, 1.0, 20_000), 20_000);
+        assert_eq!(star_sample_size(1_000, 1.0, 0.0, 20_000), 1_000);
+    }
+
     /// Rows of the samples there are.
     fn rows_of(samples: &[Option<Sample>]) -> usize {
         samples.iter().flatten().map(|w| w.position.len()).sum()
@@ -833,9 +874,12 @@ mod tests {
     #[test]
     fn the_run_pools_weighted_clusters_by_their_mass() {
         // Two clusters, the even and the odd particles of the weighted galaxy (each the whole
-        // galaxy's shape); the pooled shells weigh every held-out particle, cluster by cluster
-        // scaled to the cluster's initial mass.
-        let p = galaxy(40_000, true);
+        // galaxy's shape), the odd ones three times heavier; the pooled shells weigh every
+        // held-out particle, cluster by cluster scaled to the cluster's initial mass.
+        let mut p = galaxy(40_000, true);
+        for m in p.initial_mass.iter_mut().skip(1).step_by(2) {
+            *m *= 3.0;
+        }
         let (cfg, _cluster, holdout, training, _dir, paths) = setup(&p);
         let pooled_with = |sx: f64| -> Fidelity {
             let mut samples = (Vec::new(), Vec::new(), Vec::new());
@@ -903,12 +947,14 @@ mod tests {
         };
         let f = pooled_with(0.7);
         assert!(f.two_sample.z.abs() < 3.0, "{:?}", f.two_sample);
-        // Every held-out particle, beside the stars pooled ∝ the clusters' mass.
+        // Every held-out particle, beside the stars pooled ∝ the clusters' mass: the heavy
+        // cluster drew 1.5 times its held-out count, so the pool is not short of its stars
+        // (without that, 1/1.5 of the held-out count).
         let held = (0..p.len()).filter(|&i| holdout.is_held(i)).count();
         assert!(f.two_sample.mass_weighted, "{:?}", f.two_sample);
         assert_eq!(f.two_sample.n_reference, held, "{:?}", f.two_sample);
         assert!(
-            f.two_sample.n_stars as f64 > 0.9 * held as f64,
+            f.two_sample.n_stars as f64 > 0.97 * held as f64,
             "{:?}",
             f.two_sample
         );
