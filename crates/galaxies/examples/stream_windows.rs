@@ -9,6 +9,10 @@
 //! - satellite window: within 10 b = 3 kpc of its centre, core within b = 0.3 kpc; KS of the
 //!   distance to the centre and of |v − v_satellite|.
 //!
+//! A second table gives, per window and sample, the 10th, 25th, 50th, 75th and 90th
+//! percentiles of |Δv| (km/s): where a KS of |Δv| comes from (the satellite window mixes the
+//! satellite's internal motions, a few km/s, with the halo's stars passing through).
+//!
 //! Shares compare samples of different sizes (stars are drawn per initial mass, all particles
 //! of this galaxy weigh the same). Errors are Poisson, √(1/n + 1/n_truth) on the ratios.
 //!
@@ -77,5 +81,36 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
         }
     }
+    println!("\n|dv| percentiles (km/s)           10       25       50       75       90");
+    for (k, (what, t)) in reference.named().into_iter().enumerate() {
+        let rows = std::iter::once(("truth", t)).chain(
+            samples
+                .iter()
+                .map(|(name, s)| (name.as_str(), s.named()[k].1)),
+        );
+        for (name, w) in rows {
+            let p = percentiles(&w.dv, &[0.1, 0.25, 0.5, 0.75, 0.9]);
+            print!("{what:<12} {name:<12}");
+            for q in p {
+                print!(" {q:>8.2}");
+            }
+            println!();
+        }
+    }
     Ok(())
+}
+
+/// The `qs` quantiles of `values` (nearest rank; NaN when empty).
+fn percentiles(values: &[f64], qs: &[f64]) -> Vec<f64> {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    qs.iter()
+        .map(|&q| {
+            if v.is_empty() {
+                f64::NAN
+            } else {
+                v[((q * v.len() as f64) as usize).min(v.len() - 1)]
+            }
+        })
+        .collect()
 }
