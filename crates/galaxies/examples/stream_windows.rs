@@ -10,8 +10,13 @@
 //!   distance to the centre and of |v − v_satellite|.
 //!
 //! A second table gives, per window and sample, the 10th, 25th, 50th, 75th and 90th
-//! percentiles of |Δv| (km/s): where a KS of |Δv| comes from (the satellite window mixes the
+//! percentiles of |Δv| (km/s), in the whole window, inside its core and outside: where a KS of |Δv| comes from (the satellite window mixes the
 //! satellite's internal motions, a few km/s, with the halo's stars passing through).
+//!
+//! A third gives each window's smoothness: the median 6D distance from its stars to the
+//! nearest snapshot particle over that of the truth draw's particles in the same window
+//! (`upsample::fidelity::smoothness`, coordinates scaled by the truth window's spreads; 1:
+//! smooth, < 1: stars huddle around the particles), with the KS of the two distance sets.
 //!
 //! Shares compare samples of different sizes (stars are drawn per initial mass, all particles
 //! of this galaxy weigh the same). Errors are Poisson, √(1/n + 1/n_truth) on the ratios.
@@ -24,7 +29,7 @@ use std::path::PathBuf;
 
 use galaxies::{Model, Windows};
 use snapio::{read_catalog, ReadOptions, Snapshot};
-use upsample::fidelity::ks_two_sample;
+use upsample::fidelity::{ks_two_sample, smoothness, PhaseSpace, SmoothnessConfig};
 
 /// Two-sample Kolmogorov–Smirnov distance (upsample::fidelity's), NaN when a window is empty.
 fn ks(a: &[f64], b: &[f64]) -> f64 {
@@ -53,7 +58,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let truth = read("truth.hdf5")?;
     let reference = m.windows(&track, &truth.position, &truth.velocity);
+    // Each sample's windows with its phase-space coordinates (for the smoothness table).
     let mut samples: Vec<(String, Windows)> = Vec::new();
+    let mut coordinates: Vec<Coordinates> = Vec::new();
     let snap = read("snapshot.hdf5")?;
     samples.push((
         "particles".into(),
@@ -63,6 +70,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let (name, path) = c.split_once('=').unwrap_or((c.as_str(), c.as_str()));
         let s = read_catalog(path)?;
         samples.push((name.into(), m.windows(&track, &s.position, &s.velocity)));
+        coordinates.push((s.position, s.velocity));
     }
     println!(
         "window                 sample        stars   in window  count ratio      core ratio       KS distance  KS |dv|"
@@ -89,16 +97,56 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .map(|(name, s)| (name.as_str(), s.named()[k].1)),
         );
         for (name, w) in rows {
-            let p = percentiles(&w.dv, &[0.1, 0.25, 0.5, 0.75, 0.9]);
-            print!("{what:<12} {name:<12}");
-            for q in p {
-                print!(" {q:>8.2}");
+            // The whole window, then inside and outside its core radius.
+            // (name, lo, hi): distances in (lo, hi].
+            let parts = [
+                ("", f64::NEG_INFINITY, f64::INFINITY),
+                (" core", f64::NEG_INFINITY, w.core),
+                (" outside", w.core, f64::INFINITY),
+            ];
+            for (part, lo, hi) in parts {
+                let dv: Vec<f64> = w
+                    .distance
+                    .iter()
+                    .zip(&w.dv)
+                    .filter(|&(&d, _)| d > lo && d <= hi)
+                    .map(|(_, &v)| v)
+                    .collect();
+                print!("{:<25}", format!("{what}{part} {name}"));
+                for q in percentiles(&dv, &[0.1, 0.25, 0.5, 0.75, 0.9]) {
+                    print!(" {q:>8.2}");
+                }
+                println!("   ({})", dv.len());
             }
-            println!();
+        }
+    }
+    println!("\nsmoothness (stars' nearest-particle distance over the truth's)   ratio     KS");
+    let training = PhaseSpace::new(&snap.position, &snap.velocity);
+    let pick = |(x, v): (&[[f64; 3]], &[[f64; 3]]), rows: &[usize]| -> Coordinates {
+        (
+            rows.iter().map(|&i| x[i]).collect(),
+            rows.iter().map(|&i| v[i]).collect(),
+        )
+    };
+    for (k, (what, t)) in reference.named().into_iter().enumerate() {
+        let truth_window = pick((&truth.position, &truth.velocity), &t.rows);
+        // The catalogues only: the snapshot's own particles are the training set.
+        for ((name, s), (x, v)) in samples[1..].iter().zip(&coordinates) {
+            let stars = pick((x, v), &s.named()[k].1.rows);
+            let f = smoothness(
+                PhaseSpace::new(&stars.0, &stars.1),
+                PhaseSpace::new(&truth_window.0, &truth_window.1),
+                training,
+                &SmoothnessConfig::default(),
+            )?;
+            println!("{what:<12} {name:<50} {:>7.3} {:>7.3}", f.ratio, f.ks);
         }
     }
     Ok(())
 }
+
+/// Positions (kpc) and velocities (km/s) of a sample.
+type Coordinates = (Vec<[f64; 3]>, Vec<[f64; 3]>);
 
 /// The `qs` quantiles of `values` (nearest rank; NaN when empty).
 fn percentiles(values: &[f64], qs: &[f64]) -> Vec<f64> {

@@ -25,6 +25,8 @@ pub struct Window {
     pub dv: Vec<f64>,
     /// Radius of the window's core (one tube width, or one satellite scale length), kpc.
     pub core: f64,
+    /// Index in the sample of each star in the window.
+    pub rows: Vec<usize>,
 }
 
 impl Window {
@@ -101,10 +103,11 @@ impl HaloStream {
         let mut satellite = empty(self.satellite.scale);
         let r_sat = SATELLITE_WINDOW_SCALES * self.satellite.scale;
         let norm = |a: [f64; 3]| (a[0] * a[0] + a[1] * a[1] + a[2] * a[2]).sqrt();
-        for (xi, vi) in x.iter().zip(v) {
+        for (i, (xi, vi)) in x.iter().zip(v).enumerate() {
             if (0..3).all(|k| xi[k] >= lo[k] && xi[k] <= hi[k]) {
                 let (d, t) = HaloStream::distance_to_track(track, *xi);
                 if d <= w {
+                    stream.rows.push(i);
                     stream.distance.push(d);
                     stream
                         .dv
@@ -113,6 +116,7 @@ impl HaloStream {
             }
             let d = norm(std::array::from_fn(|k| xi[k] - self.satellite_position[k]));
             if d <= r_sat {
+                satellite.rows.push(i);
                 satellite.distance.push(d);
                 satellite.dv.push(norm(std::array::from_fn(|k| {
                     vi[k] - self.satellite_velocity[k]
