@@ -58,6 +58,7 @@ fn fresh_models(device: &cnf::Device) -> anyhow::Result<ModelSet> {
             dispersion: None,
             radial: None,
             context: VelocityContext::Position,
+            origin: None,
         }],
     )]))
 }

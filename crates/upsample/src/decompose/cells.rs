@@ -299,6 +299,7 @@ pub(crate) fn decompose_cells(
                 ghosts: ghosts_of(c, &boxes, &ranges, &pts, margin),
                 core: Some(boxes[c]),
                 component: None,
+                own_frame: false,
             }
         })
         .collect();

@@ -158,6 +158,7 @@ pub(crate) fn decompose_fof(
             ghosts: Vec::new(),
             core: None,
             component: None,
+            own_frame: false,
         })
         .collect();
     if !field.is_empty() {
@@ -171,6 +172,7 @@ pub(crate) fn decompose_fof(
             ghosts: Vec::new(),
             core: None,
             component: None,
+            own_frame: false,
         });
     }
     Ok(out)

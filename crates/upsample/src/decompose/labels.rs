@@ -26,6 +26,7 @@ pub(crate) fn decompose_labels(labels: &[i64], field_name: &str, min_size: usize
                 ghosts: Vec::new(),
                 core: None,
                 component: None,
+                own_frame: false,
             });
         } else {
             pooled_labels += 1;
@@ -44,6 +45,7 @@ pub(crate) fn decompose_labels(labels: &[i64], field_name: &str, min_size: usize
             ghosts: Vec::new(),
             core: None,
             component: None,
+            own_frame: false,
         });
     }
     out

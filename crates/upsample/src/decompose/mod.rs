@@ -175,6 +175,9 @@ pub struct Cluster {
     /// standardisation (`[flow] pooled_dispersion`). None for groups, labelled populations and
     /// the pieces of a stream.
     pub component: Option<&'static str>,
+    /// Whether its flows learn it about its own centre and mean velocity (a compact phase-space
+    /// group: a satellite's density and dispersions follow the distance to its own centre).
+    pub own_frame: bool,
 }
 
 /// The name of the disc component in [`Cluster::component`].

@@ -780,6 +780,7 @@ pub(crate) fn decompose_cells_and_groups(
                 ghosts: Vec::new(),
                 core: None,
                 component: None,
+                own_frame: true,
             });
             continue;
         }

@@ -301,6 +301,7 @@ fn training_rows_are_members_then_ghosts() {
         ghosts: vec![0, 2],
         core: None,
         component: None,
+        own_frame: false,
     };
     assert_eq!(c.training(), vec![1, 4, 9, 0, 2]);
 }
@@ -816,6 +817,7 @@ fn substructure_decomposition_owns_every_particle_once() {
     for (k, c) in clusters.iter().enumerate() {
         if k < 4 {
             assert_eq!(c.label, format!("cell {k}"));
+            assert!(!c.own_frame);
             let core = c.core.expect("cells have a core");
             assert!(!c.ghosts.is_empty());
             for &i in &c.members {
@@ -827,6 +829,8 @@ fn substructure_decomposition_owns_every_particle_once() {
             }
         } else {
             assert!(c.label.starts_with("phase group"), "{}", c.label);
+            // Only the round clump learns about its own centre.
+            assert_eq!(c.own_frame, k == 6, "{}", c.label);
             if k == 6 {
                 assert!(c.core.is_none() && c.ghosts.is_empty(), "{}", c.label);
             } else {

@@ -214,6 +214,116 @@ mod tests {
         }
     }
 
+    /// A member trained in its own frame (a satellite's centre and mean velocity) is the same
+    /// member moved: its draws are the unmoved one's shifted, its densities the unmoved one's
+    /// at the shifted points, and, at rest, the harmonic acceleration points at its own centre
+    /// (moving, it is no steady state of the galaxy frame: the solver must not be asked).
+    #[test]
+    fn a_member_in_its_own_frame_is_the_member_moved() {
+        let dev = device();
+        let (s, sigma) = (1.5, 20.0);
+        let o = crate::models::Origin {
+            position: [8.0, -3.0, 1.0],
+            velocity: [150.0, 40.0, -20.0],
+        };
+        let still = member(s, sigma, &dev).unwrap();
+        let moved = Member {
+            origin: Some(o),
+            ..member(s, sigma, &dev).unwrap()
+        };
+        let close = |a: &[[f64; 3]], b: &[[f64; 3]]| {
+            a.iter()
+                .zip(b)
+                .all(|(p, q)| (0..3).all(|k| (p[k] - q[k]).abs() < 1e-9 * (1.0 + q[k].abs())))
+        };
+        let shift = |x: &[[f64; 3]], d: [f64; 3]| -> Vec<[f64; 3]> {
+            x.iter()
+                .map(|p| std::array::from_fn(|k| p[k] + d[k]))
+                .collect()
+        };
+        let x0 = still.sample_positions(64, 5).unwrap();
+        let x1 = moved.sample_positions(64, 5).unwrap();
+        assert!(close(&x1, &shift(&x0, o.position)));
+        let v0 = still.sample_velocities(&x0, 6).unwrap();
+        let v1 = moved.sample_velocities(&x1, 6).unwrap();
+        assert!(close(&v1, &shift(&v0, o.velocity)));
+        let (l0, l1) = (
+            still.position_log_prob(&x0).unwrap(),
+            moved.position_log_prob(&x1).unwrap(),
+        );
+        assert!(l0.iter().zip(&l1).all(|(a, b)| (a - b).abs() < 1e-6));
+        let at_rest = Member {
+            origin: Some(crate::models::Origin {
+                velocity: [0.0; 3],
+                ..o
+            }),
+            ..moved
+        };
+        let models = model_set(vec![cluster(0, 1e9, None, vec![at_rest])]);
+        let x = vec![[9.0, -3.0, 1.0], [8.3, -5.0, 2.5], [4.0, -2.0, 1.2]];
+        let acc = accelerations(&models, &x, &opts(Form::Log), &mut |_, _| {}).unwrap();
+        for (p, a) in x.iter().zip(&acc) {
+            let want = acceleration(s, sigma, &o.to_local(*p));
+            assert!(rel(&a.a, &want) < 1e-4, "at {p:?}: {:?} want {want:?}", a.a);
+        }
+    }
+
+    /// A member's own frame survives saving and loading, and a member saved over it without
+    /// one leaves no stale `origin.json` behind.
+    #[test]
+    fn a_members_origin_is_saved_and_loaded() {
+        let device = device();
+        let dir = tempfile::tempdir().unwrap();
+        let cluster = crate::decompose::Cluster {
+            label: "satellite".into(),
+            members: vec![0, 1],
+            ghosts: Vec::new(),
+            core: None,
+            component: None,
+            own_frame: true,
+        };
+        let record = crate::models::ClusterRecord::new(0, &cluster, &[1.0; 2], &[1.0; 2]);
+        let training = crate::models::TrainingRecord {
+            index: 0,
+            position: Vec::new(),
+            velocity: Vec::new(),
+            seconds: 0.0,
+        };
+        let origin = crate::models::Origin {
+            position: [8.0, -3.0, 1.0],
+            velocity: [150.0, 40.0, -20.0],
+        };
+        let moved = Member {
+            origin: Some(origin),
+            ..member(1.0, 10.0, &device).unwrap()
+        };
+        crate::models::save_cluster(dir.path(), &[moved], &training).unwrap();
+        let loaded = crate::models::load_cluster(dir.path(), &record, 1, &device)
+            .unwrap()
+            .unwrap();
+        assert_eq!(loaded.members[0].origin, Some(origin));
+        let x = [[8.5, -3.0, 1.0]];
+        let (a, b) = (
+            loaded.members[0].position_log_prob(&x).unwrap()[0],
+            member(1.0, 10.0, &device)
+                .unwrap()
+                .position_log_prob(&[[0.5, 0.0, 0.0]])
+                .unwrap()[0],
+        );
+        assert!((a - b).abs() < 1e-9, "{a} vs {b}");
+        crate::models::save_cluster(
+            dir.path(),
+            &[member(1.0, 10.0, &device).unwrap()],
+            &training,
+        )
+        .unwrap();
+        assert!(!dir.path().join("m0").join("origin.json").exists());
+        let reloaded = crate::models::load_cluster(dir.path(), &record, 1, &device)
+            .unwrap()
+            .unwrap();
+        assert_eq!(reloaded.members[0].origin, None);
+    }
+
     /// With cells, the cell holding x answers; outside every cell the point is flagged.
     #[test]
     fn cells_answer_for_their_positions() {
@@ -287,19 +397,36 @@ mod tests {
         };
         // The velocity flow conditioned on x, or on the Gaussianised y(x).
         use crate::models::VelocityContext::{Gaussianised, Position};
+        // Last, all of it in a cluster's own frame (a satellite's centre and mean velocity).
+        let origin = crate::models::Origin {
+            position: [0.2, -0.1, 0.3],
+            velocity: [0.3, -0.2, 0.1],
+        };
         let cases = [
-            (None, None, Position),
-            (Some(dispersion.clone()), None, Position),
-            (Some(dispersion.clone()), Some(radial.clone()), Position),
-            (Some(dispersion), Some(radial), Gaussianised),
+            (None, None, Position, None),
+            (Some(dispersion.clone()), None, Position, None),
+            (
+                Some(dispersion.clone()),
+                Some(radial.clone()),
+                Position,
+                None,
+            ),
+            (
+                Some(dispersion.clone()),
+                Some(radial.clone()),
+                Gaussianised,
+                None,
+            ),
+            (Some(dispersion), Some(radial), Gaussianised, Some(origin)),
         ];
-        for (dispersion, radial, context) in cases {
+        for (dispersion, radial, context, origin) in cases {
             let m = Member {
                 position: Flow::new(&cfg(0), &dev, 3).unwrap(),
                 velocity: Flow::new(&cfg(3), &dev, 4).unwrap(),
                 dispersion,
                 radial,
                 context,
+                origin,
             };
             let d = FlowDensity {
                 member: &m,
@@ -308,13 +435,18 @@ mod tests {
             let x = [0.3, -0.2, 0.5];
             let v = [0.4, 0.1, -0.3];
             let g = d.grad_log_f(&[x], &[v]).unwrap()[0];
-            let logf = |x: [f64; 3], v: [f64; 3]| {
+            let logf = |xg: [f64; 3], vg: [f64; 3]| {
+                // The member's frame by hand; position_log_prob takes the galaxy's.
+                let (x, v) = match &m.origin {
+                    None => (xg, vg),
+                    Some(o) => (o.to_local(xg), o.to_local_velocity(vg)),
+                };
                 let (s, logdet) = match &m.dispersion {
                     Some(t) => t.standardise(x, v),
                     None => (v, 0.0),
                 };
                 let c = m.context.at(m.radial.as_ref(), x);
-                m.position_log_prob(&[x]).unwrap()[0]
+                m.position_log_prob(&[xg]).unwrap()[0]
                     + m.velocity.log_prob(&[s], Some(&c[..])).unwrap()[0]
                     + logdet
             };

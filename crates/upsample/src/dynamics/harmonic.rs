@@ -39,6 +39,7 @@ pub fn member(s: f64, sigma: f64, device: &Device) -> anyhow::Result<Member> {
         dispersion: None,
         radial: None,
         context: VelocityContext::Position,
+        origin: None,
     })
 }
 

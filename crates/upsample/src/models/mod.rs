@@ -244,6 +244,29 @@ impl VelocityContext {
     }
 }
 
+/// A cluster's own frame: the centre (kpc) and mean velocity (km/s) its flows are trained
+/// about, in the galaxy frame. A compact satellite's density and dispersions are functions of
+/// the distance to its own centre; about the galaxy's they are not.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Origin {
+    /// Centre, kpc.
+    pub position: [f64; 3],
+    /// Mean velocity, km/s.
+    pub velocity: [f64; 3],
+}
+
+impl Origin {
+    /// `x` (kpc) relative to the centre.
+    pub fn to_local(&self, x: [f64; 3]) -> [f64; 3] {
+        std::array::from_fn(|k| x[k] - self.position[k])
+    }
+
+    /// `v` (km/s) relative to the mean velocity.
+    pub fn to_local_velocity(&self, v: [f64; 3]) -> [f64; 3] {
+        std::array::from_fn(|k| v[k] - self.velocity[k])
+    }
+}
+
 /// One ensemble member: a position flow and a velocity flow conditioned on position.
 #[derive(Debug, Clone)]
 pub struct Member {
@@ -260,6 +283,9 @@ pub struct Member {
     pub radial: Option<RadialProfile>,
     /// What the velocity flow is conditioned on (x, or y(x) of `radial`).
     pub context: VelocityContext,
+    /// The frame the flows, `radial` and `dispersion` work in, if not the galaxy's: every
+    /// method below takes and returns galaxy-frame positions and velocities.
+    pub origin: Option<Origin>,
 }
 
 /// ln p(x) (ln kpc⁻³) with its gradient in x (per kpc).
@@ -270,17 +296,30 @@ pub(crate) type PositionGrad = (Vec<f64>, Vec<[f64; 3]>);
 pub(crate) type VelocityGrad = (Vec<f64>, Vec<[f64; 3]>, Vec<[f64; 3]>);
 
 impl Member {
+    /// Positions `x` (kpc) in the member's frame.
+    fn local_positions(&self, x: &[[f64; 3]]) -> Vec<[f64; 3]> {
+        match &self.origin {
+            None => x.to_vec(),
+            Some(o) => x.iter().map(|&p| o.to_local(p)).collect(),
+        }
+    }
+
     /// Positions (kpc) drawn from p(x), seeded.
     pub fn sample_positions(&self, n: usize, seed: u64) -> Result<Vec<[f64; 3]>> {
         let s = self.position.sample(n, None, seed)?;
-        Ok(match &self.radial {
-            None => s,
-            Some(p) => s.into_iter().map(|y| p.restore(y)).collect(),
-        })
+        let local = s.into_iter().map(|y| match &self.radial {
+            None => y,
+            Some(p) => p.restore(y),
+        });
+        let c = self.origin.map_or([0.0; 3], |o| o.position);
+        Ok(local
+            .map(|p| std::array::from_fn(|k| p[k] + c[k]))
+            .collect())
     }
 
     /// ln p(x) (ln kpc⁻³) at positions `x` (kpc).
     pub fn position_log_prob(&self, x: &[[f64; 3]]) -> Result<Vec<f64>> {
+        let x = &self.local_positions(x)[..];
         let Some(p) = &self.radial else {
             return Ok(self.position.log_prob(x, None)?);
         };
@@ -291,6 +330,7 @@ impl Member {
 
     /// ln p(x) with its gradient in x at positions `x` (kpc).
     pub(crate) fn position_grad(&self, x: &[[f64; 3]]) -> Result<PositionGrad> {
+        let x = &self.local_positions(x)[..];
         let Some(p) = &self.radial else {
             let (l, g, _) = self.position.grad_log_prob(x, None)?;
             return Ok((l, g));
@@ -307,6 +347,7 @@ impl Member {
 
     /// Velocities (km/s) drawn from p(v | x) at positions `x` (kpc), one each, seeded.
     pub fn sample_velocities(&self, x: &[[f64; 3]], seed: u64) -> Result<Vec<[f64; 3]>> {
+        let x = &self.local_positions(x)[..];
         let context = self.velocity_context(x, 1);
         let s = self.velocity.sample(x.len(), Some(&context), seed)?;
         Ok(self.restore(x, s, 1))
@@ -319,6 +360,7 @@ impl Member {
         x: &[[f64; 3]],
         k: usize,
     ) -> Result<Vec<[f64; 3]>> {
+        let x = &self.local_positions(x)[..];
         let context = self.velocity_context(x, k);
         let s = self.velocity.forward(z, Some(&context))?;
         Ok(self.restore(x, s, k))
@@ -331,6 +373,11 @@ impl Member {
         x: &[[f64; 3]],
         k: usize,
     ) -> Result<VelocityGrad> {
+        let x = &self.local_positions(x)[..];
+        let v = &match &self.origin {
+            None => v.to_vec(),
+            Some(o) => v.iter().map(|&u| o.to_local_velocity(u)).collect(),
+        }[..];
         let context = self.velocity_context(x, k);
         let at = |j: usize| x[j / k.max(1)];
         // The context gradient, pulled back to x.
@@ -372,16 +419,20 @@ impl Member {
             .collect()
     }
 
-    /// Standardised velocities `s` (k per position) back to km/s.
+    /// Standardised velocities `s` (k per position of `x`, in the member's frame) back to
+    /// galaxy-frame km/s.
     fn restore(&self, x: &[[f64; 3]], s: Vec<[f64; 3]>, k: usize) -> Vec<[f64; 3]> {
-        match &self.dispersion {
-            None => s,
-            Some(d) => s
-                .iter()
-                .enumerate()
-                .map(|(j, &sj)| d.restore(x[j / k.max(1)], sj))
-                .collect(),
-        }
+        let u = self.origin.map_or([0.0; 3], |o| o.velocity);
+        s.into_iter()
+            .enumerate()
+            .map(|(j, sj)| {
+                let v = match &self.dispersion {
+                    None => sj,
+                    Some(d) => d.restore(x[j / k.max(1)], sj),
+                };
+                std::array::from_fn(|c| v[c] + u[c])
+            })
+            .collect()
     }
 }
 

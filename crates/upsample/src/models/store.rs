@@ -39,6 +39,12 @@ fn radial_path(cluster_dir: &Path, m: usize) -> PathBuf {
         .join("radial_profile.json")
 }
 
+/// `models/cluster_NNNN/mM/origin.json`: the frame member m was trained in, when it is not
+/// the galaxy's (a satellite's own centre and mean velocity).
+fn origin_path(cluster_dir: &Path, m: usize) -> PathBuf {
+    cluster_dir.join(format!("m{m}")).join("origin.json")
+}
+
 /// `models/cluster_NNNN/mM/velocity_context.json`: what member m's velocity flow is
 /// conditioned on, when it is not x.
 fn context_path(cluster_dir: &Path, m: usize) -> PathBuf {
@@ -99,6 +105,13 @@ pub fn save_cluster(cluster_dir: &Path, members: &[Member], record: &TrainingRec
         if let Some(r) = &member.radial {
             write_json(&radial_path(cluster_dir, m), r)?;
         }
+        let opath = origin_path(cluster_dir, m);
+        if let Some(o) = &member.origin {
+            write_json(&opath, o)?;
+        } else if opath.exists() {
+            std::fs::remove_file(&opath)
+                .with_context(|| format!("cannot remove {}", opath.display()))?;
+        }
     }
     write_json(&training_record_path(cluster_dir), record)
 }
@@ -153,12 +166,19 @@ pub(crate) fn load_cluster(
                 rpath.display()
             );
         }
+        let opath = origin_path(cluster_dir, m);
+        let origin = if opath.exists() {
+            Some(read_json(&opath)?)
+        } else {
+            None
+        };
         members.push(Member {
             position,
             velocity,
             dispersion,
             radial,
             context,
+            origin,
         });
     }
     Ok(Some(ClusterModel {

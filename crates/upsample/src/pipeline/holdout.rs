@@ -679,6 +679,7 @@ mod tests {
             ghosts: Vec::new(),
             core: None,
             component: None,
+            own_frame: false,
         };
         let holdout = Holdout::new(p, &cfg);
         // What `training::training_rows` gives without a subset: the members not held out.
@@ -893,6 +894,7 @@ mod tests {
                     ghosts: Vec::new(),
                     core: None,
                     component: None,
+                    own_frame: false,
                 };
                 let trained: Vec<usize> = training
                     .iter()

@@ -13,10 +13,11 @@ use super::holdout::Holdout;
 use crate::config::{Config, Weighting};
 use crate::decompose::{Cluster, DISC_COMPONENT};
 use crate::models::{
-    norm, FlowMetrics, LocalDispersion, Member, RadialProfile, TrainingRecord, VelocityContext,
-    EXTENT_MARGIN,
+    norm, FlowMetrics, LocalDispersion, Member, Origin, RadialProfile, TrainingRecord,
+    VelocityContext, EXTENT_MARGIN,
 };
 use crate::seed::{flow_seed, subset_rng, Role};
+use snapio::{FrameOptions, GalaxyFrame};
 
 /// Held-out particles a velocity flow needs for its gain over the local dispersion model to be
 /// tested (`training.min_gain_z`); smaller clusters train as before the test existed. The test
@@ -144,6 +145,29 @@ fn phase_space_of(stars: &StarParticles, rows: &[usize]) -> (Vec<[f64; 3]>, Vec<
     )
 }
 
+/// Fewest particles the shrinking spheres keep when they find a cluster's own centre
+/// ([`own_origin`]), and the least fraction of its rows.
+const OWN_CENTRE_MIN: (usize, f64) = (50, 0.2);
+
+/// A cluster's own frame ([`Cluster::own_frame`]): its centre by shrinking spheres (the
+/// galaxy frame's method, down to a fifth of its training rows) and its particles' mean
+/// velocity, both in the galaxy frame.
+fn own_origin(stars: &StarParticles, rows: &[usize]) -> Result<Origin> {
+    let opts = FrameOptions {
+        min_stars: OWN_CENTRE_MIN.0,
+        min_fraction: OWN_CENTRE_MIN.1,
+        min_radius: 0.0,
+        velocity_radius: f64::INFINITY,
+        angular_momentum_radius: f64::INFINITY,
+        ..FrameOptions::default()
+    };
+    let frame = GalaxyFrame::find(&stars.select(rows), &opts)?;
+    Ok(Origin {
+        position: frame.center,
+        velocity: frame.bulk_velocity,
+    })
+}
+
 /// The velocity standardisation of each smooth component among `clusters` (by
 /// [`Cluster::component`]), fitted on all its cells' members that are not held out: the
 /// cells around the centre share it (`[flow] pooled_dispersion`; [`train_cluster`]). Empty
@@ -255,6 +279,32 @@ pub(crate) fn train_cluster(
     let Compute { device, threads } = compute;
     let t0 = Instant::now();
     let (x, v) = phase_space_of(stars, rows);
+    // A compact group learns about its own centre: from here on x and v are in its frame.
+    let origin = if cluster.own_frame {
+        let o = own_origin(stars, rows)
+            .with_context(|| format!("the centre of {} (cluster {index})", cluster.label))?;
+        tracing::info!(
+            "{} ({index}): trained about its own centre ({:.2}, {:.2}, {:.2}) kpc, mean velocity \
+             ({:.1}, {:.1}, {:.1}) km/s",
+            cluster.label,
+            o.position[0],
+            o.position[1],
+            o.position[2],
+            o.velocity[0],
+            o.velocity[1],
+            o.velocity[2],
+        );
+        Some(o)
+    } else {
+        None
+    };
+    let (x, v) = match &origin {
+        None => (x, v),
+        Some(o) => (
+            x.iter().map(|&p| o.to_local(p)).collect(),
+            v.iter().map(|&u| o.to_local_velocity(u)).collect(),
+        ),
+    };
     let weights = training_weights(stars, rows, cfg.training.weighting);
     let about_centre = gaussianised_about_centre(&x);
     // What the velocity flow learns: v, or v standardised by the local dispersion: the
@@ -411,6 +461,7 @@ pub(crate) fn train_cluster(
             dispersion: dispersion.clone(),
             radial: radial.clone(),
             context: velocity_context,
+            origin,
         });
     }
     record.seconds = t0.elapsed().as_secs_f64();
