@@ -277,5 +277,36 @@ fn quick_flows_keep_a_cold_stream_and_a_compact_satellite() {
         );
         assert!(ks_d < 0.10, "{what} distance KS {ks_d}");
         assert!(ks_v < 0.10, "{what} velocity-offset KS {ks_v}");
+        if what == "satellite" {
+            // Its dispersion falls from its centre outwards: the median |Δv| inside its core
+            // radius over that outside. Flows standardised about the galaxy's centre gave the
+            // satellite one dispersion everywhere (1.04 where the truth has 1.35, galaxy (c) at
+            // 50 000 particles, docs/ACCURACY.md); at least half the truth's rise is asserted.
+            let (rise_t, rise_s) = (core_over_outside(t), core_over_outside(s));
+            eprintln!(
+                "  satellite: median |Δv| core / outside {rise_s:.3} (truth {rise_t:.3}, particles {:.3})",
+                core_over_outside(p)
+            );
+            assert!(
+                rise_s - 1.0 > 0.5 * (rise_t - 1.0),
+                "satellite's |Δv| core / outside {rise_s} (truth {rise_t})"
+            );
+        }
     }
+}
+
+/// The median velocity offset inside a window's core radius over that outside it.
+fn core_over_outside(w: &Window) -> f64 {
+    let median = |inside: bool| {
+        let mut v: Vec<f64> = w
+            .distance
+            .iter()
+            .zip(&w.dv)
+            .filter(|&(&d, _)| (d <= w.core) == inside)
+            .map(|(_, &v)| v)
+            .collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    median(true) / median(false)
 }
