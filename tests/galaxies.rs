@@ -297,16 +297,10 @@ fn quick_flows_keep_a_cold_stream_and_a_compact_satellite() {
 
 /// The median velocity offset inside a window's core radius over that outside it.
 fn core_over_outside(w: &Window) -> f64 {
-    let median = |inside: bool| {
-        let mut v: Vec<f64> = w
-            .distance
-            .iter()
-            .zip(&w.dv)
-            .filter(|&(&d, _)| (d <= w.core) == inside)
-            .map(|(_, &v)| v)
-            .collect();
+    let median = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
-    median(true) / median(false)
+    let (inside, outside) = w.dv_by_core();
+    median(inside) / median(outside)
 }

@@ -98,22 +98,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         for (name, w) in rows {
             // The whole window, then inside and outside its core radius.
-            // (name, lo, hi): distances in (lo, hi].
-            let parts = [
-                ("", f64::NEG_INFINITY, f64::INFINITY),
-                (" core", f64::NEG_INFINITY, w.core),
-                (" outside", w.core, f64::INFINITY),
-            ];
-            for (part, lo, hi) in parts {
-                let dv: Vec<f64> = w
-                    .distance
-                    .iter()
-                    .zip(&w.dv)
-                    .filter(|&(&d, _)| d > lo && d <= hi)
-                    .map(|(_, &v)| v)
-                    .collect();
+            let (inside, outside) = w.dv_by_core();
+            for (part, dv) in [("", &w.dv), (" core", &inside), (" outside", &outside)] {
                 print!("{:<25}", format!("{what}{part} {name}"));
-                for q in percentiles(&dv, &[0.1, 0.25, 0.5, 0.75, 0.9]) {
+                for q in percentiles(dv, &[0.1, 0.25, 0.5, 0.75, 0.9]) {
                     print!(" {q:>8.2}");
                 }
                 println!("   ({})", dv.len());

@@ -45,6 +45,19 @@ impl Window {
         )
     }
 
+    /// The velocity offsets (km/s) of the stars within the core radius, and of those outside.
+    pub fn dv_by_core(&self) -> (Vec<f64>, Vec<f64>) {
+        let (mut inside, mut outside) = (Vec::new(), Vec::new());
+        for (&d, &v) in self.distance.iter().zip(&self.dv) {
+            if d <= self.core {
+                inside.push(v);
+            } else {
+                outside.push(v);
+            }
+        }
+        (inside, outside)
+    }
+
     /// The core's share of this sample over `truth`'s share, with its Poisson error.
     pub fn core_ratio(&self, truth: &Window) -> (f64, f64) {
         share_ratio(
@@ -164,6 +177,18 @@ mod tests {
             assert!((r - 1.0).abs() < 4.0 * e, "count ratio {r} ± {e}");
             let (r, e) = x.core_ratio(y);
             assert!((r - 1.0).abs() < 4.0 * e, "core ratio {r} ± {e}");
+            // The offsets split at the core radius, each star once, and its rows are the stars.
+            let (inside, outside) = x.dv_by_core();
+            assert_eq!(inside.len(), x.within(x.core));
+            assert_eq!(inside.len() + outside.len(), x.dv.len());
+            assert_eq!(x.rows.len(), x.dv.len());
         }
+        // A satellite's dispersion falls outwards: its core's median offset is the larger.
+        let median = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let (inside, outside) = b.satellite.dv_by_core();
+        assert!(median(inside) > 1.2 * median(outside));
     }
 }
