@@ -268,8 +268,8 @@ mod tests {
         }
     }
 
-    /// A member's own frame survives saving and loading, and a member saved over it without
-    /// one leaves no stale `origin.json` behind.
+    /// A member's own frame (and its radial profile) survives saving and loading, and a member
+    /// saved over it without one leaves no stale file behind.
     #[test]
     fn a_members_origin_is_saved_and_loaded() {
         let device = device();
@@ -322,6 +322,32 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(reloaded.members[0].origin, None);
+        // The same for a radial profile: saved, then gone with a member saved without one.
+        let radial = crate::models::RadialProfile {
+            scale: 0.8,
+            gamma: 0.7,
+            eta: 1.3,
+            extent: 40.0,
+            correction: None,
+        };
+        let profiled = Member {
+            radial: Some(radial.clone()),
+            ..member(1.0, 10.0, &device).unwrap()
+        };
+        let profile = dir.path().join("m0").join("radial_profile.json");
+        crate::models::save_cluster(dir.path(), &[profiled], &training).unwrap();
+        assert!(profile.exists());
+        let loaded = crate::models::load_cluster(dir.path(), &record, 1, &device)
+            .unwrap()
+            .unwrap();
+        assert_eq!(loaded.members[0].radial, Some(radial));
+        crate::models::save_cluster(
+            dir.path(),
+            &[member(1.0, 10.0, &device).unwrap()],
+            &training,
+        )
+        .unwrap();
+        assert!(!profile.exists());
     }
 
     /// With cells, the cell holding x answers; outside every cell the point is flagged.

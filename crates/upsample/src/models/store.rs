@@ -4,6 +4,7 @@
 
 use anyhow::{bail, Context, Result};
 use cnf::{Device, Flow};
+use serde::{de::DeserializeOwned, Serialize};
 use std::path::{Path, PathBuf};
 
 use super::{
@@ -79,6 +80,26 @@ impl ModelsManifest {
     }
 }
 
+/// Writes `value` to `path`, or, when there is none, removes what an older save left there.
+fn write_optional<T: Serialize>(path: &Path, value: Option<&T>) -> Result<()> {
+    match value {
+        Some(v) => write_json(path, v),
+        None if path.exists() => {
+            std::fs::remove_file(path).with_context(|| format!("cannot remove {}", path.display()))
+        }
+        None => Ok(()),
+    }
+}
+
+/// Reads `path` if it exists.
+fn read_optional<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+    if path.exists() {
+        read_json(path).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
 /// Saves a cluster's members and training record (the record last: it marks completion).
 pub fn save_cluster(cluster_dir: &Path, members: &[Member], record: &TrainingRecord) -> Result<()> {
     for (m, member) in members.iter().enumerate() {
@@ -91,27 +112,12 @@ pub fn save_cluster(cluster_dir: &Path, members: &[Member], record: &TrainingRec
             .velocity
             .save(&v)
             .with_context(|| format!("cannot save the velocity flow into {}", v.display()))?;
-        if let Some(d) = &member.dispersion {
-            write_json(&dispersion_path(cluster_dir, m), d)?;
-        }
-        let cpath = context_path(cluster_dir, m);
-        if member.context != VelocityContext::Position {
-            write_json(&cpath, &member.context)?;
-        } else if cpath.exists() {
-            // A member retrained over an older one: no stale context may outlive it.
-            std::fs::remove_file(&cpath)
-                .with_context(|| format!("cannot remove {}", cpath.display()))?;
-        }
-        if let Some(r) = &member.radial {
-            write_json(&radial_path(cluster_dir, m), r)?;
-        }
-        let opath = origin_path(cluster_dir, m);
-        if let Some(o) = &member.origin {
-            write_json(&opath, o)?;
-        } else if opath.exists() {
-            std::fs::remove_file(&opath)
-                .with_context(|| format!("cannot remove {}", opath.display()))?;
-        }
+        // A member retrained over an older one: no stale file of the older may outlive it.
+        write_optional(&dispersion_path(cluster_dir, m), member.dispersion.as_ref())?;
+        let context = (member.context != VelocityContext::Position).then_some(&member.context);
+        write_optional(&context_path(cluster_dir, m), context)?;
+        write_optional(&radial_path(cluster_dir, m), member.radial.as_ref())?;
+        write_optional(&origin_path(cluster_dir, m), member.origin.as_ref())?;
     }
     write_json(&training_record_path(cluster_dir), record)
 }
@@ -141,24 +147,11 @@ pub(crate) fn load_cluster(
                 cluster_dir.display()
             );
         }
-        let dpath = dispersion_path(cluster_dir, m);
-        let dispersion = if dpath.exists() {
-            Some(read_json(&dpath)?)
-        } else {
-            None
-        };
+        let dispersion = read_optional(&dispersion_path(cluster_dir, m))?;
         let rpath = radial_path(cluster_dir, m);
-        let radial = if rpath.exists() {
-            Some(read_json(&rpath)?)
-        } else {
-            None
-        };
-        let cpath = context_path(cluster_dir, m);
-        let context = if cpath.exists() {
-            read_json(&cpath)?
-        } else {
-            VelocityContext::Position
-        };
+        let radial = read_optional(&rpath)?;
+        let context =
+            read_optional(&context_path(cluster_dir, m))?.unwrap_or(VelocityContext::Position);
         if context == VelocityContext::Gaussianised && radial.is_none() {
             bail!(
                 "{}: the velocity flow is conditioned on Gaussianised positions but there is no {}",
@@ -166,12 +159,7 @@ pub(crate) fn load_cluster(
                 rpath.display()
             );
         }
-        let opath = origin_path(cluster_dir, m);
-        let origin = if opath.exists() {
-            Some(read_json(&opath)?)
-        } else {
-            None
-        };
+        let origin = read_optional(&origin_path(cluster_dir, m))?;
         members.push(Member {
             position,
             velocity,
